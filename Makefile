@@ -1,0 +1,129 @@
+# jobq build: jobqd, jobq, test plugins, unit tests; `make run`, `make test`,
+# `make bench`, `make install`. Objects go to $(BUILD) (build/ by default;
+# build/asan for the sanitizer build, selected with SAN=1).
+
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+SYSCONFDIR ?= /etc
+LIBDIR     ?= $(PREFIX)/lib
+PLUGINDIR  ?= $(LIBDIR)/jobq/plugins
+UNITDIR    ?= /lib/systemd/system
+VERSION    := 0.1.0
+
+ifeq ($(SAN),1)
+BUILD      ?= build/asan
+SANFLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT        := -O1
+else
+BUILD      ?= build
+SANFLAGS   :=
+OPT        := -O2
+endif
+
+PKGS       := hiredis jansson libcurl inih libsystemd
+CC         ?= cc
+CFLAGS     ?= $(OPT) -g
+CFLAGS     += -std=c11 -Wall -Wextra -Werror -Wformat=2 -Wstrict-prototypes \
+              -Wno-format-nonliteral -D_GNU_SOURCE -Iinclude -Isrc \
+              -DJOBQ_VERSION='"$(VERSION)"' -DJOBQ_PLUGIN_DIR='"$(PLUGINDIR)"' \
+              $(SANFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS    += $(SANFLAGS)
+LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -ldl -lm
+
+# Modules shared by jobqd, jobq and the unit tests.
+CORE_OBJS  := err log config redis_url job registry plugin queue scripts slots \
+              backoff handlers/wordcount handlers/words handlers/testing
+JOBQD_OBJS := $(CORE_OBJS) worker supervisor notify main
+JOBQ_OBJS  := $(CORE_OBJS) cli
+UNIT_TESTS := test_config test_redis_url test_job test_words test_backoff test_plugin
+
+# What each unit test links besides its own object.
+test_config_OBJS    := err log config
+test_redis_url_OBJS := err redis_url
+test_job_OBJS       := err log job
+test_words_OBJS     := handlers/words
+test_backoff_OBJS   := backoff
+test_plugin_OBJS    := err log job registry plugin handlers/wordcount handlers/words handlers/testing
+
+obj = $(addprefix $(BUILD)/obj/,$(addsuffix .o,$(1)))
+
+.PHONY: all deps run test unit integration check-asan bench install uninstall clean plugins
+
+all: $(BUILD)/jobqd $(BUILD)/jobq plugins
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h src/handlers/*.h include/jobq/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/jobqd: $(call obj,$(JOBQD_OBJS))
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/jobq: $(call obj,$(JOBQ_OBJS))
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Unit tests: one cmocka binary per module, linked with the core objects.
+$(BUILD)/tests/%.o: tests/unit/%.c $(wildcard src/*.h include/jobq/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) -Wno-strict-prototypes -c -o $@ $<
+
+.SECONDEXPANSION:
+$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $$(call obj,$$(test_$$*_OBJS))
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+# Test plugins (tests/plugins/*.c) and the example plugin (src/plugins/*.c).
+PLUGIN_SRCS := $(wildcard tests/plugins/*.c src/plugins/*.c)
+PLUGIN_SOS  := $(addprefix $(BUILD)/plugins/,$(notdir $(PLUGIN_SRCS:.c=.so)))
+plugins: $(PLUGIN_SOS)
+$(BUILD)/plugins/%.so: tests/plugins/%.c include/jobq/plugin.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -Wall -Wextra -Werror -Iinclude -fPIC -shared -fvisibility=hidden $(SANFLAGS) -o $@ $<
+$(BUILD)/plugins/%.so: src/plugins/%.c include/jobq/plugin.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -Wall -Wextra -Werror -Iinclude -fPIC -shared -fvisibility=hidden $(SANFLAGS) -o $@ $< -lcrypto
+
+deps:
+	@tests/tools/ensure-deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@tests/tools/run.sh
+
+unit: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
+	@tests/tools/run-unit.sh $(BUILD) $(UNIT_TESTS)
+
+integration: all
+	@JOBQ_BUILD=$(BUILD) tests/tools/run-integration.sh
+
+check-asan:
+	@$(MAKE) --no-print-directory SAN=1 unit integration
+
+test: deps
+	@$(MAKE) --no-print-directory all unit
+	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory check-asan
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@tests/bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include/jobq \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(SYSCONFDIR)/jobq \
+	    $(DESTDIR)$(UNITDIR)
+	install -m 755 $(BUILD)/jobqd $(BUILD)/jobq $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 include/jobq/plugin.h $(DESTDIR)$(PREFIX)/include/jobq/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@PLUGINDIR@|$(PLUGINDIR)|g' src/jobq.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/jobq.pc
+	[ -e $(DESTDIR)$(SYSCONFDIR)/jobq/jobq.conf ] || \
+	    install -m 644 config/jobq.conf $(DESTDIR)$(SYSCONFDIR)/jobq/jobq.conf
+	sed -e 's|@BINDIR@|$(PREFIX)/bin|g' systemd/jobqd.service > $(DESTDIR)$(UNITDIR)/jobqd.service
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/jobqd $(DESTDIR)$(PREFIX)/bin/jobq \
+	    $(DESTDIR)$(PREFIX)/include/jobq/plugin.h $(DESTDIR)$(LIBDIR)/pkgconfig/jobq.pc \
+	    $(DESTDIR)$(UNITDIR)/jobqd.service
+	-rmdir $(DESTDIR)$(PREFIX)/include/jobq $(DESTDIR)$(PLUGINDIR) 2>/dev/null
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/jobq/jobq.conf (remove it by hand if unwanted)"
+
+clean:
+	rm -rf build
