@@ -20,7 +20,7 @@ SANFLAGS   :=
 OPT        := -O2
 endif
 
-PKGS       := hiredis jansson libcurl inih libsystemd
+PKGS       := hiredis jansson libcurl inih libsystemd libcrypto
 CC         ?= cc
 CFLAGS     ?= $(OPT) -g
 CFLAGS     += -std=c11 -Wall -Wextra -Werror -Wformat=2 -Wstrict-prototypes \
