@@ -5,6 +5,7 @@
  */
 #include "queue.h"
 
+#include <errno.h>
 #include <hiredis/hiredis.h>
 #include <math.h>
 #include <stdarg.h>
@@ -574,4 +575,65 @@ int jobq_queue_command_string(jobq_queue *q, char **out, bool *is_nil, jobq_err 
     }
     freeReplyObject(r);
     return rc;
+}
+
+static json_t *reply_to_json(const redisReply *r) {
+    switch (r->type) {
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS: {
+        json_t *v = json_stringn(r->str, r->len);
+        return v ? v : json_stringn_nocheck(r->str, r->len);
+    }
+    case REDIS_REPLY_INTEGER: return json_integer(r->integer);
+    case REDIS_REPLY_ARRAY: {
+        json_t *a = json_array();
+        for (size_t i = 0; i < r->elements; i++) json_array_append_new(a, reply_to_json(r->element[i]));
+        return a;
+    }
+    default: return json_null();
+    }
+}
+
+int jobq_queue_command_json(jobq_queue *q, json_t **out, jobq_err *err, int argc, const char **argv,
+                            const size_t *argvlen) {
+    *out = NULL;
+    redisReply *r = command_argv(q, argc, argv, argvlen);
+    if (check_reply(q, r, err, argv[0]) != 0) return -1;
+    *out = reply_to_json(r);
+    freeReplyObject(r);
+    return 0;
+}
+
+int jobq_queue_send(jobq_queue *q, jobq_err *err, int argc, const char **argv) {
+    if (!q->ctx) return fail_io(q, err, argv[0]);
+    if (redisAppendCommandArgv(q->ctx, argc, argv, NULL) != REDIS_OK) return fail_io(q, err, argv[0]);
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(q->ctx, &done) != REDIS_OK) return fail_io(q, err, argv[0]);
+    return 0;
+}
+
+int jobq_queue_read_json(jobq_queue *q, double timeout, json_t **out, jobq_err *err) {
+    *out = NULL;
+    if (!q->ctx) return fail_io(q, err, "read");
+    redisSetTimeout(q->ctx, to_timeval(timeout > 0.001 ? timeout : 0.001));
+    void *reply = NULL;
+    if (redisGetReply(q->ctx, &reply) != REDIS_OK) {
+        bool timed_out = q->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
+        if (timed_out) {
+            jobq_queue_disconnect(q);
+            return 1;
+        }
+        return fail_io(q, err, "read");
+    }
+    redisSetTimeout(q->ctx, to_timeval(q->io_timeout));
+    redisReply *r = reply;
+    if (r->type == REDIS_REPLY_ERROR) {
+        jobq_err_set(err, JOBQ_E_REPLY, "%s", r->str);
+        freeReplyObject(r);
+        return -1;
+    }
+    *out = reply_to_json(r);
+    freeReplyObject(r);
+    return 0;
 }

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "err.h"
 #include "scripts.h"
 
@@ -130,5 +132,20 @@ int jobq_queue_deregister(jobq_queue *q, const char *daemon_id, jobq_err *err);
  * -1 on error. For the CLI and tests. */
 int jobq_queue_command_string(jobq_queue *q, char **out, bool *is_nil, jobq_err *err, int argc,
                               const char **argv, const size_t *argvlen);
+
+/* Run one command and convert its whole reply to JSON: strings and status
+ * replies become strings, integers integers, nil null, arrays arrays. A
+ * server error reply is -1 with err (JOBQ_E_REPLY); a broken connection -1
+ * with JOBQ_E_IO. *out is a new reference. argvlen may be NULL. */
+int jobq_queue_command_json(jobq_queue *q, json_t **out, jobq_err *err, int argc, const char **argv,
+                            const size_t *argvlen);
+
+/* Send a command without waiting for its reply (e.g. SUBSCRIBE). */
+int jobq_queue_send(jobq_queue *q, jobq_err *err, int argc, const char **argv);
+
+/* Read the next reply (e.g. a pub/sub message) as JSON, waiting at most
+ * timeout seconds. 0 with *out set; 1 when the time ran out (the connection
+ * is then closed: a timed-out hiredis context is unusable); -1 with err. */
+int jobq_queue_read_json(jobq_queue *q, double timeout, json_t **out, jobq_err *err);
 
 #endif
