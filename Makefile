@@ -31,7 +31,7 @@ LDFLAGS    += $(SANFLAGS)
 LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -ldl -lm
 
 # Modules shared by jobqd, jobq and the unit tests.
-CORE_OBJS  := err log config redis_url job registry plugin queue scripts slots \
+CORE_OBJS  := err log config redis_url job registry plugin queue scripts functions slots \
               backoff handlers/wordcount handlers/words handlers/testing
 JOBQD_OBJS := $(CORE_OBJS) worker supervisor notify main
 JOBQ_OBJS  := $(CORE_OBJS) cli
@@ -62,7 +62,7 @@ $(BUILD)/jobq: $(call obj,$(JOBQ_OBJS))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests: one cmocka binary per module, linked with the core objects.
-$(BUILD)/tests/%.o: tests/unit/%.c $(wildcard src/*.h include/jobq/*.h)
+$(BUILD)/tests/%.o: tests/unit/%.c $(wildcard src/*.h src/handlers/*.h include/jobq/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) -Wno-strict-prototypes -c -o $@ $<
 

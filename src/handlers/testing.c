@@ -32,20 +32,28 @@ static int echo(jobq_job *job, void *udata) {
     return JOBQ_OK;
 }
 
-/* 1 when args is an object with a "seconds" member (of any type). */
-static int has_seconds(jobq_job *job) {
+/* args.seconds as compact JSON when args is an object that has it (of any
+ * type), else NULL. The caller frees. */
+static char *seconds_json(jobq_job *job) {
     json_t *args = json_loads(api->job_args_json(job), JSON_DECODE_ANY, NULL);
-    int has = json_is_object(args) && json_object_get(args, "seconds") != NULL;
+    json_t *v = json_is_object(args) ? json_object_get(args, "seconds") : NULL;
+    char *text = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref(args);
-    return has;
+    return text;
 }
 
 static int sleep_handler(jobq_job *job, void *udata) {
     (void)udata;
     double seconds = 0;
 
-    if (api->job_arg_number(job, "seconds", &seconds) != JOBQ_OK && has_seconds(job))
-        return api->job_fail(job, "sleep: args.seconds must be a non-negative number");
+    if (api->job_arg_number(job, "seconds", &seconds) != JOBQ_OK) {
+        char *given = seconds_json(job);
+        if (given) {
+            api->job_fail(job, "sleep: args.seconds must be a non-negative number, got %s", given);
+            free(given);
+            return JOBQ_ERR;
+        }
+    }
     if (!(seconds >= 0)) /* also catches NaN */
         return api->job_fail(job, "sleep: args.seconds must be a non-negative number, got %g",
                              seconds);

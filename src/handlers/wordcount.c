@@ -173,9 +173,9 @@ static int wordcount(jobq_job *job, void *udata) {
         return api->job_fail(job, "body of %s is larger than the %ld-byte limit (max_body)", url,
                              f.limit);
     if (rc == CURLE_UNSUPPORTED_PROTOCOL) {
-        const char *target = NULL;
-        curl_easy_getinfo(curl, CURLINFO_REDIRECT_URL, &target);
-        if (target)
+        const char *target = NULL; /* the refused redirect, when it was one */
+        curl_easy_getinfo(curl, CURLINFO_EFFECTIVE_URL, &target);
+        if (target && strcmp(target, url) != 0)
             return api->job_fail(job, "GET %s: redirect to '%s' refused: only http and https are allowed",
                                  url, target);
     }
