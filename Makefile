@@ -127,3 +127,4 @@ uninstall:
 
 clean:
 	rm -rf build
+.PRECIOUS: $(BUILD)/tests/%.o

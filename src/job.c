@@ -73,7 +73,7 @@ int jobq_job_parse(struct jobq_job *job, const char *raw, size_t raw_len, const 
         return -1;
     }
     json_error_t jerr;
-    job->root = json_loadb(raw, raw_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    job->root = json_loadb(raw, raw_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
     if (!job->root) {
         jobq_err_set(err, JOBQ_E_INVALID, "payload is not valid JSON: %s at line %d column %d",
                      jerr.text, jerr.line, jerr.column);
