@@ -19,7 +19,7 @@
 #include "registry.h"
 
 struct jobq_plugin {
-    char path[512];    /* file, or "builtin:<name>" */
+    char path[1024];   /* file, or "builtin:<name>" */
     char name[64];     /* from begin() */
     void *dl;          /* dlopen handle, NULL for built-ins */
     bool began;        /* begin() accepted */

@@ -235,7 +235,9 @@ static int settle_running_job(jobq_supervisor *s, wrec *w, const char *inflight,
         struct jobq_job job;
         const char *queue = w->queues[w->job.queue_index];
         double now = jobq_now();
-        if (jobq_job_parse(&job, items[i], lens[i], queue, &defaults, now, &err) != 0) {
+        /* Parsed "as of" its start, so a payload without enqueued_at gets
+         * the start time there, as the worker gave it. */
+        if (jobq_job_parse(&job, items[i], lens[i], queue, &defaults, w->job.started_at, &err) != 0) {
             jobq_job_fini(&job);
             break; /* cannot happen for a job that ran; leave it to the requeue */
         }
