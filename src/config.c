@@ -26,6 +26,7 @@
 #endif
 
 #define MAX_QUEUE_NAME 64
+#define SYNTAX_ERROR "syntax error (expected 'key = value' or '[section]')"
 #define KIB 1024.0
 #define MIB (1024.0 * 1024)
 #define GIB (1024.0 * 1024 * 1024)
@@ -139,8 +140,13 @@ static const char *clip(const char *value, char *buf, size_t size) {
     return buf;
 }
 
-/* Shortest %g form that reads back as the same double. */
+/* Whole numbers in full (604800, not 6.048e+05); otherwise the shortest %g
+ * form that reads back as the same double. */
 static void fmt_double(double v, char *buf, size_t size) {
+    if (v == floor(v) && fabs(v) < 1e15) {
+        snprintf(buf, size, "%.0f", v);
+        return;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, size, "%.*g", prec, v);
         if (strtod(buf, NULL) == v) return;
@@ -506,6 +512,10 @@ static char *read_line(char *str, int num, void *stream) {
 static int on_pair(void *user, const char *section, const char *name, const char *value) {
     struct load *ld = user;
     if (ld->err_line) return 1; /* only the first error counts; inih reads on */
+    if (!*name) {
+        fail(ld, JOBQ_E_CONFIG, "%s", SYNTAX_ERROR);
+        return 0;
+    }
     if (!*section) {
         fail(ld, JOBQ_E_CONFIG,
              "'%s' is outside any section (put it under [daemon], [redis], [jobs], [plugins] or [wordcount])",
@@ -572,8 +582,7 @@ int jobq_config_load(jobq_config *cfg, const char *path, jobq_err *err) {
     } else if (first == -2) {
         jobq_err_set(err, JOBQ_E_NOMEM, "%s: out of memory", path);
     } else if (first > 0 && (ld->err_line == 0 || first < ld->err_line)) {
-        jobq_err_set(err, JOBQ_E_CONFIG, "%s:%d: syntax error (expected 'key = value' or '[section]')", path,
-                     first);
+        jobq_err_set(err, JOBQ_E_CONFIG, "%s:%d: %s", path, first, SYNTAX_ERROR);
     } else if (ld->err_line) {
         jobq_err_set(err, ld->err_code, "%s:%d: %s", path, ld->err_line, ld->why);
     } else if (first < 0) {

@@ -468,23 +468,36 @@ int jobq_queue_list(jobq_queue *q, const char *key, char ***items, size_t **lens
     return rc;
 }
 
-long jobq_queue_promote(jobq_queue *q, double now, int limit, double *next_due, jobq_err *err) {
-    char k_sched[256], qprefix[256], nows[40], lim[16];
+long jobq_queue_promote(jobq_queue *q, double now, int limit, double *next_due, char ***cancel_ids,
+                        size_t *ncancel, jobq_err *err) {
+    char k_sched[256], k_cancel[256], qprefix[256], nows[40], lim[16], cutoff[40];
     jobq_queue_key(q, k_sched, sizeof k_sched, "scheduled");
+    jobq_queue_key(q, k_cancel, sizeof k_cancel, "cancel");
     jobq_queue_key(q, qprefix, sizeof qprefix, "queue:");
     snprintf(nows, sizeof nows, "%.6f", now);
     snprintf(lim, sizeof lim, "%d", limit);
-    const char *argv[] = {NULL, NULL, "1", k_sched, nows, qprefix, lim};
-    redisReply *r = eval_script(q, JOBQ_SCRIPT_PROMOTE, 7, argv, NULL);
+    snprintf(cutoff, sizeof cutoff, "%.6f", now - 60);
+    const char *argv[] = {NULL, NULL, "2", k_sched, k_cancel, nows, qprefix, lim, cutoff};
+    *cancel_ids = NULL;
+    *ncancel = 0;
+    redisReply *r = eval_script(q, JOBQ_SCRIPT_PROMOTE, 9, argv, NULL);
     if (check_reply(q, r, err, "promote") != 0) return -1;
     long moved = 0;
     *next_due = 0;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2) {
         moved = (long)r->element[0]->integer;
         if (r->element[1]->type == REDIS_REPLY_STRING) *next_due = strtod(r->element[1]->str, NULL);
+        if (r->elements > 2 && copy_array(r, 2, 1, cancel_ids, NULL, ncancel, err) != 0) moved = -1;
     }
     freeReplyObject(r);
     return moved;
+}
+
+int jobq_queue_cancel_done(jobq_queue *q, const char *id, jobq_err *err) {
+    char k_cancel[256];
+    jobq_queue_key(q, k_cancel, sizeof k_cancel, "cancel");
+    const char *argv[] = {"ZREM", k_cancel, id};
+    return simple_command(q, err, "ZREM cancel", 3, argv);
 }
 
 int jobq_queue_heartbeat(jobq_queue *q, const char *daemon_id, const char *info_json, double ttl,

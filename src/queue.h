@@ -107,8 +107,15 @@ int jobq_queue_list(jobq_queue *q, const char *key, char ***items, size_t **lens
 void jobq_queue_free_list(char **items, size_t *lens, size_t n);
 
 /* Move due scheduled jobs (score <= now) to their queues, at most limit.
- * Returns the number moved and sets *next_due (0 when nothing is scheduled). */
-long jobq_queue_promote(jobq_queue *q, double now, int limit, double *next_due, jobq_err *err);
+ * Returns the number moved and sets *next_due (0 when nothing is scheduled).
+ * Also drops cancel requests (<prefix>:cancel, a sorted set of job ids by
+ * request time) older than 60 s and returns the pending ones in *cancel_ids
+ * (count *ncancel; free with jobq_queue_free_list). */
+long jobq_queue_promote(jobq_queue *q, double now, int limit, double *next_due, char ***cancel_ids,
+                        size_t *ncancel, jobq_err *err);
+
+/* Forget a cancel request once handled. */
+int jobq_queue_cancel_done(jobq_queue *q, const char *id, jobq_err *err);
 
 /* Write the daemon's heartbeat (TTL ttl seconds) and registry entry. */
 int jobq_queue_heartbeat(jobq_queue *q, const char *daemon_id, const char *info_json, double ttl,

@@ -33,7 +33,9 @@ static const char requeue_lua[] =
     "return n\n";
 
 /* Members are job payloads; the target queue is _jobq.queue (retries), else
- * the job's "queue" field, else "default". */
+ * the job's "queue" field, else "default". Also expires cancel requests older
+ * than ARGV[4] and returns the pending ones, so one round trip per tick
+ * serves both. */
 static const char promote_lua[] =
     "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, "
     "tonumber(ARGV[3]))\n"
@@ -52,7 +54,10 @@ static const char promote_lua[] =
     "  end\n"
     "end\n"
     "local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
-    "return {moved, nxt[2] or false}\n";
+    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])\n"
+    "local out = {moved, nxt[2] or false}\n"
+    "for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, 99)) do out[#out + 1] = id end\n"
+    "return out\n";
 
 /* The in-flight hash maps each in-flight list of the daemon to its queue. */
 static const char reclaim_lua[] =

@@ -11,8 +11,9 @@ enum jobq_script {
                             Returns n counts followed by the taken payloads. */
     JOBQ_SCRIPT_REQUEUE, /* KEYS: in-flight, queue. Moves all to the queue's head
                             keeping their order. Returns the count. */
-    JOBQ_SCRIPT_PROMOTE, /* KEYS: scheduled; ARGV: now, queue key prefix, limit.
-                            Returns {moved, next due score or false}. */
+    JOBQ_SCRIPT_PROMOTE, /* KEYS: scheduled, cancel requests; ARGV: now, queue key
+                            prefix, limit, cancel expiry cutoff. Returns {moved,
+                            next due score or false, cancel ids...}. */
     JOBQ_SCRIPT_RECLAIM, /* KEYS: heartbeat, in-flight hash, daemons hash;
                             ARGV: daemon id, force. Returns jobs moved or -1 when
                             the daemon is alive. */

@@ -40,13 +40,14 @@ typedef struct wrec {
     bool shutdown_kill;           /* killed at the shutdown deadline */
     double kill_at;               /* SIGKILL due (overrun job), 0 = none */
     unsigned timeout_seq;         /* slot seq of the job we timed out */
+    unsigned cancel_seq;          /* slot seq of the job we cancelled */
     char *prefix;                 /* owned copies: the config may change */
     char *queues[JOBQ_MAX_QUEUES];
     int nq;
     /* filled when reaped */
     int status;
     struct rusage ru;
-    bool had_job, job_timed_out, job_handled;
+    bool had_job, job_timed_out, job_cancelled, job_handled;
     jobq_slot_job job;
     unsigned long long jobs_done;
     struct wrec *next;
@@ -245,7 +246,7 @@ static int settle_running_job(jobq_supervisor *s, wrec *w, const char *inflight,
         job.started_at = w->job.started_at;
         job.finished_at = now;
         char error[512], worker_id[300];
-        bool died = !w->job_timed_out;
+        bool died = !w->job_timed_out && !w->job_cancelled;
         if (w->job_timed_out)
             snprintf(error, sizeof error, "timed out after %g s (worker %s)", w->job.timeout, why);
         else
@@ -257,7 +258,13 @@ static int settle_running_job(jobq_supervisor *s, wrec *w, const char *inflight,
         char *result = NULL, *event = NULL, *dead = NULL, *retry = NULL;
         int deaths = job.deaths + (died ? 1 : 0);
         bool poison = died && deaths >= s->cfg.poison_limit;
-        if (!poison && job.attempt < job.max_attempts) {
+        if (w->job_cancelled) {
+            jobq_job_set_failed(&job, "cancelled");
+            result = jobq_job_result_json(&job, worker_id);
+            event = jobq_job_event_json(&job, "cancelled", worker_id, now);
+            out.id = job.id;
+            jobq_log_info("job %s cancelled while running", job.id);
+        } else if (!poison && job.attempt < job.max_attempts) {
             retry = jobq_job_retry_payload(&job, error, died);
             double delay = jobq_backoff_retry(job.attempt, s->cfg.retry_backoff_base,
                                               s->cfg.retry_backoff_max, (double)rand() / RAND_MAX);
@@ -350,6 +357,7 @@ static void reap(jobq_supervisor *s) {
         w->had_job = jobq_slot_read_job(sl, &w->job);
         unsigned seq = atomic_load(&sl->seq);
         w->job_timed_out = w->had_job && w->timeout_seq == seq && (unsigned)atomic_load(&sl->timed_out) == seq;
+        w->job_cancelled = w->had_job && w->cancel_seq == seq;
         w->jobs_done = atomic_load(&sl->jobs_done);
         atomic_store(&sl->state, JOBQ_SLOT_FREE);
         bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
@@ -418,6 +426,26 @@ static void enforce_timeouts(jobq_supervisor *s, double now) {
             w->kill_at = now + s->cfg.kill_grace;
         } else {
             kill(w->pid, SIGKILL);
+        }
+    }
+}
+
+/* Stop the workers running jobs whose cancellation was requested (by
+ * `jobq cancel`); requests for jobs not running here are left for the
+ * daemon that runs them, and expire after a minute. */
+static void handle_cancels(jobq_supervisor *s, char **ids, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        for (wrec *w = s->workers; w; w = w->next) {
+            if (w->pid <= 0) continue;
+            jobq_slot *sl = &s->slots[w->slot];
+            jobq_slot_job job;
+            if (!jobq_slot_read_job(sl, &job) || strcmp(job.id, ids[i]) != 0) continue;
+            w->cancel_seq = atomic_load(&sl->seq);
+            jobq_log_info("cancelling job %s: stopping worker[%d]", job.id, w->number);
+            kill(w->pid, SIGKILL);
+            jobq_err err;
+            if (jobq_queue_cancel_done(s->q, ids[i], &err) != 0) redis_failed(s, &err, "cancel");
+            break;
         }
     }
 }
@@ -638,8 +666,13 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents) {
             for (int i = count_active(s); i < s->cfg.workers; i++) spawn_worker(s);
         if (connected && now >= s->next_promote) {
             double next_due;
+            char **cancel_ids = NULL;
+            size_t ncancel = 0;
             jobq_err err;
-            if (jobq_queue_promote(s->q, now, 1000, &next_due, &err) < 0) redis_failed(s, &err, "promote");
+            if (jobq_queue_promote(s->q, now, 1000, &next_due, &cancel_ids, &ncancel, &err) < 0)
+                redis_failed(s, &err, "promote");
+            if (ncancel) handle_cancels(s, cancel_ids, ncancel);
+            jobq_queue_free_list(cancel_ids, NULL, ncancel);
             s->next_promote = now + 0.05;
         }
         if (now >= s->next_heartbeat) {
