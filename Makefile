@@ -38,7 +38,7 @@ JOBQ_OBJS  := $(CORE_OBJS) cli
 UNIT_TESTS := test_config test_redis_url test_job test_words test_backoff test_plugin
 
 # What each unit test links besides its own object.
-test_config_OBJS    := err log config
+test_config_OBJS    := err log config redis_url
 test_redis_url_OBJS := err redis_url
 test_job_OBJS       := err log job
 test_words_OBJS     := handlers/words

@@ -1,8 +1,8 @@
 /*
- * jobqd configuration. One static const option table drives the defaults, the
- * INI loader (inih, fed line by line by our own reader so comments, line
- * numbers and unknown sections are exact whatever the library was built with),
- * the range checks and jobq_config_print. No state outside the table.
+ * jobqd configuration: one static const option table drives the defaults, the
+ * INI loader (inih fed by our own line reader, so comments, line numbers and
+ * unknown sections do not depend on how libinih was built), range checks and
+ * jobq_config_print. No mutable state at file scope.
  */
 #include "config.h"
 
@@ -70,7 +70,7 @@ static const struct option options[] = {
     {"daemon", "log_level", T_LOGLEVEL, OFF(log_level), "info", 0, 0, NULL,
      "error, warn, info or debug"},
     {"daemon", "test_handlers", T_BOOL, OFF(test_handlers), "no", 0, 0, NULL,
-     "yes enables the fail and crash handlers (tests only)"},
+     "yes enables the fail and crash handlers, for tests only"},
     {"daemon", "heartbeat_interval", T_DOUBLE, OFF(heartbeat_interval), "5", 0.1, 3600, NULL,
      "seconds between supervisor heartbeats"},
     {"daemon", "heartbeat_ttl", T_DOUBLE, OFF(heartbeat_ttl), "15", 1, 86400, NULL,
@@ -441,7 +441,7 @@ struct load {
     int read_errno;           /* set when reading failed */
     int err_line;             /* first error we found; 0 = none */
     int err_code;
-    char why[200];
+    char why[256];
     int set_line[NOPTIONS];   /* line that last set each option; 0 = default */
 };
 
@@ -530,7 +530,7 @@ static int on_pair(void *user, const char *section, const char *name, const char
             fail(ld, JOBQ_E_CONFIG, "unknown section [%s]", section);
         return 0;
     }
-    char why[160];
+    char why[224];
     int rc = set_option(ld->cfg, o, value ? value : "", why, sizeof why);
     if (rc != 0) {
         fail(ld, rc == -2 ? JOBQ_E_NOMEM : JOBQ_E_CONFIG, "bad value for '%s' in [%s]: %s", name, section,
@@ -656,9 +656,9 @@ void jobq_config_print(const jobq_config *cfg, FILE *out) {
         char range[80];
         if (o->type == T_INT || o->type == T_DOUBLE || o->type == T_BYTES) {
             fmt_range(o, range, sizeof range);
-            fprintf(out, "; %s (%s; default %s)\n", o->help, range, o->def);
+            fprintf(out, "; %s. Range %s; default: %s\n", o->help, range, o->def);
         } else {
-            fprintf(out, "; %s (default %s)\n", o->help, o->def);
+            fprintf(out, "; %s. Default: %s\n", o->help, o->def);
         }
         fprintf(out, "%s = ", o->name);
         print_value(cfg, o, out);

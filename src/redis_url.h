@@ -5,6 +5,8 @@
 #ifndef JOBQ_REDIS_URL_H
 #define JOBQ_REDIS_URL_H
 
+#include <stddef.h>
+
 #include "err.h"
 
 typedef struct jobq_redis_url {

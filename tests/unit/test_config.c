@@ -1,0 +1,683 @@
+/*
+ * Unit tests of the config loader (src/config.c): defaults, a file setting
+ * every key, comments, each kind of bad line with its exact "file:line:"
+ * prefix, print-then-reload, the queue list, and the sample config/jobq.conf.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "jobq/plugin.h"
+
+#define GIB (1024L * 1024 * 1024)
+#define MIB (1024L * 1024)
+
+/* Write text to a new file under /tmp; path gets its name. */
+static void write_tmp(const char *text, char path[64]) {
+    strcpy(path, "/tmp/jobq-test-config-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    size_t len = strlen(text);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    assert_int_equal(close(fd), 0);
+}
+
+static int load_text(const char *text, jobq_config *cfg, jobq_err *err, char path[64]) {
+    write_tmp(text, path);
+    jobq_err_clear(err);
+    int rc = jobq_config_load(cfg, path, err);
+    unlink(path);
+    return rc;
+}
+
+static void load_ok(const char *text, jobq_config *cfg) {
+    char path[64];
+    jobq_err err;
+    int rc = load_text(text, cfg, &err, path);
+    if (rc != 0) print_error("load failed: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+}
+
+static void assert_released(const jobq_config *cfg) {
+    assert_null(cfg->redis_url);
+    assert_null(cfg->prefix);
+    assert_null(cfg->plugins_dir);
+    assert_int_equal(cfg->nqueues, 0);
+    assert_null(cfg->queues[0]);
+}
+
+/* Loading text must fail with exactly "<path>:<line>: <what>". */
+static void expect_error(const char *text, int line, const char *what) {
+    char path[64], want[512];
+    jobq_config cfg;
+    jobq_err err;
+    int rc = load_text(text, &cfg, &err, path);
+    snprintf(want, sizeof want, "%s:%d: %s", path, line, what);
+    if (rc == 0 || strcmp(err.msg, want) != 0) print_error("got  '%s'\nwant '%s'\n", err.msg, want);
+    assert_int_equal(rc, -1);
+    assert_int_equal(err.code, JOBQ_E_CONFIG);
+    assert_string_equal(err.msg, want);
+    assert_released(&cfg);
+}
+
+/* Loading text must fail at line with a message naming key and holding frag. */
+static void expect_bad_value(const char *text, int line, const char *section, const char *key,
+                             const char *frag) {
+    char path[64], prefix[512];
+    jobq_config cfg;
+    jobq_err err;
+    int rc = load_text(text, &cfg, &err, path);
+    snprintf(prefix, sizeof prefix, "%s:%d: bad value for '%s' in [%s]: ", path, line, key, section);
+    if (rc == 0 || strncmp(err.msg, prefix, strlen(prefix)) != 0 || !strstr(err.msg, frag))
+        print_error("got  '%s'\nwant '%s...%s...'\n", err.msg, prefix, frag);
+    assert_int_equal(rc, -1);
+    assert_int_equal(err.code, JOBQ_E_CONFIG);
+    assert_memory_equal(err.msg, prefix, strlen(prefix));
+    assert_non_null(strstr(err.msg, frag));
+    assert_released(&cfg);
+}
+
+static void assert_defaults(const jobq_config *c) {
+    assert_int_equal(c->workers, 4);
+    assert_int_equal(c->nqueues, 1);
+    assert_string_equal(c->queues[0], "default");
+    assert_null(c->queues[1]);
+    assert_true(c->shutdown_timeout == 30);
+    assert_int_equal(c->log_level, JOBQ_LOG_INFO);
+    assert_false(c->test_handlers);
+    assert_true(c->heartbeat_interval == 5);
+    assert_true(c->heartbeat_ttl == 15);
+    assert_true(c->kill_grace == 5);
+    assert_int_equal(c->max_jobs_per_worker, 0);
+    assert_int_equal(c->max_worker_rss, 0);
+    assert_int_equal(c->batch_size, 64);
+    assert_string_equal(c->redis_url, "redis://127.0.0.1:6379/0");
+    assert_string_equal(c->prefix, "jobq");
+    assert_true(c->job_timeout == 180);
+    assert_int_equal(c->max_attempts, 3);
+    assert_int_equal(c->result_ttl, 86400);
+    assert_int_equal(c->max_payload, 1048576);
+    assert_true(c->retry_backoff_base == 1);
+    assert_true(c->retry_backoff_max == 300);
+    assert_int_equal(c->poison_limit, 3);
+    assert_string_equal(c->plugins_dir, JOBQ_PLUGIN_DIR);
+    assert_int_equal(c->wordcount_max_body, 64 * MIB);
+    assert_true(c->wordcount_connect_timeout == 10);
+}
+
+/* Every member equal; the url is compared with want_url. */
+static void assert_same(const jobq_config *a, const jobq_config *b, const char *want_url) {
+    assert_int_equal(a->workers, b->workers);
+    assert_int_equal(a->nqueues, b->nqueues);
+    for (int i = 0; i < a->nqueues; i++) assert_string_equal(a->queues[i], b->queues[i]);
+    assert_true(a->shutdown_timeout == b->shutdown_timeout);
+    assert_int_equal(a->log_level, b->log_level);
+    assert_int_equal(a->test_handlers, b->test_handlers);
+    assert_true(a->heartbeat_interval == b->heartbeat_interval);
+    assert_true(a->heartbeat_ttl == b->heartbeat_ttl);
+    assert_true(a->kill_grace == b->kill_grace);
+    assert_int_equal(a->max_jobs_per_worker, b->max_jobs_per_worker);
+    assert_int_equal(a->max_worker_rss, b->max_worker_rss);
+    assert_int_equal(a->batch_size, b->batch_size);
+    assert_string_equal(b->redis_url, want_url);
+    assert_string_equal(a->prefix, b->prefix);
+    assert_true(a->job_timeout == b->job_timeout);
+    assert_int_equal(a->max_attempts, b->max_attempts);
+    assert_int_equal(a->result_ttl, b->result_ttl);
+    assert_int_equal(a->max_payload, b->max_payload);
+    assert_true(a->retry_backoff_base == b->retry_backoff_base);
+    assert_true(a->retry_backoff_max == b->retry_backoff_max);
+    assert_int_equal(a->poison_limit, b->poison_limit);
+    assert_string_equal(a->plugins_dir, b->plugins_dir);
+    assert_int_equal(a->wordcount_max_body, b->wordcount_max_body);
+    assert_true(a->wordcount_connect_timeout == b->wordcount_connect_timeout);
+}
+
+static const char every_key[] =
+    "[daemon]\n"
+    "workers = 12\n"
+    "queues = high, default ,low\n"
+    "shutdown_timeout = 2.5\n"
+    "log_level = debug\n"
+    "test_handlers = yes\n"
+    "heartbeat_interval = 0.25\n"
+    "heartbeat_ttl = 3\n"
+    "kill_grace = 0\n"
+    "max_jobs_per_worker = 1000000000\n"
+    "max_worker_rss = 512M\n"
+    "batch_size = 1000\n"
+    "[redis]\n"
+    "url = redis://app:s3cret@redis.internal:6380/4\n"
+    "prefix = myapp:jobs-v1.2_x\n"
+    "[jobs]\n"
+    "timeout = 0.001\n"
+    "max_attempts = 1000\n"
+    "result_ttl = 31536000\n"
+    "max_payload = 512k\n"
+    "retry_backoff_base = 0.5\n"
+    "retry_backoff_max = 604800\n"
+    "poison_limit = 1\n"
+    "[plugins]\n"
+    "dir = /opt/jobq plugins/so\n"
+    "[wordcount]\n"
+    "max_body = 16G\n"
+    "connect_timeout = 0.1\n";
+
+static void test_defaults(void **state) {
+    (void)state;
+    jobq_config cfg;
+    jobq_config_defaults(&cfg);
+    assert_defaults(&cfg);
+    jobq_config_fini(&cfg);
+    assert_released(&cfg);
+    jobq_config_fini(&cfg); /* twice is fine */
+}
+
+static void test_empty_file(void **state) {
+    (void)state;
+    jobq_config cfg;
+    load_ok("", &cfg);
+    assert_defaults(&cfg);
+    jobq_config_fini(&cfg);
+    load_ok("; nothing but comments\n# and blank lines\n\n   \n[daemon]\n[jobs]\n", &cfg);
+    assert_defaults(&cfg);
+    jobq_config_fini(&cfg);
+}
+
+static void test_every_key(void **state) {
+    (void)state;
+    jobq_config c;
+    load_ok(every_key, &c);
+    assert_int_equal(c.workers, 12);
+    assert_int_equal(c.nqueues, 3);
+    assert_string_equal(c.queues[0], "high");
+    assert_string_equal(c.queues[1], "default");
+    assert_string_equal(c.queues[2], "low");
+    assert_true(c.shutdown_timeout == 2.5);
+    assert_int_equal(c.log_level, JOBQ_LOG_DEBUG);
+    assert_true(c.test_handlers);
+    assert_true(c.heartbeat_interval == 0.25);
+    assert_true(c.heartbeat_ttl == 3);
+    assert_true(c.kill_grace == 0);
+    assert_int_equal(c.max_jobs_per_worker, 1000000000);
+    assert_int_equal(c.max_worker_rss, 512 * MIB);
+    assert_int_equal(c.batch_size, 1000);
+    assert_string_equal(c.redis_url, "redis://app:s3cret@redis.internal:6380/4");
+    assert_string_equal(c.prefix, "myapp:jobs-v1.2_x");
+    assert_true(c.job_timeout == 0.001);
+    assert_int_equal(c.max_attempts, 1000);
+    assert_int_equal(c.result_ttl, 31536000);
+    assert_int_equal(c.max_payload, 512 * 1024);
+    assert_true(c.retry_backoff_base == 0.5);
+    assert_true(c.retry_backoff_max == 604800);
+    assert_int_equal(c.poison_limit, 1);
+    assert_string_equal(c.plugins_dir, "/opt/jobq plugins/so");
+    assert_int_equal(c.wordcount_max_body, 16 * GIB);
+    assert_true(c.wordcount_connect_timeout == 0.1);
+    jobq_config_fini(&c);
+}
+
+static void test_value_forms(void **state) {
+    (void)state;
+    jobq_config c;
+    load_ok("[daemon]\ntest_handlers = TRUE\nlog_level = Warning\nmax_worker_rss = 3g\n"
+            "[jobs]\nmax_payload = 64\ntimeout = 1e3\nretry_backoff_base = .5\n"
+            "[wordcount]\nmax_body = 1\n",
+            &c);
+    assert_true(c.test_handlers);
+    assert_int_equal(c.log_level, JOBQ_LOG_WARN);
+    assert_int_equal(c.max_worker_rss, 3 * GIB);
+    assert_int_equal(c.max_payload, 64);
+    assert_true(c.job_timeout == 1000);
+    assert_true(c.retry_backoff_base == 0.5);
+    assert_int_equal(c.wordcount_max_body, 1);
+    jobq_config_fini(&c);
+
+    const char *bools[][2] = {{"yes", "1"}, {"on", "1"}, {"1", "1"}, {"true", "1"},
+                              {"no", "0"},  {"off", "0"}, {"0", "0"}, {"FALSE", "0"}};
+    for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "[daemon]\ntest_handlers = %s\n", bools[i][0]);
+        load_ok(text, &c);
+        assert_int_equal(c.test_handlers, bools[i][1][0] == '1');
+        jobq_config_fini(&c);
+    }
+    const char *levels[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "[daemon]\nlog_level = %s\n", levels[i]);
+        load_ok(text, &c);
+        assert_int_equal(c.log_level, i);
+        jobq_config_fini(&c);
+    }
+    load_ok("[redis]\nurl = unix:///run/redis/redis.sock?db=2\n", &c);
+    assert_string_equal(c.redis_url, "unix:///run/redis/redis.sock?db=2");
+    jobq_config_fini(&c);
+}
+
+static void test_comments(void **state) {
+    (void)state;
+    jobq_config c;
+    load_ok("\xEF\xBB\xBF; header comment\n"
+            "# another\n"
+            "[daemon] ; section comment\n"
+            "workers = 7 ; inline semicolon\n"
+            "  queues = a,b   # inline hash\n"
+            "\tbatch_size=9\n"
+            "batch_size=10\n"
+            "log_level = debug\t; tab before the comment\n"
+            "test_handlers = yes   \r\n"
+            "[plugins]   # hash after a section\n"
+            "dir = /opt/x;y#z ; only the last part is a comment\n"
+            "[redis]\n"
+            "prefix = p ; c ; d\n"
+            "   ; indented comment\n"
+            "url = redis://:pw@h:1/2 # comment\n",
+            &c);
+    assert_int_equal(c.workers, 7);
+    assert_int_equal(c.nqueues, 2);
+    assert_string_equal(c.queues[0], "a");
+    assert_string_equal(c.queues[1], "b");
+    assert_int_equal(c.batch_size, 10);
+    assert_int_equal(c.log_level, JOBQ_LOG_DEBUG);
+    assert_true(c.test_handlers);
+    assert_string_equal(c.plugins_dir, "/opt/x;y#z");
+    assert_string_equal(c.prefix, "p");
+    assert_string_equal(c.redis_url, "redis://:pw@h:1/2");
+    jobq_config_fini(&c);
+
+    /* ';' or '#' glued to a value is part of it: here it makes batch_size bad */
+    expect_bad_value("[daemon]\nbatch_size = 9#x\n", 2, "daemon", "batch_size", "got '9#x'");
+    /* a value that is only a comment is empty */
+    expect_bad_value("[daemon]\nworkers = ; four\n", 2, "daemon", "workers", "got ''");
+}
+
+static void test_later_lines_win(void **state) {
+    (void)state;
+    jobq_config c;
+    load_ok("[daemon]\nworkers = 2\nqueues = a\n[jobs]\ntimeout = 5\n[daemon]\nworkers = 3\nqueues = b,c\n", &c);
+    assert_int_equal(c.workers, 3);
+    assert_int_equal(c.nqueues, 2);
+    assert_string_equal(c.queues[0], "b");
+    assert_string_equal(c.queues[1], "c");
+    assert_true(c.job_timeout == 5);
+    jobq_config_fini(&c);
+}
+
+static void test_unknown_section_and_key(void **state) {
+    (void)state;
+    expect_error("[foo]\n", 1, "unknown section [foo]");
+    expect_error("[daemon]\nworkers = 2\n\n[Daemon]\nworkers = 3\n", 4, "unknown section [Daemon]");
+    expect_error("[daemon]\n[foo] ; empty but still wrong\n[jobs]\n", 2, "unknown section [foo]");
+    expect_error("[daemon]\nworkers = 2\nwrokers = 3\n", 3, "unknown key 'wrokers' in section [daemon]");
+    expect_error("[redis]\nworkers = 3\n", 2, "unknown key 'workers' in section [redis]");
+    expect_error("workers = 3\n", 1,
+                 "'workers' is outside any section (put it under [daemon], [redis], [jobs], [plugins] or "
+                 "[wordcount])");
+    expect_error("[daemon] workers = 3\n", 1, "unexpected text after [daemon]");
+}
+
+static void test_bad_numbers(void **state) {
+    (void)state;
+    expect_error("; c\n[daemon]\n\n\n\n\nworkers = abc\n", 7,
+                 "bad value for 'workers' in [daemon]: expected an integer from 1 to 1024, got 'abc'");
+    expect_bad_value("[daemon]\nworkers = 0\n", 2, "daemon", "workers", "from 1 to 1024, got '0'");
+    expect_bad_value("[daemon]\nworkers = 1025\n", 2, "daemon", "workers", "got '1025'");
+    expect_bad_value("[daemon]\nworkers = 4.5\n", 2, "daemon", "workers", "got '4.5'");
+    expect_bad_value("[daemon]\nworkers = 0x10\n", 2, "daemon", "workers", "got '0x10'");
+    expect_bad_value("[daemon]\nworkers = 99999999999999999999999\n", 2, "daemon", "workers", "integer");
+    expect_bad_value("[daemon]\nworkers =\n", 2, "daemon", "workers", "got ''");
+    expect_bad_value("[daemon]\nbatch_size = 1001\n", 2, "daemon", "batch_size", "from 1 to 1000");
+    expect_bad_value("[daemon]\nmax_jobs_per_worker = -1\n", 2, "daemon", "max_jobs_per_worker",
+                     "from 0 to 1000000000, got '-1'");
+    expect_bad_value("[jobs]\nmax_attempts = 0\n", 2, "jobs", "max_attempts", "from 1 to 1000");
+    expect_bad_value("[jobs]\nresult_ttl = 31536001\n", 2, "jobs", "result_ttl", "from 1 to 31536000");
+    expect_bad_value("[jobs]\npoison_limit = 1001\n", 2, "jobs", "poison_limit", "got '1001'");
+    /* doubles */
+    expect_bad_value("[jobs]\ntimeout = 0\n", 2, "jobs", "timeout", "expected a number from 0.001 to 604800, got '0'");
+    expect_bad_value("[jobs]\ntimeout = 1.5.2\n", 2, "jobs", "timeout", "got '1.5.2'");
+    expect_bad_value("[jobs]\ntimeout = nan\n", 2, "jobs", "timeout", "got 'nan'");
+    expect_bad_value("[jobs]\ntimeout = inf\n", 2, "jobs", "timeout", "got 'inf'");
+    expect_bad_value("[jobs]\ntimeout = 0x10\n", 2, "jobs", "timeout", "got '0x10'");
+    expect_bad_value("[jobs]\ntimeout = 10s\n", 2, "jobs", "timeout", "got '10s'");
+    expect_bad_value("[daemon]\nheartbeat_interval = 0.05\n", 2, "daemon", "heartbeat_interval",
+                     "from 0.1 to 3600");
+    expect_bad_value("[daemon]\nshutdown_timeout = -1\n", 2, "daemon", "shutdown_timeout", "from 0 to 86400");
+    expect_bad_value("[wordcount]\nconnect_timeout = 301\n", 2, "wordcount", "connect_timeout", "0.1 to 300");
+}
+
+static void test_bad_bytes(void **state) {
+    (void)state;
+    expect_bad_value("[jobs]\nmax_payload = 64X\n", 2, "jobs", "max_payload",
+                     "expected a size from 64 to 512M (bytes, or with a K, M or G suffix), got '64X'");
+    expect_bad_value("[jobs]\nmax_payload = 64MB\n", 2, "jobs", "max_payload", "got '64MB'");
+    expect_bad_value("[jobs]\nmax_payload = M\n", 2, "jobs", "max_payload", "got 'M'");
+    expect_bad_value("[jobs]\nmax_payload = -1\n", 2, "jobs", "max_payload", "got '-1'");
+    expect_bad_value("[jobs]\nmax_payload = 1.5M\n", 2, "jobs", "max_payload", "got '1.5M'");
+    expect_bad_value("[jobs]\nmax_payload = 63\n", 2, "jobs", "max_payload", "got '63'");
+    expect_bad_value("[jobs]\nmax_payload = 513M\n", 2, "jobs", "max_payload", "got '513M'");
+    expect_bad_value("[wordcount]\nmax_body = 17G\n", 2, "wordcount", "max_body", "from 1 to 16G");
+    expect_bad_value("[wordcount]\nmax_body = 0\n", 2, "wordcount", "max_body", "got '0'");
+    expect_bad_value("[wordcount]\nmax_body = 99999999999999999999G\n", 2, "wordcount", "max_body", "size");
+    expect_bad_value("[wordcount]\nmax_body = 9999999999G\n", 2, "wordcount", "max_body", "size");
+}
+
+static void test_bad_other_values(void **state) {
+    (void)state;
+    expect_bad_value("[daemon]\ntest_handlers = maybe\n", 2, "daemon", "test_handlers",
+                     "expected yes or no (or true/false, on/off, 1/0), got 'maybe'");
+    expect_bad_value("[daemon]\nlog_level = loud\n", 2, "daemon", "log_level",
+                     "expected error, warn, info or debug, got 'loud'");
+    expect_bad_value("[daemon]\nqueues = a b\n", 2, "daemon", "queues",
+                     "queue name 'a b' has a character outside [A-Za-z0-9_.:-]");
+    expect_bad_value("[daemon]\nqueues = a,,b\n", 2, "daemon", "queues", "empty queue name");
+    expect_bad_value("[daemon]\nqueues = a,b,a\n", 2, "daemon", "queues", "queue 'a' is listed twice");
+    expect_bad_value("[redis]\nurl = http://localhost\n", 2, "redis", "url", "unknown scheme 'http'");
+    expect_bad_value("[redis]\nurl = redis://h:70000\n", 2, "redis", "url", "bad Redis port '70000'");
+    expect_bad_value("[redis]\nprefix = my prefix\n", 2, "redis", "prefix", "character outside");
+    expect_bad_value("[redis]\nprefix =\n", 2, "redis", "prefix", "expected 1 to 64 characters, got 0");
+    expect_bad_value("[redis]\nprefix = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", 2, "redis",
+                     "prefix", "got 65");
+    expect_bad_value("[plugins]\ndir =\n", 2, "plugins", "dir", "got 0");
+}
+
+/* A bad url never shows its password in the message. */
+static void test_bad_url_hides_password(void **state) {
+    (void)state;
+    char path[64];
+    jobq_config cfg;
+    jobq_err err;
+    assert_int_equal(load_text("[redis]\nurl = redis://:hunter2@h:0\n", &cfg, &err, path), -1);
+    assert_non_null(strstr(err.msg, "bad Redis port"));
+    assert_null(strstr(err.msg, "hunter2"));
+}
+
+static void test_syntax_errors(void **state) {
+    (void)state;
+    expect_error("[daemon]\nworkers\n", 2, "syntax error (expected 'key = value' or '[section]')");
+    expect_error("[daemon\nworkers = 2\n", 1, "syntax error (expected 'key = value' or '[section]')");
+    expect_error("[daemon]\nworkers = 2\n\n= 3\n", 4, "syntax error (expected 'key = value' or '[section]')");
+    /* the first error wins, whichever kind it is */
+    expect_error("[daemon]\nworkers\nworkers = abc\n", 2, "syntax error (expected 'key = value' or '[section]')");
+    expect_error("[daemon]\nworkers = abc\nworkers\n", 2,
+                 "bad value for 'workers' in [daemon]: expected an integer from 1 to 1024, got 'abc'");
+    expect_error("[daemon]\nbogus = 1\n[foo]\nworkers\n", 2, "unknown key 'bogus' in section [daemon]");
+    expect_error("[daemon]\nworkers\n[foo]\n", 2, "syntax error (expected 'key = value' or '[section]')");
+}
+
+static void test_long_lines(void **state) {
+    (void)state;
+    char text[1024];
+    char dir[301];
+    memset(dir, 'd', 300);
+    dir[300] = '\0';
+    snprintf(text, sizeof text, "[plugins]\n\ndir = /%s\nbogus\n", dir);
+    expect_error(text, 3, "line too long (at most 198 characters, not counting comments)");
+    /* a long comment is fine, and line numbers after it stay right */
+    memset(dir, '#', 300);
+    snprintf(text, sizeof text, "[plugins]\n;%s\ndir = /x ; %s\nbogus\n", dir, dir);
+    expect_error(text, 4, "syntax error (expected 'key = value' or '[section]')");
+}
+
+static void test_heartbeat_relation(void **state) {
+    (void)state;
+    expect_error("[daemon]\nheartbeat_interval = 20\n", 2,
+                 "heartbeat_ttl (15) must be greater than heartbeat_interval (20) in [daemon]");
+    expect_error("[daemon]\nheartbeat_ttl = 5\n\n", 2,
+                 "heartbeat_ttl (5) must be greater than heartbeat_interval (5) in [daemon]");
+    expect_error("[daemon]\nheartbeat_ttl = 2\nworkers = 1\nheartbeat_interval = 2.5\n", 4,
+                 "heartbeat_ttl (2) must be greater than heartbeat_interval (2.5) in [daemon]");
+    jobq_config c;
+    load_ok("[daemon]\nheartbeat_interval = 20\nheartbeat_ttl = 20.5\n", &c);
+    assert_true(c.heartbeat_ttl == 20.5);
+    jobq_config_fini(&c);
+}
+
+static void test_missing_file(void **state) {
+    (void)state;
+    jobq_config cfg;
+    jobq_err err;
+    assert_int_equal(jobq_config_load(&cfg, "/nonexistent/jobq.conf", &err), -1);
+    assert_string_equal(err.msg, "cannot open config file '/nonexistent/jobq.conf': No such file or directory");
+    assert_int_equal(err.code, JOBQ_E_IO);
+    assert_released(&cfg);
+
+    assert_int_equal(jobq_config_load(&cfg, "/tmp", &err), -1);
+    assert_string_equal(err.msg, "cannot read config file '/tmp': Is a directory");
+    assert_released(&cfg);
+
+    /* err may be NULL */
+    assert_int_equal(jobq_config_load(&cfg, "/nonexistent/jobq.conf", NULL), -1);
+    assert_released(&cfg);
+}
+
+static void test_error_frees_everything(void **state) {
+    (void)state;
+    /* strings and queues set before the bad line are released (ASan checks) */
+    expect_error("[daemon]\nqueues = a,b,c\n[redis]\nprefix = x\nurl = redis://:p@h\n[plugins]\ndir = /p\n[foo]\n", 8,
+                 "unknown section [foo]");
+}
+
+/* print, load what was printed, compare; returns the printed text (free it). */
+static char *print_and_reload(const jobq_config *a, jobq_config *b) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    assert_non_null(mem);
+    jobq_config_print(a, mem);
+    assert_int_equal(fclose(mem), 0);
+    load_ok(text, b);
+    return text;
+}
+
+static void test_print_round_trip(void **state) {
+    (void)state;
+    jobq_config a, b;
+    jobq_config_defaults(&a);
+    char *text = print_and_reload(&a, &b);
+    assert_same(&a, &b, "redis://127.0.0.1:6379/0");
+    assert_non_null(strstr(text, "\n[daemon]\n"));
+    assert_non_null(strstr(text, "\nworkers = 4\n"));
+    assert_non_null(strstr(text, "\nmax_body = 64M\n"));
+    assert_non_null(strstr(text, "\nmax_payload = 1M\n"));
+    assert_non_null(strstr(text, "\ntest_handlers = no\n"));
+    assert_non_null(strstr(text, "\nlog_level = info\n"));
+    free(text);
+    jobq_config_fini(&a);
+    jobq_config_fini(&b);
+
+    load_ok(every_key, &a);
+    text = print_and_reload(&a, &b);
+    assert_same(&a, &b, "redis://app:***@redis.internal:6380/4");
+    assert_null(strstr(text, "s3cret"));
+    assert_non_null(strstr(text, "\nqueues = high,default,low\n"));
+    assert_non_null(strstr(text, "\ntimeout = 0.001\n"));
+    free(text);
+    jobq_config_fini(&a);
+    jobq_config_fini(&b);
+
+    /* odd values: fractions that need many digits, sizes without a suffix */
+    load_ok("[jobs]\ntimeout = 0.1234567890123\nmax_payload = 1000001\n[daemon]\nlog_level = error\n"
+            "[redis]\nurl = unix:///tmp/r.sock?db=5\n",
+            &a);
+    text = print_and_reload(&a, &b);
+    assert_same(&a, &b, "unix:///tmp/r.sock?db=5");
+    free(text);
+    jobq_config_fini(&a);
+    jobq_config_fini(&b);
+}
+
+static void test_set_queues(void **state) {
+    (void)state;
+    jobq_config c;
+    jobq_err err;
+    jobq_config_defaults(&c);
+
+    assert_int_equal(jobq_config_set_queues(&c, "  one  ", &err), 0);
+    assert_int_equal(c.nqueues, 1);
+    assert_string_equal(c.queues[0], "one");
+
+    assert_int_equal(jobq_config_set_queues(&c, "a.b:c-d_E9 ,\tx", &err), 0);
+    assert_int_equal(c.nqueues, 2);
+    assert_string_equal(c.queues[0], "a.b:c-d_E9");
+    assert_string_equal(c.queues[1], "x");
+    assert_null(c.queues[2]);
+
+    /* 32 queues fit, 33 do not; names of 64 characters fit, 65 do not */
+    char csv[64 * 40];
+    csv[0] = '\0';
+    for (int i = 0; i < JOBQ_MAX_QUEUES; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "%sq%d", i ? "," : "", i);
+        strcat(csv, name);
+    }
+    assert_int_equal(jobq_config_set_queues(&c, csv, &err), 0);
+    assert_int_equal(c.nqueues, JOBQ_MAX_QUEUES);
+    assert_string_equal(c.queues[31], "q31");
+    strcat(csv, ",q32");
+    assert_int_equal(jobq_config_set_queues(&c, csv, &err), -1);
+    assert_string_equal(err.msg, "more than 32 queues");
+    assert_int_equal(err.code, JOBQ_E_INVALID);
+    assert_int_equal(c.nqueues, JOBQ_MAX_QUEUES); /* unchanged */
+    assert_string_equal(c.queues[31], "q31");
+
+    char name[70];
+    memset(name, 'n', 64);
+    name[64] = '\0';
+    assert_int_equal(jobq_config_set_queues(&c, name, &err), 0);
+    assert_int_equal(strlen(c.queues[0]), 64);
+    strcat(name, "n");
+    assert_int_equal(jobq_config_set_queues(&c, name, &err), -1);
+    assert_non_null(strstr(err.msg, "longer than 64 characters"));
+    assert_int_equal(c.nqueues, 1);
+
+    const char *bad[][2] = {
+        {"", "empty queue name in ''"},
+        {"   ", "empty queue name"},
+        {"a,", "empty queue name in 'a,'"},
+        {",a", "empty queue name"},
+        {"a, ,b", "empty queue name"},
+        {"a/b", "queue name 'a/b' has a character outside [A-Za-z0-9_.:-]"},
+        {"ok,caf\xc3\xa9", "has a character outside"},
+        {"x,y,x", "queue 'x' is listed twice"},
+    };
+    assert_int_equal(jobq_config_set_queues(&c, "keep,these", &err), 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        jobq_err_clear(&err);
+        assert_int_equal(jobq_config_set_queues(&c, bad[i][0], &err), -1);
+        if (!strstr(err.msg, bad[i][1])) print_error("'%s': %s\n", bad[i][0], err.msg);
+        assert_non_null(strstr(err.msg, bad[i][1]));
+        assert_int_equal(c.nqueues, 2);
+        assert_string_equal(c.queues[0], "keep");
+        assert_string_equal(c.queues[1], "these");
+    }
+    assert_int_equal(jobq_config_set_queues(&c, NULL, NULL), -1);
+    assert_int_equal(jobq_config_set_queues(&c, "a,b", NULL), 0);
+    jobq_config_fini(&c);
+}
+
+static void test_set_string(void **state) {
+    (void)state;
+    jobq_config c;
+    jobq_config_defaults(&c);
+    char value[] = "redis://other:1/2";
+    jobq_config_set_string(&c.redis_url, value);
+    value[0] = 'X'; /* a copy was taken */
+    assert_string_equal(c.redis_url, "redis://other:1/2");
+    jobq_config_set_string(&c.plugins_dir, NULL);
+    assert_null(c.plugins_dir);
+    jobq_config_set_string(&c.plugins_dir, "/x");
+    assert_string_equal(c.plugins_dir, "/x");
+    jobq_config_fini(&c);
+}
+
+/* The sample config loads as is, holds only defaults, and documents every key. */
+static void test_sample_config(void **state) {
+    (void)state;
+    const char *candidates[] = {"config/jobq.conf", "../config/jobq.conf", "../../config/jobq.conf"};
+    const char *path = NULL;
+    for (size_t i = 0; i < 3 && !path; i++) {
+        if (access(candidates[i], R_OK) == 0) path = candidates[i];
+    }
+    if (!path) fail_msg("config/jobq.conf not found; run the tests from the repository root");
+
+    jobq_config c;
+    jobq_err err;
+    if (jobq_config_load(&c, path, &err) != 0) fail_msg("%s", err.msg);
+    assert_defaults(&c);
+
+    /* every "key = " line that print writes appears in the sample, under its section */
+    char *printed = NULL, *sample = NULL;
+    size_t plen = 0, slen = 0;
+    FILE *mem = open_memstream(&printed, &plen);
+    jobq_config_print(&c, mem);
+    fclose(mem);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    sample = calloc(1, 1 << 20);
+    slen = fread(sample, 1, (1 << 20) - 1, f);
+    fclose(f);
+    assert_true(slen > 0);
+
+    int keys = 0;
+    const char *section_at = NULL;
+    char *save = NULL;
+    for (char *line = strtok_r(printed, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '[') {
+            char want[64];
+            snprintf(want, sizeof want, "\n%s", line);
+            section_at = strstr(sample, want);
+            if (!section_at) fail_msg("section %s is missing from %s", line, path);
+            continue;
+        }
+        char *eq = strstr(line, " = ");
+        if (line[0] == ';' || line[0] == '#' || !eq) continue;
+        *eq = '\0';
+        char set[96], commented[96];
+        snprintf(set, sizeof set, "\n%s = ", line);
+        snprintf(commented, sizeof commented, "\n# %s = ", line);
+        const char *at = strstr(section_at, set);
+        const char *next = strstr(section_at + 1, "\n[");
+        if (!at) at = strstr(section_at, commented);
+        if (!at || (next && at > next)) fail_msg("key '%s' is not documented in %s", line, path);
+        keys++;
+    }
+    assert_int_equal(keys, 23);
+    free(printed);
+    free(sample);
+    jobq_config_fini(&c);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_empty_file),
+        cmocka_unit_test(test_every_key),
+        cmocka_unit_test(test_value_forms),
+        cmocka_unit_test(test_comments),
+        cmocka_unit_test(test_later_lines_win),
+        cmocka_unit_test(test_unknown_section_and_key),
+        cmocka_unit_test(test_bad_numbers),
+        cmocka_unit_test(test_bad_bytes),
+        cmocka_unit_test(test_bad_other_values),
+        cmocka_unit_test(test_bad_url_hides_password),
+        cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_long_lines),
+        cmocka_unit_test(test_heartbeat_relation),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_error_frees_everything),
+        cmocka_unit_test(test_print_round_trip),
+        cmocka_unit_test(test_set_queues),
+        cmocka_unit_test(test_set_string),
+        cmocka_unit_test(test_sample_config),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
