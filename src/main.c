@@ -25,6 +25,20 @@ typedef struct options {
     bool check_config;
 } options;
 
+/* Hide a password given in a --redis URL from ps: the URL was copied, so the
+ * argv bytes of "user:password@" are overwritten in place. */
+static void scrub_password(char *url) {
+    char *start = strstr(url, "://");
+    if (!start) return;
+    start += 3;
+    char *at = strchr(start, '@');
+    char *slash = strchr(start, '/');
+    if (!at || (slash && slash < at)) return;
+    char *colon = memchr(start, ':', (size_t)(at - start));
+    if (colon)
+        for (char *p = colon + 1; p < at; p++) *p = '*';
+}
+
 static void usage(FILE *out) {
     fprintf(out,
             "Usage: jobqd [OPTIONS]\n"
@@ -77,6 +91,47 @@ static int load_config(jobq_config *cfg, void *ctx, jobq_err *err) {
     return 0;
 }
 
+/* Everything after the flags: config, plugins, supervisor. */
+static int run_daemon(options *o) {
+    jobq_config cfg;
+    jobq_err err;
+    if (load_config(&cfg, o, &err) != 0) {
+        fprintf(stderr, "jobqd: %s\n", err.msg);
+        return 1;
+    }
+    if (o->check_config) {
+        jobq_config_print(&cfg, stdout);
+        fprintf(stderr, "jobqd: configuration OK\n");
+        jobq_config_fini(&cfg);
+        return 0;
+    }
+    jobq_log_set_level(cfg.log_level);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        jobq_log_err("cannot initialise libcurl");
+        jobq_config_fini(&cfg);
+        return 1;
+    }
+    jobq_wordcount_configure(cfg.wordcount_max_body, cfg.wordcount_connect_timeout);
+    int status = 1;
+    if (jobq_plugin_load_all(cfg.test_handlers, cfg.plugins_dir, &err) < 0) {
+        jobq_log_err("%s", err.msg);
+        jobq_config_fini(&cfg);
+        goto out;
+    }
+    jobq_supervisor *s = jobq_supervisor_new(&cfg, load_config, o, &err);
+    if (!s) {
+        jobq_log_err("%s", err.msg);
+        jobq_config_fini(&cfg);
+        goto out;
+    }
+    status = jobq_supervisor_run(s);
+    jobq_supervisor_free(s);
+out:
+    jobq_plugin_unload_all();
+    curl_global_cleanup();
+    return status;
+}
+
 int main(int argc, char **argv) {
     options o = {0};
     enum { OPT_REDIS = 256, OPT_WORKERS, OPT_QUEUES, OPT_CHECK, OPT_VERSION, OPT_HELP };
@@ -91,71 +146,49 @@ int main(int argc, char **argv) {
         {NULL, 0, NULL, 0},
     };
     jobq_log_set_role("supervisor");
-    int c;
-    while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+    char *redis_url_copy = NULL; /* owned copy of --redis */
+    int status = -1, c;
+    while (status < 0 && (c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'c': o.config_path = optarg; break;
-        case OPT_REDIS: o.redis_url = optarg; break;
+        case OPT_REDIS:
+            free(redis_url_copy);
+            o.redis_url = redis_url_copy = strdup(optarg);
+            if (!redis_url_copy) status = 1;
+            else scrub_password(optarg);
+            break;
         case OPT_QUEUES: o.queues = optarg; break;
         case OPT_WORKERS: {
             char *end;
             long n = strtol(optarg, &end, 10);
             if (*optarg == '\0' || *end != '\0' || n < 1 || n > 1024) {
                 fprintf(stderr, "jobqd: --workers expects an integer from 1 to 1024, got '%s'\n", optarg);
-                return 2;
+                status = 2;
             }
             o.workers = (int)n;
             break;
         }
         case OPT_CHECK: o.check_config = true; break;
-        case OPT_VERSION: printf("jobqd %s (plugin ABI %d)\n", JOBQ_VERSION, JOBQ_PLUGIN_ABI); return 0;
+        case OPT_VERSION:
+            printf("jobqd %s (plugin ABI %d)\n", JOBQ_VERSION, JOBQ_PLUGIN_ABI);
+            status = 0;
+            break;
         case 'h':
-        case OPT_HELP: usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case OPT_HELP:
+            usage(stdout);
+            status = 0;
+            break;
+        default:
+            usage(stderr);
+            status = 2;
         }
     }
-    if (optind < argc) {
+    if (status < 0 && optind < argc) {
         fprintf(stderr, "jobqd: unexpected argument '%s'\n", argv[optind]);
         usage(stderr);
-        return 2;
+        status = 2;
     }
-
-    jobq_config cfg;
-    jobq_err err;
-    if (load_config(&cfg, &o, &err) != 0) {
-        fprintf(stderr, "jobqd: %s\n", err.msg);
-        return 1;
-    }
-    if (o.check_config) {
-        jobq_config_print(&cfg, stdout);
-        fprintf(stderr, "jobqd: configuration OK\n");
-        jobq_config_fini(&cfg);
-        return 0;
-    }
-    jobq_log_set_level(cfg.log_level);
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        jobq_log_err("cannot initialise libcurl");
-        jobq_config_fini(&cfg);
-        return 1;
-    }
-    jobq_wordcount_configure(cfg.wordcount_max_body, cfg.wordcount_connect_timeout);
-    if (jobq_plugin_load_all(cfg.test_handlers, cfg.plugins_dir, &err) < 0) {
-        jobq_log_err("%s", err.msg);
-        jobq_config_fini(&cfg);
-        curl_global_cleanup();
-        return 1;
-    }
-    jobq_supervisor *s = jobq_supervisor_new(&cfg, load_config, &o, &err);
-    if (!s) {
-        jobq_log_err("%s", err.msg);
-        jobq_config_fini(&cfg);
-        jobq_plugin_unload_all();
-        curl_global_cleanup();
-        return 1;
-    }
-    int status = jobq_supervisor_run(s);
-    jobq_supervisor_free(s);
-    jobq_plugin_unload_all();
-    curl_global_cleanup();
+    if (status < 0) status = run_daemon(&o);
+    free(redis_url_copy);
     return status;
 }

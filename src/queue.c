@@ -53,6 +53,17 @@ jobq_queue *jobq_queue_new(const char *url, const char *prefix, double io_timeou
     return q;
 }
 
+void jobq_queue_set_password(jobq_queue *q, const char *password) {
+    if (!password) return;
+    char *copy = strdup(password);
+    if (!copy) return;
+    if (q->url.password) {
+        explicit_bzero(q->url.password, strlen(q->url.password));
+        free(q->url.password);
+    }
+    q->url.password = copy;
+}
+
 void jobq_queue_free(jobq_queue *q) {
     if (!q) return;
     jobq_queue_disconnect(q);

@@ -23,6 +23,10 @@ typedef struct jobq_queue jobq_queue;
 jobq_queue *jobq_queue_new(const char *url, const char *prefix, double io_timeout, jobq_err *err);
 void jobq_queue_free(jobq_queue *q);
 
+/* Use this password (copied; NULL keeps the URL's) for AUTH instead of the
+ * one in the URL, e.g. from a credential file. */
+void jobq_queue_set_password(jobq_queue *q, const char *password);
+
 /* Connect, AUTH, SELECT and load the scripts. 0, or -1 with err (the handle
  * stays unconnected; call again later). Closes any previous connection. */
 int jobq_queue_connect(jobq_queue *q, jobq_err *err);
