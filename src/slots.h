@@ -40,6 +40,7 @@ typedef struct jobq_slot {
     atomic_uint seq;         /* odd while the worker writes job */
     jobq_slot_job job;       /* valid while state == RUNNING */
     atomic_ullong jobs_done; /* jobs finished by this worker */
+    atomic_ullong jobs_failed; /* of which failed (for good or to be retried) */
     atomic_long rss_kb;      /* last measured RSS */
 } jobq_slot;
 

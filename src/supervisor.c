@@ -78,6 +78,7 @@ struct jobq_supervisor {
     uint64_t watchdog_usec;
     double next_watchdog;
     int exit_status;
+    unsigned long long done_by_gone, failed_by_gone; /* totals of reaped workers */
     ev_signal sig_term, sig_int, sig_hup, sig_chld;
     ev_timer tick;
 };
@@ -359,6 +360,8 @@ static void reap(jobq_supervisor *s) {
         w->job_timed_out = w->had_job && w->timeout_seq == seq && (unsigned)atomic_load(&sl->timed_out) == seq;
         w->job_cancelled = w->had_job && w->cancel_seq == seq;
         w->jobs_done = atomic_load(&sl->jobs_done);
+        s->done_by_gone += w->jobs_done;
+        s->failed_by_gone += atomic_load(&sl->jobs_failed);
         atomic_store(&sl->state, JOBQ_SLOT_FREE);
         bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         char why[300];
@@ -524,17 +527,18 @@ static void heartbeat(jobq_supervisor *s, double now) {
 
 static void update_status(jobq_supervisor *s) {
     int live = 0, busy = 0;
-    unsigned long long done = 0;
+    unsigned long long done = s->done_by_gone, failed = s->failed_by_gone;
     for (wrec *w = s->workers; w; w = w->next) {
         if (w->pid <= 0) continue;
         live++;
         jobq_slot *sl = &s->slots[w->slot];
         if (atomic_load(&sl->state) == JOBQ_SLOT_RUNNING) busy++;
         done += atomic_load(&sl->jobs_done);
+        failed += atomic_load(&sl->jobs_failed);
     }
-    jobq_notify_status("%s; workers: %d busy, %d idle; Redis %s", s->stopping ? "stopping" : "running",
-                       busy, live - busy, s->redis_down ? "reconnecting" : "connected");
-    (void)done;
+    jobq_notify_status("%s; workers: %d busy, %d idle; jobs: %llu done, %llu failed; Redis %s",
+                       s->stopping ? "stopping" : "running", busy, live - busy, done, failed,
+                       s->redis_down ? "reconnecting" : "connected");
 }
 
 /* ---- reload and stop ---- */

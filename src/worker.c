@@ -336,6 +336,8 @@ int jobq_worker_main(const jobq_worker_params *p) {
             if (stop_requested) break; /* the rest stay in-flight for the supervisor */
         }
         commit_outcomes(&w, outs, done);
+        for (size_t i = 0; i < done; i++)
+            if (work[i].job.failed) atomic_fetch_add(&p->slot->jobs_failed, 1);
         release_work(work, done);
         jobq_taken_fini(&taken);
         w.jobs_done += done;
