@@ -1,14 +1,17 @@
 /*
- * jobqd configuration: one static const option table drives the defaults, the
- * INI loader (inih fed by our own line reader, so comments, line numbers and
+ * jobqd configuration: static const option tables (the fixed sections, and
+ * the keys of [queue.NAME] sections) drive the defaults, the INI loader (inih
+ * fed by our own line reader, so comments, line numbers, section names and
  * unknown sections do not depend on how libinih was built), range checks and
- * jobq_config_print. No mutable state at file scope.
+ * jobq_config_print. Queue sections keep which keys they set; inheritance
+ * from [jobs] happens at lookup. No mutable state at file scope.
  */
 #include "config.h"
 
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <ini.h>
 #include <limits.h>
@@ -17,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "redis_url.h"
@@ -25,7 +30,10 @@
 #define JOBQ_PLUGIN_DIR "/usr/lib/jobq/plugins"
 #endif
 
-#define MAX_QUEUE_NAME 64
+#define MAX_QUEUE_NAME JOBQ_MAX_QUEUE_NAME
+#define QUEUE_SECTION "queue."   /* [queue.NAME] */
+#define QUEUE_SECTION_LEN (sizeof QUEUE_SECTION - 1)
+#define MAX_PASSWORD 4096        /* bytes of a password read from a file */
 #define SYNTAX_ERROR "syntax error (expected 'key = value' or '[section]')"
 #define KIB 1024.0
 #define MIB (1024.0 * 1024)
@@ -34,6 +42,7 @@
 enum opt_type {
     T_INT,      /* int */
     T_DOUBLE,   /* double; seconds may be fractional */
+    T_LONG,     /* long; plain integer */
     T_BYTES,    /* long; digits with an optional k/M/G suffix (KiB/MiB/GiB) */
     T_BOOL,     /* bool */
     T_STRING,   /* char *, owned; min/max bound its length */
@@ -48,8 +57,8 @@ struct option {
     const char *section;
     const char *name;
     enum opt_type type;
-    size_t offset;     /* of the member in jobq_config */
-    const char *def;   /* default, as it would be written in the file */
+    size_t offset;     /* of the member in jobq_config (queue keys: jobq_queue_settings) */
+    const char *def;   /* default, as it would be written in the file; queue keys: unused */
     double min, max;   /* value range; length range for strings */
     string_check check; /* T_STRING only; may be NULL */
     const char *help;
@@ -57,6 +66,7 @@ struct option {
 
 static int check_url(const char *value, char *why, size_t size);
 static int check_prefix(const char *value, char *why, size_t size);
+static int check_abs_path(const char *value, char *why, size_t size);
 
 #define OFF(member) offsetof(jobq_config, member)
 
@@ -88,6 +98,8 @@ static const struct option options[] = {
      "redis://[[user]:password@]host[:port][/db] or unix:///path/redis.sock[?db=N]"},
     {"redis", "prefix", T_STRING, OFF(prefix), "jobq", 1, 64, check_prefix,
      "first part of every key, characters A-Z a-z 0-9 _ . : -"},
+    {"redis", "password_file", T_STRING, OFF(redis_password_file), "", 0, 4095, check_abs_path,
+     "absolute path of a file (mode 600) whose first line is the Redis password; empty = none"},
 
     {"jobs", "timeout", T_DOUBLE, OFF(job_timeout), "180", 0.001, 604800, NULL,
      "seconds a job may run"},
@@ -115,6 +127,28 @@ static const struct option options[] = {
 
 #define NOPTIONS (sizeof options / sizeof options[0])
 
+#define QOFF(member) offsetof(jobq_queue_settings, member)
+
+/* Keys of a [queue.NAME] section, in jobq_queue_settings order; the index of
+ * a key is its bit in jobq_config_queue_section.set. Unset keys inherit. */
+static const struct option queue_options[] = {
+    {"queue.NAME", "timeout", T_DOUBLE, QOFF(timeout), "", 0.001, 604800, NULL,
+     "seconds a job of this queue may run; unset = [jobs] timeout"},
+    {"queue.NAME", "max_attempts", T_INT, QOFF(max_attempts), "", 1, 1000, NULL,
+     "runs before a failing job goes to the dead-letter set; unset = [jobs] max_attempts"},
+    {"queue.NAME", "result_ttl", T_INT, QOFF(result_ttl), "", 1, 31536000, NULL,
+     "seconds a result is kept; unset = [jobs] result_ttl"},
+    {"queue.NAME", "rlimit_as", T_BYTES, QOFF(rlimit_as), "", 16 * MIB, 1024 * 1024 * GIB, NULL,
+     "address space of the worker while it runs a job of this queue; unset = no limit"},
+    {"queue.NAME", "rlimit_cpu", T_LONG, QOFF(rlimit_cpu), "", 1, 86400, NULL,
+     "CPU seconds a job of this queue may use; unset = no limit"},
+    {"queue.NAME", "rlimit_nofile", T_LONG, QOFF(rlimit_nofile), "", 16, 1048576, NULL,
+     "open files of the worker while it runs a job of this queue; unset = no limit"},
+};
+
+#define NQOPTIONS (sizeof queue_options / sizeof queue_options[0])
+_Static_assert(NQOPTIONS <= sizeof(unsigned) * CHAR_BIT, "one bit per queue key");
+
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 /* ---- small helpers ---- */
@@ -125,6 +159,26 @@ static const struct option *find_option(const char *section, const char *name) {
             return &options[i];
     }
     return NULL;
+}
+
+static const struct option *find_queue_option(const char *name) {
+    for (size_t i = 0; i < NQOPTIONS; i++) {
+        if (strcmp(queue_options[i].name, name) == 0) return &queue_options[i];
+    }
+    return NULL;
+}
+
+static size_t field_size(enum opt_type type) {
+    switch (type) {
+    case T_INT: case T_LOGLEVEL: return sizeof(int);
+    case T_DOUBLE: return sizeof(double);
+    case T_LONG: case T_BYTES: return sizeof(long);
+    case T_BOOL: return sizeof(bool);
+    case T_STRING: return sizeof(char *);
+    case T_QUEUES: break;
+    }
+    assert(!"no plain field for this type");
+    return 0;
 }
 
 static bool section_known(const char *name, size_t len) {
@@ -174,7 +228,7 @@ static void fmt_range(const struct option *o, char *buf, size_t size) {
     if (o->type == T_BYTES) {
         fmt_bytes((long long)o->min, lo, sizeof lo);
         fmt_bytes((long long)o->max, hi, sizeof hi);
-    } else if (o->type == T_INT) {
+    } else if (o->type == T_INT || o->type == T_LONG) {
         snprintf(lo, sizeof lo, "%.0f", o->min);
         snprintf(hi, sizeof hi, "%.0f", o->max);
     } else {
@@ -253,6 +307,13 @@ static int check_url(const char *value, char *why, size_t size) {
     return rc;
 }
 
+static int check_abs_path(const char *value, char *why, size_t size) {
+    if (!*value || *value == '/') return 0;
+    char c[64];
+    snprintf(why, size, "expected an absolute path (or nothing), got '%s'", clip(value, c, sizeof c));
+    return -1;
+}
+
 static int check_prefix(const char *value, char *why, size_t size) {
     if (name_chars_ok(value, strlen(value))) return 0;
     char c[64];
@@ -260,11 +321,11 @@ static int check_prefix(const char *value, char *why, size_t size) {
     return -1;
 }
 
-/* Convert text for option o and store it in cfg. Returns 0; -1 with why set
- * when the text is not acceptable; -2 when out of memory. */
-static int set_option(jobq_config *cfg, const struct option *o, const char *text, char *why,
-                      size_t size) {
-    void *field = (char *)cfg + o->offset;
+/* Convert text for option o and store it in base (a jobq_config, or a
+ * jobq_queue_settings for a queue key). Returns 0; -1 with why set when the
+ * text is not acceptable; -2 when out of memory. */
+static int set_option(void *base, const struct option *o, const char *text, char *why, size_t size) {
+    void *field = (char *)base + o->offset;
     char range[80], c[64];
     fmt_range(o, range, sizeof range);
     clip(text, c, sizeof c);
@@ -276,6 +337,15 @@ static int set_option(jobq_config *cfg, const struct option *o, const char *text
             return -1;
         }
         *(int *)field = (int)v;
+        return 0;
+    }
+    case T_LONG: {
+        long long v;
+        if (parse_int(text, &v) != 0 || v < (long long)o->min || v > (long long)o->max || v > LONG_MAX) {
+            snprintf(why, size, "expected an integer from %s, got '%s'", range, c);
+            return -1;
+        }
+        *(long *)field = (long)v;
         return 0;
     }
     case T_DOUBLE: {
@@ -313,7 +383,7 @@ static int set_option(jobq_config *cfg, const struct option *o, const char *text
     case T_QUEUES: {
         jobq_err e;
         jobq_err_clear(&e);
-        if (jobq_config_set_queues(cfg, text, &e) != 0) {
+        if (jobq_config_set_queues((jobq_config *)base, text, &e) != 0) {
             snprintf(why, size, "%s", e.msg);
             return e.code == JOBQ_E_NOMEM ? -2 : -1;
         }
@@ -366,6 +436,21 @@ void jobq_config_set_string(char **member, const char *value) {
     *member = copy;
 }
 
+/* A queue name of len bytes at b: 0, or -1 with err saying what is wrong
+ * (empty names are the caller's to report, with their context). */
+static int check_queue_name(const char *b, size_t len, jobq_err *err) {
+    if (len > MAX_QUEUE_NAME) {
+        jobq_err_set(err, JOBQ_E_INVALID, "queue name '%.20s...' is longer than %d characters", b, MAX_QUEUE_NAME);
+        return -1;
+    }
+    if (!name_chars_ok(b, len)) {
+        jobq_err_set(err, JOBQ_E_INVALID, "queue name '%.*s' has a character outside [A-Za-z0-9_.:-]", (int)len,
+                     b);
+        return -1;
+    }
+    return 0;
+}
+
 int jobq_config_set_queues(jobq_config *cfg, const char *csv, jobq_err *err) {
     char *names[JOBQ_MAX_QUEUES];
     int n = 0;
@@ -382,16 +467,7 @@ int jobq_config_set_queues(jobq_config *cfg, const char *csv, jobq_err *err) {
             jobq_err_set(err, JOBQ_E_INVALID, "empty queue name in '%s'", clip(csv ? csv : "", c, sizeof c));
             goto fail;
         }
-        if (len > MAX_QUEUE_NAME) {
-            jobq_err_set(err, JOBQ_E_INVALID, "queue name '%.20s...' is longer than %d characters", b,
-                         MAX_QUEUE_NAME);
-            goto fail;
-        }
-        if (!name_chars_ok(b, len)) {
-            jobq_err_set(err, JOBQ_E_INVALID, "queue name '%.*s' has a character outside [A-Za-z0-9_.:-]",
-                         (int)len, b);
-            goto fail;
-        }
+        if (check_queue_name(b, len, err) != 0) goto fail;
         if (n == JOBQ_MAX_QUEUES) {
             jobq_err_set(err, JOBQ_E_INVALID, "more than %d queues", JOBQ_MAX_QUEUES);
             goto fail;
@@ -421,13 +497,48 @@ fail:
     return -1;
 }
 
+static void wipe_password(char **password) {
+    if (!*password) return;
+    explicit_bzero(*password, strlen(*password));
+    free(*password);
+    *password = NULL;
+}
+
 void jobq_config_fini(jobq_config *cfg) {
     if (!cfg) return;
     for (int i = 0; i < cfg->nqueues; i++) free(cfg->queues[i]);
     free(cfg->redis_url);
     free(cfg->prefix);
+    free(cfg->redis_password_file);
+    wipe_password(&cfg->redis_password);
     free(cfg->plugins_dir);
     memset(cfg, 0, sizeof *cfg);
+}
+
+/* ---- queue sections ---- */
+
+static jobq_config_queue_section *find_queue_section(const jobq_config *cfg, const char *name, size_t len) {
+    for (int i = 0; i < cfg->nqueue_sections; i++) {
+        const jobq_config_queue_section *q = &cfg->queue_sections[i];
+        if (strlen(q->values.name) == len && memcmp(q->values.name, name, len) == 0)
+            return (jobq_config_queue_section *)q;
+    }
+    return NULL;
+}
+
+void jobq_config_queue_settings(const jobq_config *cfg, const char *queue, jobq_queue_settings *out) {
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", queue ? queue : "");
+    out->timeout = cfg->job_timeout;
+    out->max_attempts = cfg->max_attempts;
+    out->result_ttl = cfg->result_ttl;
+    const jobq_config_queue_section *q = queue ? find_queue_section(cfg, queue, strlen(queue)) : NULL;
+    if (!q) return;
+    for (size_t i = 0; i < NQOPTIONS; i++) {
+        if (!(q->set & (1u << i))) continue;
+        size_t off = queue_options[i].offset;
+        memcpy((char *)out + off, (const char *)&q->values + off, field_size(queue_options[i].type));
+    }
 }
 
 /* ---- loading ---- */
@@ -443,6 +554,7 @@ struct load {
     int err_code;
     char why[256];
     int set_line[NOPTIONS];   /* line that last set each option; 0 = default */
+    int qsec;                 /* index of the [queue.NAME] section being read; -1 = other */
 };
 
 static void fail(struct load *ld, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -465,6 +577,36 @@ static void strip_inline_comment(char *s) {
             return;
         }
     }
+}
+
+/* A "[queue.NAME]" header (name is NAME, len bytes) on the current line:
+ * make its section current, creating it on first sight. We keep the name
+ * ourselves because inih cuts long section names. */
+static void open_queue_section(struct load *ld, const char *name, size_t len) {
+    jobq_config *cfg = ld->cfg;
+    jobq_err e;
+    char c[64];
+    snprintf(c, sizeof c, "%.*s%s", (int)(len > 48 ? 48 : len), name, len > 48 ? "..." : "");
+    if (len == 0) {
+        fail(ld, JOBQ_E_CONFIG, "empty queue name in section [%s]", QUEUE_SECTION);
+        return;
+    }
+    if (check_queue_name(name, len, &e) != 0) {
+        fail(ld, JOBQ_E_CONFIG, "bad section [%s%s]: %s", QUEUE_SECTION, c, e.msg);
+        return;
+    }
+    jobq_config_queue_section *q = find_queue_section(cfg, name, len);
+    if (!q) {
+        if (cfg->nqueue_sections == JOBQ_MAX_QUEUES) {
+            fail(ld, JOBQ_E_CONFIG, "[%s%s]: more than %d [queue.NAME] sections", QUEUE_SECTION, c,
+                 JOBQ_MAX_QUEUES);
+            return;
+        }
+        q = &cfg->queue_sections[cfg->nqueue_sections++];
+        memset(q, 0, sizeof *q);
+        memcpy(q->values.name, name, len);
+    }
+    ld->qsec = (int)(q - cfg->queue_sections);
 }
 
 /* inih reads through this: one call per line, so ld->lineno is the line the
@@ -493,12 +635,18 @@ static char *read_line(char *str, int num, void *stream) {
     while (len > 0 && isspace((unsigned char)s[len - 1])) s[--len] = '\0';
     if (*s == '[') {
         char *close = strchr(s, ']');
-        if (close && !section_known(s + 1, (size_t)(close - s - 1))) {
-            fail(ld, JOBQ_E_CONFIG, "unknown section [%.*s]", (int)(close - s - 1 > 64 ? 64 : close - s - 1),
-                 s + 1);
-        } else if (close && close[1]) {
-            fail(ld, JOBQ_E_CONFIG, "unexpected text after [%.*s]", (int)(close - s - 1), s + 1);
+        ld->qsec = -1;
+        if (close && (size_t)(close - s - 1) >= QUEUE_SECTION_LEN &&
+            strncmp(s + 1, QUEUE_SECTION, QUEUE_SECTION_LEN) == 0) {
+            open_queue_section(ld, s + 1 + QUEUE_SECTION_LEN, (size_t)(close - s - 1 - QUEUE_SECTION_LEN));
+        } else if (close && !section_known(s + 1, (size_t)(close - s - 1))) {
+            bool queue = (size_t)(close - s - 1) == QUEUE_SECTION_LEN - 1 &&
+                         strncmp(s + 1, QUEUE_SECTION, QUEUE_SECTION_LEN - 1) == 0;
+            fail(ld, JOBQ_E_CONFIG, "unknown section [%.*s]%s", (int)(close - s - 1 > 64 ? 64 : close - s - 1),
+                 s + 1, queue ? " (per-queue settings go in [queue.NAME])" : "");
         }
+        if (close && close[1])
+            fail(ld, JOBQ_E_CONFIG, "unexpected text after [%.*s]", (int)(close - s - 1), s + 1);
     }
     if (len + 2 > (size_t)num) {
         fail(ld, JOBQ_E_CONFIG, "line too long (at most %d characters, not counting comments)", num - 2);
@@ -507,6 +655,25 @@ static char *read_line(char *str, int num, void *stream) {
     memcpy(str, s, len);
     memcpy(str + len, "\n", 2);
     return str;
+}
+
+/* name = value inside the current [queue.NAME] section. */
+static int on_queue_pair(struct load *ld, const char *name, const char *value) {
+    jobq_config_queue_section *q = &ld->cfg->queue_sections[ld->qsec];
+    const struct option *o = find_queue_option(name);
+    if (!o) {
+        fail(ld, JOBQ_E_CONFIG, "unknown key '%s' in section [%s%s]", name, QUEUE_SECTION, q->values.name);
+        return 0;
+    }
+    char why[224];
+    int rc = set_option(&q->values, o, value ? value : "", why, sizeof why);
+    if (rc != 0) {
+        fail(ld, rc == -2 ? JOBQ_E_NOMEM : JOBQ_E_CONFIG, "bad value for '%s' in [%s%s]: %s", name,
+             QUEUE_SECTION, q->values.name, why);
+        return 0;
+    }
+    q->set |= 1u << (o - queue_options);
+    return 1;
 }
 
 static int on_pair(void *user, const char *section, const char *name, const char *value) {
@@ -522,6 +689,7 @@ static int on_pair(void *user, const char *section, const char *name, const char
              name);
         return 0;
     }
+    if (ld->qsec >= 0) return on_queue_pair(ld, name, value);
     const struct option *o = find_option(section, name);
     if (!o) {
         if (section_known(section, strlen(section)))
@@ -558,7 +726,7 @@ static int check_relations(const jobq_config *cfg, const struct load *ld, const 
 
 int jobq_config_load(jobq_config *cfg, const char *path, jobq_err *err) {
     jobq_config_defaults(cfg);
-    if (!cfg->redis_url || !cfg->prefix || !cfg->plugins_dir || cfg->nqueues == 0) {
+    if (!cfg->redis_url || !cfg->prefix || !cfg->redis_password_file || !cfg->plugins_dir || cfg->nqueues == 0) {
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
         jobq_config_fini(cfg);
         return -1;
@@ -571,6 +739,7 @@ int jobq_config_load(jobq_config *cfg, const char *path, jobq_err *err) {
     }
     int rc = -1;
     ld->cfg = cfg;
+    ld->qsec = -1;
     ld->fp = fopen(path, "re");
     if (!ld->fp) {
         jobq_err_set(err, JOBQ_E_IO, "cannot open config file '%s': %s", path, strerror(errno));
@@ -600,12 +769,17 @@ out:
 
 /* ---- printing ---- */
 
-static void print_value(const jobq_config *cfg, const struct option *o, FILE *out) {
-    const void *field = (const char *)cfg + o->offset;
+/* The value of o in base (a jobq_config, or a jobq_queue_settings for a
+ * queue key), as the file would spell it. */
+static void print_value(const void *base, const struct option *o, FILE *out) {
+    const void *field = (const char *)base + o->offset;
     char buf[1100];
     switch (o->type) {
     case T_INT:
         fprintf(out, "%d", *(const int *)field);
+        break;
+    case T_LONG:
+        fprintf(out, "%ld", *(const long *)field);
         break;
     case T_DOUBLE:
         fmt_double(*(const double *)field, buf, sizeof buf);
@@ -623,9 +797,11 @@ static void print_value(const jobq_config *cfg, const struct option *o, FILE *ou
         fputs(level_names[l < JOBQ_LOG_ERROR ? JOBQ_LOG_ERROR : l > JOBQ_LOG_DEBUG ? JOBQ_LOG_DEBUG : l], out);
         break;
     }
-    case T_QUEUES:
+    case T_QUEUES: {
+        const jobq_config *cfg = base;
         for (int i = 0; i < cfg->nqueues; i++) fprintf(out, "%s%s", i ? "," : "", cfg->queues[i]);
         break;
+    }
     case T_STRING: {
         const char *s = *(char *const *)field;
         if (s && o->check == check_url) {
@@ -658,10 +834,125 @@ void jobq_config_print(const jobq_config *cfg, FILE *out) {
             fmt_range(o, range, sizeof range);
             fprintf(out, "; %s. Range %s; default: %s\n", o->help, range, o->def);
         } else {
-            fprintf(out, "; %s. Default: %s\n", o->help, o->def);
+            fprintf(out, "; %s. Default: %s\n", o->help, *o->def ? o->def : "(empty)");
         }
         fprintf(out, "%s = ", o->name);
         print_value(cfg, o, out);
         fputc('\n', out);
     }
+    for (int i = 0; i < cfg->nqueue_sections; i++) {
+        const jobq_config_queue_section *q = &cfg->queue_sections[i];
+        jobq_queue_settings eff;
+        jobq_config_queue_settings(cfg, q->values.name, &eff);
+        fprintf(out, "\n[%s%s]\n; jobs of queue '%s'; a key left out inherits from [jobs] (a limit: none)\n",
+                QUEUE_SECTION, q->values.name, q->values.name);
+        for (size_t k = 0; k < NQOPTIONS; k++) {
+            const struct option *o = &queue_options[k];
+            if (q->set & (1u << k)) {
+                fprintf(out, "%s = ", o->name);
+                print_value(&q->values, o, out);
+            } else if (o->offset == QOFF(timeout) || o->offset == QOFF(max_attempts) ||
+                       o->offset == QOFF(result_ttl)) {
+                fprintf(out, "; %s = ", o->name);
+                print_value(&eff, o, out);
+                fputs(" (from [jobs])", out);
+            } else {
+                fprintf(out, "; %s = (no limit)", o->name);
+            }
+            fputc('\n', out);
+        }
+    }
+}
+
+/* ---- secrets ---- */
+
+/* Read the first line of the password file open at fd (path for messages)
+ * into a new string in *out. 0, or -1 with err. */
+static int read_password(int fd, const char *path, char **out, jobq_err *err) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        jobq_err_set(err, JOBQ_E_IO, "cannot read password file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        jobq_err_set(err, JOBQ_E_CONFIG, "password file '%s' is not a regular file", path);
+        return -1;
+    }
+    if (st.st_mode & (S_IRGRP | S_IROTH)) {
+        jobq_err_set(err, JOBQ_E_CONFIG, "password file '%s' is readable by others (chmod 600)", path);
+        return -1;
+    }
+    char buf[MAX_PASSWORD + 2]; /* the longest password, then "\r\n" */
+    size_t n = 0;
+    int rc = -1;
+    while (n < sizeof buf) {
+        ssize_t r = read(fd, buf + n, sizeof buf - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            jobq_err_set(err, JOBQ_E_IO, "cannot read password file '%s': %s", path, strerror(errno));
+            goto out;
+        }
+        if (r == 0) break;
+        n += (size_t)r;
+        if (memchr(buf + n - (size_t)r, '\n', (size_t)r)) break;
+    }
+    char *nl = memchr(buf, '\n', n);
+    size_t len = nl ? (size_t)(nl - buf) : n;
+    if (!nl && n == sizeof buf) len = sizeof buf; /* no end of line in sight */
+    if (len > 0 && buf[len - 1] == '\r') len--;
+    if (len == 0) {
+        jobq_err_set(err, JOBQ_E_CONFIG, "password file '%s' is empty (the password is its first line)", path);
+    } else if (len > MAX_PASSWORD) {
+        jobq_err_set(err, JOBQ_E_CONFIG, "password file '%s': the password is longer than %d bytes", path,
+                     MAX_PASSWORD);
+    } else if (memchr(buf, '\0', len)) {
+        jobq_err_set(err, JOBQ_E_CONFIG, "password file '%s' holds a NUL byte", path);
+    } else if (!(*out = strndup(buf, len))) {
+        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+    } else {
+        rc = 0;
+    }
+out:
+    explicit_bzero(buf, sizeof buf);
+    return rc;
+}
+
+int jobq_config_load_secrets(jobq_config *cfg, jobq_err *err) {
+    char cred[PATH_MAX];
+    const char *path = NULL;
+    int fd = -1;
+    const char *dir = getenv("CREDENTIALS_DIRECTORY");
+    if (dir && *dir) {
+        int len = snprintf(cred, sizeof cred, "%s/%s", dir, JOBQ_CREDENTIAL_REDIS_PASSWORD);
+        if (len < 0 || (size_t)len >= sizeof cred) {
+            jobq_err_set(err, JOBQ_E_CONFIG, "CREDENTIALS_DIRECTORY is too long");
+            return -1;
+        }
+        fd = open(cred, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd >= 0) {
+            path = cred;
+        } else if (errno != ENOENT) {
+            jobq_err_set(err, JOBQ_E_IO, "cannot open password file '%s': %s", cred, strerror(errno));
+            return -1;
+        }
+    }
+    if (!path && cfg->redis_password_file && *cfg->redis_password_file) {
+        path = cfg->redis_password_file;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0) {
+            jobq_err_set(err, JOBQ_E_IO, "cannot open password file '%s': %s", path, strerror(errno));
+            return -1;
+        }
+    }
+    if (!path) {
+        wipe_password(&cfg->redis_password);
+        return 0;
+    }
+    char *password = NULL;
+    int rc = read_password(fd, path, &password, err);
+    close(fd);
+    if (rc != 0) return -1;
+    wipe_password(&cfg->redis_password);
+    cfg->redis_password = password;
+    return 0;
 }

@@ -1,15 +1,19 @@
 /*
  * Unit tests of the config loader (src/config.c): defaults, a file setting
  * every key, comments, each kind of bad line with its exact "file:line:"
- * prefix, print-then-reload, the queue list, and the sample config/jobq.conf.
+ * prefix, print-then-reload, the queue list, [queue.NAME] sections and their
+ * inheritance, the Redis password file (and CREDENTIALS_DIRECTORY), and the
+ * sample config/jobq.conf.
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -50,8 +54,12 @@ static void assert_released(const jobq_config *cfg) {
     assert_null(cfg->redis_url);
     assert_null(cfg->prefix);
     assert_null(cfg->plugins_dir);
+    assert_null(cfg->redis_password_file);
+    assert_null(cfg->redis_password);
     assert_int_equal(cfg->nqueues, 0);
     assert_null(cfg->queues[0]);
+    assert_int_equal(cfg->nqueue_sections, 0);
+    assert_string_equal(cfg->queue_sections[0].values.name, "");
 }
 
 /* Loading text must fail with exactly "<path>:<line>: <what>". */
@@ -101,6 +109,9 @@ static void assert_defaults(const jobq_config *c) {
     assert_int_equal(c->batch_size, 64);
     assert_string_equal(c->redis_url, "redis://127.0.0.1:6379/0");
     assert_string_equal(c->prefix, "jobq");
+    assert_string_equal(c->redis_password_file, "");
+    assert_null(c->redis_password);
+    assert_int_equal(c->nqueue_sections, 0);
     assert_true(c->job_timeout == 180);
     assert_int_equal(c->max_attempts, 3);
     assert_int_equal(c->result_ttl, 86400);
@@ -139,6 +150,22 @@ static void assert_same(const jobq_config *a, const jobq_config *b, const char *
     assert_string_equal(a->plugins_dir, b->plugins_dir);
     assert_int_equal(a->wordcount_max_body, b->wordcount_max_body);
     assert_true(a->wordcount_connect_timeout == b->wordcount_connect_timeout);
+    assert_string_equal(a->redis_password_file, b->redis_password_file);
+    assert_int_equal(a->nqueue_sections, b->nqueue_sections);
+    for (int i = 0; i < a->nqueue_sections; i++) {
+        const jobq_config_queue_section *x = &a->queue_sections[i], *y = &b->queue_sections[i];
+        assert_string_equal(x->values.name, y->values.name);
+        assert_int_equal(x->set, y->set);
+        jobq_queue_settings ex, ey;
+        jobq_config_queue_settings(a, x->values.name, &ex);
+        jobq_config_queue_settings(b, y->values.name, &ey);
+        assert_true(ex.timeout == ey.timeout);
+        assert_int_equal(ex.max_attempts, ey.max_attempts);
+        assert_int_equal(ex.result_ttl, ey.result_ttl);
+        assert_int_equal(ex.rlimit_as, ey.rlimit_as);
+        assert_int_equal(ex.rlimit_cpu, ey.rlimit_cpu);
+        assert_int_equal(ex.rlimit_nofile, ey.rlimit_nofile);
+    }
 }
 
 static const char every_key[] =
@@ -157,6 +184,7 @@ static const char every_key[] =
     "[redis]\n"
     "url = redis://app:s3cret@redis.internal:6380/4\n"
     "prefix = myapp:jobs-v1.2_x\n"
+    "password_file = /run/secrets/redis password\n"
     "[jobs]\n"
     "timeout = 0.001\n"
     "max_attempts = 1000\n"
@@ -212,6 +240,8 @@ static void test_every_key(void **state) {
     assert_int_equal(c.batch_size, 1000);
     assert_string_equal(c.redis_url, "redis://app:s3cret@redis.internal:6380/4");
     assert_string_equal(c.prefix, "myapp:jobs-v1.2_x");
+    assert_string_equal(c.redis_password_file, "/run/secrets/redis password");
+    assert_null(c.redis_password); /* loading never reads the secret */
     assert_true(c.job_timeout == 0.001);
     assert_int_equal(c.max_attempts, 1000);
     assert_int_equal(c.result_ttl, 31536000);
@@ -650,9 +680,476 @@ static void test_sample_config(void **state) {
         if (!at || (next && at > next)) fail_msg("key '%s' is not documented in %s", line, path);
         keys++;
     }
-    assert_int_equal(keys, 23);
+    assert_int_equal(keys, 24);
     free(printed);
     free(sample);
+    jobq_config_fini(&c);
+}
+
+/* ---- [queue.NAME] sections ---- */
+
+static void expect_settings(const jobq_config *c, const char *queue, double timeout, int max_attempts,
+                            int result_ttl, long as, long cpu, long nofile) {
+    jobq_queue_settings s;
+    memset(&s, 0x5a, sizeof s); /* every member must be written */
+    jobq_config_queue_settings(c, queue, &s);
+    assert_string_equal(s.name, queue ? queue : "");
+    if (s.timeout != timeout) print_error("%s: timeout %g, want %g\n", queue, s.timeout, timeout);
+    assert_true(s.timeout == timeout);
+    assert_int_equal(s.max_attempts, max_attempts);
+    assert_int_equal(s.result_ttl, result_ttl);
+    assert_int_equal(s.rlimit_as, as);
+    assert_int_equal(s.rlimit_cpu, cpu);
+    assert_int_equal(s.rlimit_nofile, nofile);
+}
+
+static void test_queue_sections(void **state) {
+    (void)state;
+    jobq_config c;
+    /* [jobs] after the sections still provides what they inherit */
+    load_ok("[daemon]\nqueues = fast, slow\n"
+            "[queue.fast]\ntimeout = 2.5\nrlimit_cpu = 10\n"
+            "[queue.slow]\nmax_attempts = 1\nresult_ttl = 60\nrlimit_as = 512M\nrlimit_nofile = 64\n"
+            "[queue.other.daemon:x-y_Z9]\ntimeout = 3600\n"
+            "[queue.empty]\n"
+            "[jobs]\ntimeout = 40\nmax_attempts = 7\nresult_ttl = 100\n"
+            "[queue.fast]\nrlimit_nofile = 1048576\nrlimit_cpu = 86400\n",
+            &c);
+    assert_int_equal(c.nqueue_sections, 4);
+    assert_string_equal(c.queue_sections[0].values.name, "fast");
+    assert_string_equal(c.queue_sections[1].values.name, "slow");
+    assert_string_equal(c.queue_sections[2].values.name, "other.daemon:x-y_Z9");
+    assert_string_equal(c.queue_sections[3].values.name, "empty");
+    assert_int_equal(c.queue_sections[3].set, 0);
+    expect_settings(&c, "fast", 2.5, 7, 100, 0, 86400, 1048576);
+    expect_settings(&c, "slow", 40, 1, 60, 512 * MIB, 0, 64);
+    expect_settings(&c, "other.daemon:x-y_Z9", 3600, 7, 100, 0, 0, 0);
+    expect_settings(&c, "empty", 40, 7, 100, 0, 0, 0);
+    /* a queue without a section, and no queue at all: [jobs], no limits */
+    expect_settings(&c, "default", 40, 7, 100, 0, 0, 0);
+    expect_settings(&c, "fas", 40, 7, 100, 0, 0, 0);
+    expect_settings(&c, "fastX", 40, 7, 100, 0, 0, 0);
+    expect_settings(&c, NULL, 40, 7, 100, 0, 0, 0);
+    jobq_config_fini(&c);
+
+    /* defaults: no sections at all */
+    jobq_config_defaults(&c);
+    expect_settings(&c, "default", 180, 3, 86400, 0, 0, 0);
+    jobq_config_fini(&c);
+
+    /* bounds of every key, and suffixes for rlimit_as */
+    load_ok("[queue.lo]\ntimeout = 0.001\nmax_attempts = 1\nresult_ttl = 1\nrlimit_as = 16M\nrlimit_cpu = 1\n"
+            "rlimit_nofile = 16\n"
+            "[queue.hi]\ntimeout = 604800\nmax_attempts = 1000\nresult_ttl = 31536000\nrlimit_as = 1048576G\n"
+            "rlimit_cpu = 86400\nrlimit_nofile = 1048576\n"
+            "[queue.k]\nrlimit_as = 16384k\n[queue.b]\nrlimit_as = 17179869184\n",
+            &c);
+    expect_settings(&c, "lo", 0.001, 1, 1, 16 * MIB, 1, 16);
+    expect_settings(&c, "hi", 604800, 1000, 31536000, 1024 * 1024 * GIB, 86400, 1048576);
+    expect_settings(&c, "k", 180, 3, 86400, 16 * MIB, 0, 0);
+    expect_settings(&c, "b", 180, 3, 86400, 16 * GIB, 0, 0);
+    jobq_config_fini(&c);
+
+    /* a name of 64 characters is kept whole (inih would cut it), and the
+     * sections are found again at [jobs]'s return */
+    char name[65], text[512];
+    memset(name, 'q', 64);
+    name[64] = '\0';
+    snprintf(text, sizeof text, "[queue.%s]\ntimeout = 9\n[jobs]\ntimeout = 8\n[queue.%s]\nmax_attempts = 2\n", name,
+             name);
+    load_ok(text, &c);
+    assert_int_equal(c.nqueue_sections, 1);
+    assert_string_equal(c.queue_sections[0].values.name, name);
+    expect_settings(&c, name, 9, 2, 86400, 0, 0, 0);
+    jobq_config_fini(&c);
+
+    /* 32 sections fit */
+    char many[32 * 40] = "";
+    for (int i = 0; i < JOBQ_MAX_QUEUES; i++) {
+        char line[40];
+        snprintf(line, sizeof line, "[queue.q%d]\nmax_attempts = %d\n", i, i + 1);
+        strcat(many, line);
+    }
+    load_ok(many, &c);
+    assert_int_equal(c.nqueue_sections, JOBQ_MAX_QUEUES);
+    expect_settings(&c, "q31", 180, 32, 86400, 0, 0, 0);
+    jobq_config_fini(&c);
+}
+
+static void test_queue_section_errors(void **state) {
+    (void)state;
+    /* keys and values: "file:line: ..." naming the key and the section */
+    expect_error("[queue.a]\ntimeout = 5\nmax_payload = 10\n", 3, "unknown key 'max_payload' in section [queue.a]");
+    expect_error("[jobs]\n[queue.x.y]\n\nrlimit_stack = 1M\n", 4, "unknown key 'rlimit_stack' in section [queue.x.y]");
+    expect_error("[queue.a]\nTimeout = 5\n", 2, "unknown key 'Timeout' in section [queue.a]");
+    expect_error("[queue.a]\ntimeout = 0\n", 2,
+                 "bad value for 'timeout' in [queue.a]: expected a number from 0.001 to 604800, got '0'");
+    expect_bad_value("[queue.a]\ntimeout = 604801\n", 2, "queue.a", "timeout", "got '604801'");
+    expect_bad_value("[queue.a]\ntimeout = 5s\n", 2, "queue.a", "timeout", "got '5s'");
+    expect_bad_value("[queue.a]\nmax_attempts = 0\n", 2, "queue.a", "max_attempts", "from 1 to 1000, got '0'");
+    expect_bad_value("[queue.a]\nmax_attempts = 1001\n", 2, "queue.a", "max_attempts", "got '1001'");
+    expect_bad_value("[queue.a]\nresult_ttl = 0\n", 2, "queue.a", "result_ttl", "from 1 to 31536000, got '0'");
+    expect_bad_value("[queue.a]\nresult_ttl = 31536001\n", 2, "queue.a", "result_ttl", "got '31536001'");
+    expect_bad_value("[queue.a]\nrlimit_as = 15M\n", 2, "queue.a", "rlimit_as",
+                     "expected a size from 16M to 1048576G (bytes, or with a K, M or G suffix), got '15M'");
+    expect_bad_value("[queue.a]\nrlimit_as = 16777215\n", 2, "queue.a", "rlimit_as", "got '16777215'");
+    expect_bad_value("[queue.a]\nrlimit_as = 0\n", 2, "queue.a", "rlimit_as", "got '0'");
+    expect_bad_value("[queue.a]\nrlimit_as = 1048577G\n", 2, "queue.a", "rlimit_as", "got '1048577G'");
+    expect_bad_value("[queue.a]\nrlimit_as = 2GB\n", 2, "queue.a", "rlimit_as", "got '2GB'");
+    expect_bad_value("[queue.a]\nrlimit_cpu = 0\n", 2, "queue.a", "rlimit_cpu",
+                     "expected an integer from 1 to 86400, got '0'");
+    expect_bad_value("[queue.a]\nrlimit_cpu = 86401\n", 2, "queue.a", "rlimit_cpu", "got '86401'");
+    expect_bad_value("[queue.a]\nrlimit_cpu = 1.5\n", 2, "queue.a", "rlimit_cpu", "got '1.5'");
+    expect_bad_value("[queue.a]\nrlimit_cpu = 1M\n", 2, "queue.a", "rlimit_cpu", "got '1M'");
+    expect_bad_value("[queue.a]\nrlimit_cpu = 99999999999999999999999\n", 2, "queue.a", "rlimit_cpu", "integer");
+    expect_bad_value("[queue.a]\nrlimit_nofile = 15\n", 2, "queue.a", "rlimit_nofile",
+                     "expected an integer from 16 to 1048576, got '15'");
+    expect_bad_value("[queue.a]\nrlimit_nofile = 1048577\n", 2, "queue.a", "rlimit_nofile", "got '1048577'");
+    expect_bad_value("[queue.a]\nrlimit_nofile =\n", 2, "queue.a", "rlimit_nofile", "got ''");
+    expect_bad_value("[daemon]\nworkers = 2\n[queue.b]\n; c\nrlimit_nofile = many ; comment\n", 5, "queue.b",
+                     "rlimit_nofile", "got 'many'");
+    expect_error("[queue.a]\nrlimit_cpu\n", 2, "syntax error (expected 'key = value' or '[section]')");
+
+    /* section names */
+    expect_error("[daemon]\n[queue.]\ntimeout = 1\n", 2, "empty queue name in section [queue.]");
+    expect_error("[queue]\ntimeout = 1\n", 1, "unknown section [queue] (per-queue settings go in [queue.NAME])");
+    expect_error("[queues.a]\n", 1, "unknown section [queues.a]");
+    expect_error("[Queue.a]\n", 1, "unknown section [Queue.a]");
+    expect_error("[queue.a/b]\ntimeout = 1\n", 1,
+                 "bad section [queue.a/b]: queue name 'a/b' has a character outside [A-Za-z0-9_.:-]");
+    expect_error("[queue.a b]\n", 1, "bad section [queue.a b]: queue name 'a b' has a character outside "
+                                     "[A-Za-z0-9_.:-]");
+    char name[70], text[600], want[300];
+    memset(name, 'n', 65);
+    name[65] = '\0';
+    snprintf(text, sizeof text, "[jobs]\n[queue.%s]\ntimeout = 1\n", name);
+    snprintf(want, sizeof want,
+             "bad section [queue.%.48s...]: queue name '%.20s...' is longer than 64 characters", name, name);
+    expect_error(text, 2, want);
+    expect_error("[queue.a] timeout = 1\n", 1, "unexpected text after [queue.a]");
+
+    /* a 33rd section: error at its header; a repeated one is the same section */
+    char many[40 * 40] = "";
+    for (int i = 0; i < JOBQ_MAX_QUEUES; i++) {
+        char line[40];
+        snprintf(line, sizeof line, "[queue.q%d]\ntimeout = 1\n", i);
+        strcat(many, line);
+    }
+    strcat(many, "[queue.q0]\ntimeout = 2\n[queue.q32]\ntimeout = 3\n");
+    expect_error(many, 67, "[queue.q32]: more than 32 [queue.NAME] sections");
+
+    /* values of other sections are not accepted in a queue section and back */
+    expect_error("[queue.a]\nworkers = 2\n", 2, "unknown key 'workers' in section [queue.a]");
+    expect_error("[queue.a]\n[jobs]\nrlimit_as = 1G\n", 3, "unknown key 'rlimit_as' in section [jobs]");
+}
+
+/* ---- the Redis password ---- */
+
+/* Write text to a new file with mode; path gets its name. */
+static void write_secret(const char *text, size_t len, mode_t mode, char path[64]) {
+    strcpy(path, "/tmp/jobq-test-secret-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    assert_int_equal(close(fd), 0);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+/* Config with password_file = path; load_secrets must give want (NULL:
+ * must fail with a message holding frag). */
+static void expect_secret(const char *text, size_t len, mode_t mode, const char *want, const char *frag) {
+    char path[64], conf[128];
+    write_secret(text, len, mode, path);
+    snprintf(conf, sizeof conf, "[redis]\npassword_file = %s\n", path);
+    jobq_config c;
+    load_ok(conf, &c);
+    assert_null(c.redis_password);
+    jobq_err err;
+    jobq_err_clear(&err);
+    int rc = jobq_config_load_secrets(&c, &err);
+    if (want) {
+        if (rc != 0) print_error("%s\n", err.msg);
+        assert_int_equal(rc, 0);
+        assert_non_null(c.redis_password);
+        assert_string_equal(c.redis_password, want);
+    } else {
+        if (rc == 0 || !strstr(err.msg, frag) || !strstr(err.msg, path))
+            print_error("got '%s', want '%s' and the path %s\n", err.msg, frag, path);
+        assert_int_equal(rc, -1);
+        assert_non_null(strstr(err.msg, frag));
+        assert_non_null(strstr(err.msg, path)); /* names the file */
+        assert_null(c.redis_password);
+    }
+    jobq_config_fini(&c);
+    assert_null(c.redis_password);
+    unlink(path);
+}
+
+static void test_password_file(void **state) {
+    (void)state;
+    unsetenv("CREDENTIALS_DIRECTORY");
+    expect_secret("hunter2\n", 8, 0600, "hunter2", NULL);
+    expect_secret("hunter2", 7, 0600, "hunter2", NULL);
+    expect_secret("hunter2\r\n", 9, 0400, "hunter2", NULL);
+    expect_secret("pass word;#x \n", 14, 0600, "pass word;#x ", NULL); /* only the line end goes */
+    expect_secret("first\nsecond\n", 13, 0600, "first", NULL);
+    expect_secret("a\r\r\n", 4, 0600, "a\r", NULL);
+    expect_secret("", 0, 0600, NULL, "is empty");
+    expect_secret("\n", 1, 0600, NULL, "is empty");
+    expect_secret("\r\nsecond\n", 9, 0600, NULL, "is empty");
+    expect_secret("a\0b\n", 4, 0600, NULL, "NUL byte");
+    expect_secret("hunter2\n", 8, 0640, NULL, "is readable by others (chmod 600)");
+    expect_secret("hunter2\n", 8, 0604, NULL, "is readable by others (chmod 600)");
+    expect_secret("hunter2\n", 8, 0644, NULL, "is readable by others (chmod 600)");
+
+    /* the exact messages */
+    char path[64], want[256];
+    write_secret("x\n", 2, 0644, path);
+    jobq_config c;
+    jobq_err err;
+    jobq_config_defaults(&c);
+    jobq_config_set_string(&c.redis_password_file, path);
+    assert_int_equal(jobq_config_load_secrets(&c, &err), -1);
+    snprintf(want, sizeof want, "password file '%s' is readable by others (chmod 600)", path);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(err.code, JOBQ_E_CONFIG);
+    unlink(path);
+    assert_int_equal(jobq_config_load_secrets(&c, &err), -1);
+    snprintf(want, sizeof want, "cannot open password file '%s': No such file or directory", path);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(err.code, JOBQ_E_IO);
+    assert_null(c.redis_password);
+    jobq_config_set_string(&c.redis_password_file, "/tmp");
+    assert_int_equal(jobq_config_load_secrets(&c, &err), -1);
+    assert_string_equal(err.msg, "password file '/tmp' is not a regular file");
+    jobq_config_set_string(&c.redis_password_file, "/proc/self/nonexistent/x");
+    assert_int_equal(jobq_config_load_secrets(&c, NULL), -1); /* err may be NULL */
+
+    /* longest password: 4096 bytes; one more is refused */
+    char big[4100];
+    memset(big, 'p', sizeof big);
+    write_secret(big, 4096, 0600, path);
+    jobq_config_set_string(&c.redis_password_file, path);
+    assert_int_equal(jobq_config_load_secrets(&c, &err), 0);
+    assert_int_equal(strlen(c.redis_password), 4096);
+    unlink(path);
+    big[4096] = '\r';
+    big[4097] = '\n';
+    write_secret(big, 4098, 0600, path);
+    jobq_config_set_string(&c.redis_password_file, path);
+    assert_int_equal(jobq_config_load_secrets(&c, &err), 0);
+    assert_int_equal(strlen(c.redis_password), 4096);
+    unlink(path);
+    write_secret(big, 4097, 0600, path); /* 4096 bytes and a CR: the CR goes */
+    jobq_config_set_string(&c.redis_password_file, path);
+    assert_int_equal(jobq_config_load_secrets(&c, &err), 0);
+    assert_int_equal(strlen(c.redis_password), 4096);
+    unlink(path);
+    big[4096] = 'p';
+    write_secret(big, 4098, 0600, path);
+    jobq_config_set_string(&c.redis_password_file, path);
+    assert_int_equal(jobq_config_load_secrets(&c, &err), -1);
+    assert_non_null(strstr(err.msg, "longer than 4096 bytes"));
+    assert_int_equal(strlen(c.redis_password), 4096); /* a failure keeps what was there */
+    unlink(path);
+    memset(big, 'p', sizeof big);
+    write_secret(big, sizeof big, 0600, path);
+    jobq_config_set_string(&c.redis_password_file, path);
+    assert_int_equal(jobq_config_load_secrets(&c, &err), -1);
+    assert_non_null(strstr(err.msg, "longer than 4096 bytes"));
+    unlink(path);
+
+    /* a new file replaces the password; no file at all clears it */
+    write_secret("new\n", 4, 0600, path);
+    jobq_config_set_string(&c.redis_password_file, path);
+    assert_int_equal(jobq_config_load_secrets(&c, &err), 0);
+    assert_string_equal(c.redis_password, "new");
+    unlink(path);
+    jobq_config_set_string(&c.redis_password_file, "");
+    assert_int_equal(jobq_config_load_secrets(&c, &err), 0);
+    assert_null(c.redis_password);
+    jobq_config_fini(&c);
+
+    /* loading never reads it: a missing file is only an error for load_secrets */
+    load_ok("[redis]\npassword_file = /nonexistent/secret\n", &c);
+    assert_string_equal(c.redis_password_file, "/nonexistent/secret");
+    assert_null(c.redis_password);
+    jobq_config_fini(&c);
+    /* defaults: no file, no password */
+    jobq_config_defaults(&c);
+    assert_int_equal(jobq_config_load_secrets(&c, &err), 0);
+    assert_null(c.redis_password);
+    jobq_config_fini(&c);
+
+    /* the key itself: an absolute path or nothing */
+    expect_bad_value("[redis]\npassword_file = secret.txt\n", 2, "redis", "password_file",
+                     "expected an absolute path (or nothing), got 'secret.txt'");
+    expect_bad_value("[redis]\npassword_file = ./x\n", 2, "redis", "password_file", "absolute path");
+    load_ok("[redis]\npassword_file =\n", &c);
+    assert_string_equal(c.redis_password_file, "");
+    jobq_config_fini(&c);
+}
+
+/* A fresh directory under /tmp; path gets its name. */
+static void make_tmp_dir(char path[64]) {
+    strcpy(path, "/tmp/jobq-test-creds-XXXXXX");
+    assert_non_null(mkdtemp(path));
+}
+
+static void test_credentials_directory(void **state) {
+    (void)state;
+    char dir[64], cred[128], file[64];
+    make_tmp_dir(dir);
+    snprintf(cred, sizeof cred, "%s/redis-password", dir);
+    write_secret("from-file\n", 10, 0600, file);
+
+    jobq_config c;
+    jobq_err err;
+    jobq_config_defaults(&c);
+    jobq_config_set_string(&c.redis_password_file, file);
+
+    /* the variable set, but no redis-password in it: password_file */
+    assert_int_equal(setenv("CREDENTIALS_DIRECTORY", dir, 1), 0);
+    assert_int_equal(jobq_config_load_secrets(&c, &err), 0);
+    assert_string_equal(c.redis_password, "from-file");
+
+    /* the credential wins over password_file */
+    FILE *f = fopen(cred, "w");
+    assert_non_null(f);
+    fputs("from-credential\n", f);
+    fclose(f);
+    assert_int_equal(chmod(cred, 0400), 0);
+    assert_int_equal(jobq_config_load_secrets(&c, &err), 0);
+    assert_string_equal(c.redis_password, "from-credential");
+
+    /* ... even with no password_file, or a broken one */
+    jobq_config_set_string(&c.redis_password_file, "");
+    assert_int_equal(jobq_config_load_secrets(&c, &err), 0);
+    assert_string_equal(c.redis_password, "from-credential");
+    jobq_config_set_string(&c.redis_password_file, "/nonexistent/secret");
+    assert_int_equal(jobq_config_load_secrets(&c, &err), 0);
+    assert_string_equal(c.redis_password, "from-credential");
+
+    /* it is checked like any password file */
+    assert_int_equal(chmod(cred, 0640), 0);
+    assert_int_equal(jobq_config_load_secrets(&c, &err), -1);
+    char want[256];
+    snprintf(want, sizeof want, "password file '%s' is readable by others (chmod 600)", cred);
+    assert_string_equal(err.msg, want);
+    assert_string_equal(c.redis_password, "from-credential"); /* unchanged */
+
+    /* an empty variable counts as unset */
+    assert_int_equal(setenv("CREDENTIALS_DIRECTORY", "", 1), 0);
+    jobq_config_set_string(&c.redis_password_file, file);
+    assert_int_equal(jobq_config_load_secrets(&c, &err), 0);
+    assert_string_equal(c.redis_password, "from-file");
+
+    /* unset variable, no password_file: no password */
+    unsetenv("CREDENTIALS_DIRECTORY");
+    jobq_config_set_string(&c.redis_password_file, "");
+    assert_int_equal(jobq_config_load_secrets(&c, &err), 0);
+    assert_null(c.redis_password);
+    jobq_config_fini(&c);
+
+    unlink(cred);
+    unlink(file);
+    rmdir(dir);
+}
+
+/* print writes password_file's path, never the password it holds. */
+static void test_print_hides_password(void **state) {
+    (void)state;
+    char file[64], conf[256];
+    write_secret("sup3r-s3cret-pw\n", 16, 0600, file);
+    unsetenv("CREDENTIALS_DIRECTORY");
+    snprintf(conf, sizeof conf, "[redis]\nurl = redis://u:url-s3cret@h:1/0\npassword_file = %s\n[queue.a]\ntimeout = 1\n",
+             file);
+    jobq_config a, b;
+    jobq_err err;
+    load_ok(conf, &a);
+    assert_int_equal(jobq_config_load_secrets(&a, &err), 0);
+    assert_string_equal(a.redis_password, "sup3r-s3cret-pw");
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    assert_non_null(mem);
+    jobq_config_print(&a, mem);
+    assert_int_equal(fclose(mem), 0);
+    assert_null(strstr(text, "sup3r"));
+    assert_null(strstr(text, "url-s3cret"));
+    char want[128];
+    snprintf(want, sizeof want, "\npassword_file = %s\n", file);
+    assert_non_null(strstr(text, want));
+    assert_non_null(strstr(text, "\nurl = redis://u:***@h:1/0\n"));
+    load_ok(text, &b); /* and it loads back */
+    assert_string_equal(b.redis_password_file, file);
+    assert_null(b.redis_password);
+    free(text);
+    jobq_config_fini(&a);
+    assert_null(a.redis_password);
+    jobq_config_fini(&b);
+    unlink(file);
+}
+
+static void test_queue_print_round_trip(void **state) {
+    (void)state;
+    jobq_config a, b;
+    load_ok("[queue.fast]\ntimeout = 2.5\nrlimit_cpu = 10\nrlimit_as = 2G\n"
+            "[queue.slow]\nmax_attempts = 1\nresult_ttl = 60\nrlimit_as = 100000000\nrlimit_nofile = 64\n"
+            "[queue.empty]\n"
+            "[jobs]\ntimeout = 40\n"
+            "[queue.x.y:z]\ntimeout = 0.1234567890123\nmax_attempts = 1000\n",
+            &a);
+    char *text = print_and_reload(&a, &b);
+    assert_same(&a, &b, "redis://127.0.0.1:6379/0");
+    assert_int_equal(b.nqueue_sections, 4);
+    /* only what a section sets is set after the reload; the rest still inherits */
+    assert_non_null(strstr(text, "\n[queue.fast]\n"));
+    assert_non_null(strstr(text, "\ntimeout = 2.5\n"));
+    assert_non_null(strstr(text, "\nrlimit_as = 2G\n"));
+    assert_non_null(strstr(text, "\nrlimit_cpu = 10\n"));
+    assert_non_null(strstr(text, "\n; max_attempts = 3 (from [jobs])\n"));
+    assert_non_null(strstr(text, "\n; rlimit_nofile = (no limit)\n"));
+    assert_non_null(strstr(text, "\n[queue.empty]\n"));
+    assert_non_null(strstr(text, "\nrlimit_as = 100000000\n"));
+    assert_non_null(strstr(text, "\n[queue.x.y:z]\n"));
+    expect_settings(&b, "empty", 40, 3, 86400, 0, 0, 0);
+    expect_settings(&b, "x.y:z", 0.1234567890123, 1000, 86400, 0, 0, 0);
+    /* a changed [jobs] still reaches the reloaded sections */
+    jobq_config_fini(&b);
+    size_t n = strlen(text);
+    text = realloc(text, n + 64);
+    strcat(text, "[jobs]\nmax_attempts = 9\n");
+    load_ok(text, &b);
+    expect_settings(&b, "fast", 2.5, 9, 86400, 2 * GIB, 10, 0);
+    expect_settings(&b, "slow", 40, 1, 60, 100000000, 0, 64);
+    free(text);
+    jobq_config_fini(&a);
+    jobq_config_fini(&b);
+}
+
+/* The commented [queue.example] of the sample loads once uncommented. */
+static void test_sample_queue_example(void **state) {
+    (void)state;
+    const char *candidates[] = {"config/jobq.conf", "../config/jobq.conf", "../../config/jobq.conf"};
+    FILE *f = NULL;
+    for (size_t i = 0; i < 3 && !f; i++) f = fopen(candidates[i], "r");
+    if (!f) fail_msg("config/jobq.conf not found; run the tests from the repository root");
+    char line[256], text[2048] = "";
+    bool in = false;
+    while (fgets(line, sizeof line, f)) {
+        if (strcmp(line, "# [queue.example]\n") == 0) in = true;
+        if (in && strcmp(line, "\n") == 0) break;
+        if (in && strncmp(line, "# ", 2) == 0) strcat(text, line + 2);
+    }
+    fclose(f);
+    if (!in) fail_msg("no '# [queue.example]' in the sample");
+    jobq_config c;
+    load_ok(text, &c);
+    assert_int_equal(c.nqueue_sections, 1);
+    assert_int_equal(c.queue_sections[0].set, 0x3f); /* documents every key */
+    expect_settings(&c, "example", 30, 5, 3600, 2 * GIB, 60, 256);
     jobq_config_fini(&c);
 }
 
@@ -678,6 +1175,13 @@ int main(void) {
         cmocka_unit_test(test_set_queues),
         cmocka_unit_test(test_set_string),
         cmocka_unit_test(test_sample_config),
+        cmocka_unit_test(test_queue_sections),
+        cmocka_unit_test(test_queue_section_errors),
+        cmocka_unit_test(test_queue_print_round_trip),
+        cmocka_unit_test(test_password_file),
+        cmocka_unit_test(test_credentials_directory),
+        cmocka_unit_test(test_print_hides_password),
+        cmocka_unit_test(test_sample_queue_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
