@@ -80,6 +80,10 @@ static int load_config(jobq_config *cfg, void *ctx, jobq_err *err) {
         jobq_redis_url_fini(&parsed);
         jobq_config_set_string(&cfg->redis_url, url);
     }
+    if (!o->check_config && jobq_config_load_secrets(cfg, err) != 0) {
+        jobq_config_fini(cfg);
+        return -1;
+    }
     if (o->workers) cfg->workers = o->workers;
     if (o->queues && jobq_config_set_queues(cfg, o->queues, err) != 0) {
         char msg[sizeof err->msg];

@@ -233,9 +233,11 @@ static int settle_running_job(jobq_supervisor *s, wrec *w, const char *inflight,
     for (size_t i = 0; i < n; i++) {
         if (lens[i] != w->job.payload_len || jobq_slots_hash(items[i], lens[i]) != w->job.payload_hash)
             continue;
-        jobq_job_defaults defaults = {s->cfg.job_timeout, s->cfg.max_attempts, s->cfg.result_ttl, 0};
-        struct jobq_job job;
         const char *queue = w->queues[w->job.queue_index];
+        jobq_queue_settings qs;
+        jobq_config_queue_settings(&s->cfg, queue, &qs);
+        jobq_job_defaults defaults = {qs.timeout, qs.max_attempts, qs.result_ttl, 0};
+        struct jobq_job job;
         double now = jobq_now();
         /* Parsed "as of" its start, so a payload without enqueued_at gets
          * the start time there, as the worker gave it. */
@@ -552,7 +554,11 @@ static void do_reload(jobq_supervisor *s) {
         jobq_notify_ready();
         return;
     }
-    if (strcmp(fresh.redis_url, s->cfg.redis_url) != 0 || strcmp(fresh.prefix, s->cfg.prefix) != 0) {
+    bool same_password = (!fresh.redis_password && !s->cfg.redis_password) ||
+                         (fresh.redis_password && s->cfg.redis_password &&
+                          strcmp(fresh.redis_password, s->cfg.redis_password) == 0);
+    if (strcmp(fresh.redis_url, s->cfg.redis_url) != 0 || strcmp(fresh.prefix, s->cfg.prefix) != 0 ||
+        !same_password) {
         jobq_queue *nq = jobq_queue_new(fresh.redis_url, fresh.prefix, 2.0, &err);
         if (!nq) {
             jobq_log_err("reload refused: %s", err.msg);
@@ -560,8 +566,7 @@ static void do_reload(jobq_supervisor *s) {
             jobq_notify_ready();
             return;
         }
-        /* Recover what old workers leave behind with the new connection only
-         * if it reaches the same data; otherwise finish recoveries first. */
+        jobq_queue_set_password(nq, fresh.redis_password);
         jobq_queue_free(s->q);
         s->q = nq;
         s->redis_down = false;
@@ -715,6 +720,7 @@ jobq_supervisor *jobq_supervisor_new(jobq_config *cfg, jobq_config_loader reload
     }
     s->q = jobq_queue_new(s->cfg.redis_url, s->cfg.prefix, 2.0, err);
     if (!s->q) goto fail;
+    jobq_queue_set_password(s->q, s->cfg.redis_password);
     s->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
     if (!s->loop) {
         jobq_err_set(err, JOBQ_E_NOMEM, "cannot create the event loop");

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,7 +83,8 @@ typedef struct worker {
     char queue_keys[JOBQ_MAX_QUEUES][300];
     const char *inflight_ptrs[JOBQ_MAX_QUEUES];
     const char *queue_ptrs[JOBQ_MAX_QUEUES];
-    jobq_job_defaults defaults;
+    jobq_job_defaults defaults[JOBQ_MAX_QUEUES]; /* per queue */
+    jobq_queue_settings settings[JOBQ_MAX_QUEUES];  /* per queue: rlimits */
     int batch;          /* current adaptive batch size */
     bool redis_down;    /* for logging once per state change */
     int connect_failures;
@@ -187,12 +189,48 @@ static void build_outcome(worker *w, job_work *jw, int queue_index, bool rejecte
     out->retry_payload = jw->retry_payload;
 }
 
+/* The soft limits in force before a job's queue limits were applied. */
+typedef struct limits {
+    struct rlimit as, cpu, nofile;
+} limits;
+
+static void lower_soft(int resource, rlim_t value, struct rlimit *saved) {
+    getrlimit(resource, saved);
+    struct rlimit lim = *saved;
+    if (saved->rlim_max != RLIM_INFINITY && value > saved->rlim_max) value = saved->rlim_max;
+    lim.rlim_cur = value;
+    if (setrlimit(resource, &lim) != 0)
+        jobq_log_warn("cannot set resource limit %d: %s", resource, strerror(errno));
+}
+
+/* Apply the queue's kernel limits for the coming job. CPU time counts over
+ * the worker's whole life, so its limit is what was used so far plus the
+ * job's allowance; going over kills the worker with SIGXCPU, which the
+ * supervisor records against the job. */
+static void apply_limits(const jobq_queue_settings *qs, limits *saved) {
+    if (qs->rlimit_as > 0) lower_soft(RLIMIT_AS, (rlim_t)qs->rlimit_as, &saved->as);
+    if (qs->rlimit_nofile > 0) lower_soft(RLIMIT_NOFILE, (rlim_t)qs->rlimit_nofile, &saved->nofile);
+    if (qs->rlimit_cpu > 0) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        rlim_t used = (rlim_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + 1;
+        lower_soft(RLIMIT_CPU, used + (rlim_t)qs->rlimit_cpu, &saved->cpu);
+    }
+}
+
+static void restore_limits(const jobq_queue_settings *qs, const limits *saved) {
+    if (qs->rlimit_as > 0) setrlimit(RLIMIT_AS, &saved->as);
+    if (qs->rlimit_nofile > 0) setrlimit(RLIMIT_NOFILE, &saved->nofile);
+    if (qs->rlimit_cpu > 0) setrlimit(RLIMIT_CPU, &saved->cpu);
+}
+
 /* Parse, dispatch and run one job. Returns the seconds its handler took. */
 static double run_one(worker *w, const jobq_taken_item *item, job_work *jw, jobq_outcome *out) {
     jobq_err err;
     const char *queue = w->cfg->queues[item->queue_index];
     double now = jobq_now();
-    if (jobq_job_parse(&jw->job, item->payload, item->len, queue, &w->defaults, now, &err) != 0) {
+    if (jobq_job_parse(&jw->job, item->payload, item->len, queue, &w->defaults[item->queue_index], now,
+                       &err) != 0) {
         build_outcome(w, jw, item->queue_index, true, err.msg, out);
         return 0;
     }
@@ -218,7 +256,10 @@ static double run_one(worker *w, const jobq_taken_item *item, job_work *jw, jobq
     sj.payload_len = item->len;
     jobq_slot_begin_job(w->p->slot, &sj);
 
+    limits saved;
+    apply_limits(&w->settings[item->queue_index], &saved);
     int rc = h->fn(job, h->udata);
+    restore_limits(&w->settings[item->queue_index], &saved);
 
     jobq_slot_set_state(w->p->slot, JOBQ_SLOT_BUSY);
     job->finished_at = jobq_now();
@@ -286,8 +327,11 @@ int jobq_worker_main(const jobq_worker_params *p) {
         w.inflight_ptrs[i] = w.inflight[i];
         w.queue_ptrs[i] = w.queue_keys[i];
     }
-    w.defaults = (jobq_job_defaults){cfg->job_timeout, cfg->max_attempts, cfg->result_ttl,
-                                     cfg->max_payload};
+    for (int i = 0; i < w.nq; i++) {
+        jobq_config_queue_settings(cfg, cfg->queues[i], &w.settings[i]);
+        w.defaults[i] = (jobq_job_defaults){w.settings[i].timeout, w.settings[i].max_attempts,
+                                            w.settings[i].result_ttl, cfg->max_payload};
+    }
     w.batch = 1;
     w.rng = (unsigned)getpid() * 2654435761u;
     progress_worker = &w;
@@ -299,6 +343,7 @@ int jobq_worker_main(const jobq_worker_params *p) {
         jobq_log_err("%s", err.msg);
         return 2;
     }
+    jobq_queue_set_password(w.q, cfg->redis_password);
     jobq_log_debug("started as %s", w.id);
     /* A single queue can block on BLMOVE and wake at once; with several we
      * block on the first and look at the others at least every 100 ms. */

@@ -110,6 +110,21 @@ static int hang(jobq_job *job, void *udata) {
     return JOBQ_ERR; /* not reached */
 }
 
+/* Burn CPU for args.seconds (default: until killed): exercises rlimit_cpu. */
+static int spin(jobq_job *job, void *udata) {
+    (void)udata;
+    double seconds = 1e9;
+    api->job_arg_number(job, "seconds", &seconds);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    volatile unsigned long counter = 0;
+    do {
+        for (int i = 0; i < 1000000; i++) counter++;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while ((double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9 < seconds);
+    return JOBQ_OK;
+}
+
 static int abort_handler(jobq_job *job, void *udata) {
     (void)udata;
     api->log(job, JOBQ_LOG_DEBUG, "abort: calling abort()");
@@ -133,5 +148,6 @@ int jobq_testing_unsafe_init(jobq_plugin *p, const struct jobq_api *host) {
     if (host->register_handler(p, "crash", crash, NULL) != JOBQ_OK) return JOBQ_ERR;
     if (host->register_handler(p, "hang", hang, NULL) != JOBQ_OK) return JOBQ_ERR;
     if (host->register_handler(p, "abort", abort_handler, NULL) != JOBQ_OK) return JOBQ_ERR;
+    if (host->register_handler(p, "spin", spin, NULL) != JOBQ_OK) return JOBQ_ERR;
     return JOBQ_OK;
 }
