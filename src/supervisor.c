@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "functions.h"
 #include "handlers/handlers.h"
 #include "job.h"
 #include "log.h"
@@ -117,6 +118,17 @@ static bool ensure_redis(jobq_supervisor *s, double now) {
         else jobq_log_info("connected to Redis at %s", jobq_queue_url_redacted(s->q));
         s->redis_down = false;
         s->redis_failures = 0;
+        /* The FCALL enqueue library; a server without FUNCTION (Redis < 7)
+         * still serves plain RPUSH producers. */
+        int loaded = jobq_functions_ensure(s->q, &err);
+        if (loaded == 1) jobq_log_info("installed the jobq function library (version %d)", JOBQ_FUNCTIONS_VERSION);
+        if (loaded < 0) {
+            jobq_log_warn("cannot install the jobq function library: %s", err.msg);
+            if (err.code == JOBQ_E_IO) {
+                s->redis_down = true;
+                return false;
+            }
+        }
         return true;
     }
     if (!s->redis_down) jobq_log_warn("Redis unavailable (%s); retrying with backoff", err.msg);
