@@ -34,7 +34,7 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -ldl -lm
 CORE_OBJS  := err log config redis_url job registry plugin queue scripts functions slots \
               backoff handlers/wordcount handlers/words handlers/testing
 JOBQD_OBJS := $(CORE_OBJS) worker supervisor notify main
-JOBQ_OBJS  := $(CORE_OBJS) cli
+JOBQ_OBJS  := $(CORE_OBJS) cli cli_util cli_jobs cli_status cli_dead
 UNIT_TESTS := test_config test_redis_url test_job test_words test_backoff test_plugin
 
 # What each unit test links besides its own object.
@@ -88,7 +88,7 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@tests/tools/run.sh
 
-unit: $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
+unit: plugins $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 	@tests/tools/run-unit.sh $(BUILD) $(UNIT_TESTS)
 
 integration: all
@@ -122,7 +122,7 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/jobqd $(DESTDIR)$(PREFIX)/bin/jobq \
 	    $(DESTDIR)$(PREFIX)/include/jobq/plugin.h $(DESTDIR)$(LIBDIR)/pkgconfig/jobq.pc \
 	    $(DESTDIR)$(UNITDIR)/jobqd.service
-	-rmdir $(DESTDIR)$(PREFIX)/include/jobq $(DESTDIR)$(PLUGINDIR) 2>/dev/null
+	-rmdir $(DESTDIR)$(PREFIX)/include/jobq $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(LIBDIR)/jobq 2>/dev/null
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/jobq/jobq.conf (remove it by hand if unwanted)"
 
 clean:

@@ -878,7 +878,9 @@ static int read_password(int fd, const char *path, char **out, jobq_err *err) {
         jobq_err_set(err, JOBQ_E_CONFIG, "password file '%s' is not a regular file", path);
         return -1;
     }
-    if (st.st_mode & (S_IRGRP | S_IROTH)) {
+    /* Group bits are allowed: systemd's credential files carry an ACL for
+     * the service user, which shows as group permission bits. */
+    if (st.st_mode & S_IROTH) {
         jobq_err_set(err, JOBQ_E_CONFIG, "password file '%s' is readable by others (chmod 600)", path);
         return -1;
     }

@@ -28,6 +28,9 @@ typedef struct options {
 /* Hide a password given in a --redis URL from ps: the URL was copied, so the
  * argv bytes of "user:password@" are overwritten in place. */
 static void scrub_password(char *url) {
+    char *query = strstr(url, "password=");
+    if (query)
+        for (char *p = query + 9; *p && *p != '&'; p++) *p = '*';
     char *start = strstr(url, "://");
     if (!start) return;
     start += 3;

@@ -205,7 +205,7 @@ static int load_dir(const char *dir) {
         n++;
     }
     closedir(d);
-    qsort(names, n, sizeof *names, compare_names);
+    if (n > 1) qsort(names, n, sizeof *names, compare_names);
     int ok = 0;
     for (size_t i = 0; i < n; i++) {
         char path[1024];

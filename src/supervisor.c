@@ -610,6 +610,7 @@ static void begin_stop(jobq_supervisor *s, const char *why) {
     jobq_notify_stopping();
     jobq_log_info("%s: stopping; running jobs get up to %g s", why, s->cfg.shutdown_timeout);
     signal_workers(s, SIGTERM, true);
+    update_status(s);
     if (s->cfg.shutdown_timeout > 0)
         jobq_notify_extend_timeout((uint64_t)((s->cfg.shutdown_timeout + 10) * 1e6));
 }

@@ -87,6 +87,7 @@ typedef struct worker {
     jobq_queue_settings settings[JOBQ_MAX_QUEUES];  /* per queue: rlimits */
     int batch;          /* current adaptive batch size */
     bool redis_down;    /* for logging once per state change */
+    bool reclaim_own;   /* a take may have moved jobs we never saw */
     int connect_failures;
     unsigned long long jobs_done;
     unsigned rng;
@@ -132,6 +133,7 @@ static int ensure_connected(worker *w) {
 static void lost_connection(worker *w, const jobq_err *err) {
     if (!w->redis_down) jobq_log_warn("lost Redis connection: %s; reconnecting", err->msg);
     w->redis_down = true;
+    w->reclaim_own = true;
     jobq_queue_disconnect(w->q);
 }
 
@@ -361,6 +363,24 @@ int jobq_worker_main(const jobq_worker_params *p) {
     while (!stop_requested) {
         jobq_slot_set_state(p->slot, JOBQ_SLOT_IDLE);
         if (stop_requested || ensure_connected(&w) != 0) break;
+        if (w.reclaim_own) {
+            /* Every outcome of ours is committed by now, so whatever our
+             * in-flight lists hold was moved by a take whose reply was lost
+             * with the connection: put it back before taking more. */
+            bool ok = true;
+            for (int i = 0; i < w.nq && ok; i++) {
+                long n = jobq_queue_requeue(w.q, w.inflight_ptrs[i], w.queue_ptrs[i], &err);
+                if (n < 0) {
+                    ok = false;
+                    if (err.code == JOBQ_E_IO) lost_connection(&w, &err);
+                    else jobq_log_err("putting back unseen jobs: %s", err.msg);
+                } else if (n > 0) {
+                    jobq_log_info("put back %ld job(s) taken while the connection was lost", n);
+                }
+            }
+            if (!ok && !jobq_queue_connected(w.q)) continue;
+            w.reclaim_own = false;
+        }
         jobq_taken taken;
         int rc = jobq_queue_take(w.q, w.inflight_ptrs, w.queue_ptrs, w.nq, w.batch, block, &taken, &err);
         jobq_slot_set_state(p->slot, JOBQ_SLOT_BUSY);

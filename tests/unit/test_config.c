@@ -898,7 +898,7 @@ static void test_password_file(void **state) {
     expect_secret("\n", 1, 0600, NULL, "is empty");
     expect_secret("\r\nsecond\n", 9, 0600, NULL, "is empty");
     expect_secret("a\0b\n", 4, 0600, NULL, "NUL byte");
-    expect_secret("hunter2\n", 8, 0640, NULL, "is readable by others (chmod 600)");
+    expect_secret("hunter2\n", 8, 0640, "hunter2", NULL); /* group: systemd's credential ACL */
     expect_secret("hunter2\n", 8, 0604, NULL, "is readable by others (chmod 600)");
     expect_secret("hunter2\n", 8, 0644, NULL, "is readable by others (chmod 600)");
 
@@ -1031,7 +1031,7 @@ static void test_credentials_directory(void **state) {
     assert_string_equal(c.redis_password, "from-credential");
 
     /* it is checked like any password file */
-    assert_int_equal(chmod(cred, 0640), 0);
+    assert_int_equal(chmod(cred, 0644), 0);
     assert_int_equal(jobq_config_load_secrets(&c, &err), -1);
     char want[256];
     snprintf(want, sizeof want, "password file '%s' is readable by others (chmod 600)", cred);

@@ -1,0 +1,634 @@
+"""The fault suite: jobq's promise that a job taken by a worker is never
+lost, proven by injecting the faults (issue 3).
+
+1. 2,000 short jobs, 20 random workers SIGKILLed while they run, then the
+   whole daemon SIGKILLed with its workers and started again.
+2. Redis SIGKILLed and restarted (appendonly yes, appendfsync always) in the
+   middle of 1,000 jobs; CLIENT KILL TYPE normal in the middle of 1,000 more.
+3. A hung handler killed at its timeout, crashing handlers, a failing job
+   retried into jobq:dead, a poison job quarantined after poison_limit.
+4. Two daemons on one Redis, one SIGKILLed: the other reclaims its jobs.
+5. SIGTERM under load: exit 0 after shutdown_timeout, unfinished jobs back.
+6. Delayed jobs run on time; retry backoff (with jitter) is honoured.
+7. Worker recycling (max_jobs_per_worker).
+8. Time to redeliver a job whose worker was SIGKILLed.
+
+How executions are counted (duplicates): the jobs of cases 1 and 2 are
+`wordcount` jobs whose URL names the job (http://127.0.0.1:P/run/<id>) on
+an HTTP server inside the test process; the server counts requests per id,
+so it sees every run of the handler that started, including runs whose
+worker was killed before their outcome was written. "duplicates" is the
+number of jobs that ran more than once. Figures are printed (pytest -s) and
+appended to <JOBQ_BUILD>/fault-figures.txt.
+
+Each test has its own time budget (SIGALRM) within conftest's limit, and
+every wait in it is bounded.
+"""
+
+import json
+import os
+import random
+import re
+import signal
+import statistics
+import time
+from collections import Counter
+
+import pytest
+
+import faultlib
+import jobqtest
+from faultlib import (CountingHttpServer, EventCollector, FaultRedis, children, cpu_seconds, figures,
+                      kill_daemon_hard, mget_results, queue_state, retrying, wait_all_results,
+                      wait_workers, worker_of_job)
+from jobqtest import dead_entries, get_result, job, key, wait_for
+
+QUEUE = key("queue", "default")
+
+
+# ---------------------------------------------------------------- fixtures
+
+def budget(seconds):
+    """Time budget of a test (seconds, for the plain build; doubled for a
+    sanitizer build)."""
+    def deco(fn):
+        fn.fault_budget = seconds
+        return fn
+    return deco
+
+
+def persistent_redis(fn):
+    """The test's redis-server runs with appendonly yes, appendfsync always."""
+    fn.persistent_redis = True
+    return fn
+
+
+class FaultBudgetExceeded(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _fault_budget(request, _time_limit):
+    """A tighter alarm than conftest's per-test limit (it replaces that
+    alarm; conftest's teardown cancels it)."""
+    seconds = getattr(request.function, "fault_budget", 60)
+    if "san" in jobqtest.build_dir().name:
+        seconds *= 2
+    seconds = int(min(seconds, int(os.environ.get("JOBQ_TEST_TIMEOUT", "120"))))
+
+    def expired(signum, frame):
+        raise FaultBudgetExceeded("fault test exceeded its budget of %d s" % seconds)
+
+    signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    yield
+    signal.alarm(0)
+
+
+@pytest.fixture
+def redis_server(request, tmp_path):
+    """Overrides conftest's: a FaultRedis (restartable; persistent for tests
+    marked @persistent_redis). conftest's r and jobqd use it."""
+    server = FaultRedis(tmp_path / "redis", appendonly=getattr(request.function, "persistent_redis", False))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def counting_http():
+    server = CountingHttpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def events(redis_server):
+    collector = EventCollector(redis_server).start()
+    yield collector
+    collector.stop()
+
+
+# ---------------------------------------------------------------- helpers
+
+def ready(r, d, job_id=None):
+    """Wait until daemon d serves jobs (one noop round trip)."""
+    job_id = job_id or "warm-" + d.name
+    r.rpush(QUEUE, job("noop", id=job_id))
+    res = get_result(r, job_id, timeout=15)
+    assert res["status"] == "ok", res
+
+
+def push_all(r, payloads, chunk=500):
+    for i in range(0, len(payloads), chunk):
+        retrying(r.rpush, QUEUE, *payloads[i:i + chunk])
+
+
+def processed(r):
+    v = retrying(r.get, key("stats", "processed"))
+    return int(v) if v else 0
+
+
+def log_lines(text, pattern):
+    return [line for line in text.splitlines() if re.search(pattern, line)]
+
+
+def pid_of_worker(worker_id):
+    return int(worker_id.rsplit(":", 1)[1])
+
+
+def executions(http, ids):
+    """(never ran, ran more than once, extra runs) from the HTTP counts."""
+    counts = http.snapshot()
+    never = [i for i in ids if counts[i] == 0]
+    dups = [i for i in ids if counts[i] > 1]
+    extra = sum(counts[i] - 1 for i in dups)
+    return never, dups, extra
+
+
+# ---------------------------------------------------------------- 1. kills
+
+@budget(110)
+def test_worker_and_daemon_kills_lose_no_job(r, redis_server, jobqd, counting_http, events):
+    N, KILLS = 2000, 20
+    rng = random.Random(int(os.environ.get("JOBQ_FAULT_SEED", "0")) or None)
+    overrides = {
+        "daemon": {"workers": 4, "heartbeat_interval": 1, "heartbeat_ttl": 3, "shutdown_timeout": 5},
+        # Enough attempts and poison headroom that random kills cannot
+        # legitimately fail a job: every job must end ok.
+        "jobs": {"max_attempts": 10, "poison_limit": 10, "retry_backoff_base": 0.02,
+                 "retry_backoff_max": 0.2, "timeout": 30},
+    }
+    d = jobqd(overrides)
+    ready(r, d)
+    ids = ["k%04d" % i for i in range(N)]
+    payloads = [job("wordcount", id=i, args={"url": counting_http.url(i, round(rng.uniform(2, 10), 1))})
+                for i in ids]
+    t_start = time.monotonic()
+    push_all(r, payloads)
+
+    # 20 random workers SIGKILLed while they run: only workers that have been
+    # up for 50 ms (a worker killed before doing anything is not "running" a
+    # job and would only make the supervisor back off).
+    kills = []
+    first_seen = {}
+    while len(kills) < KILLS:
+        assert time.monotonic() - t_start < 30, "could not make %d kills in 30 s" % KILLS
+        now = time.monotonic()
+        kids = children(d.pid)
+        for k in kids:
+            first_seen.setdefault(k, now)
+        eligible = [k for k in kids if now - first_seen[k] >= 0.05]
+        if eligible:
+            victim = rng.choice(eligible)
+            try:
+                os.kill(victim, signal.SIGKILL)
+                kills.append(victim)
+            except ProcessLookupError:
+                pass
+        time.sleep(rng.uniform(0.03, 0.06))
+    before_daemon_kill = queue_state(r)
+    assert before_daemon_kill["queue"] > 0, (
+        "the queue drained before the daemon kill (%r): the test needs more or longer jobs"
+        % before_daemon_kill)
+
+    # The whole daemon with its workers, like a power cut.
+    held = {}
+
+    def note_inflight():
+        held.update(jobqtest.inflight_jobs(r))
+
+    old_id = "%s:%d" % (os.uname().nodename, d.pid)
+    kill_daemon_hard(d, before_kill=note_inflight)
+    t_daemon_kill = time.monotonic()
+    at_kill = queue_state(r)
+    held_jobs = sum(len(v) for v in held.values())
+    assert at_kill["inflight"] >= held_jobs > 0, (
+        "expected jobs in the killed workers' in-flight lists: %r, %r" % (held, at_kill))
+    time.sleep(0.2)
+    assert queue_state(r) == at_kill, "something moved jobs while no jobqd was running"
+
+    d2 = jobqd(overrides, name="jobqd-restarted")
+    wait_all_results(r, ids, timeout=60, status="ok")
+    t_done = time.monotonic()
+
+    # The restarted daemon reclaimed its predecessor's in-flight lists.
+    log2 = d2.log()
+    m = re.search(r"daemon %s is gone; put (\d+) of its in-flight job\(s\) back" % re.escape(old_id), log2)
+    assert m, "the restarted jobqd did not log reclaiming %s:\n%s" % (old_id, log2[-3000:])
+    assert int(m.group(1)) == at_kill["inflight"], (m.group(0), at_kill)
+    assert retrying(r.hget, key("daemons"), old_id) is None, "dead daemon still registered"
+    assert not retrying(r.exists, key("daemon", old_id, "inflight"))
+
+    results = mget_results(r, ids)
+    not_ok = {i: v for i, v in results.items() if not v or v.get("status") != "ok"}
+    lost = len(not_ok)
+    assert lost == 0, "lost or failed jobs: %r" % dict(list(not_ok.items())[:5])
+    final = queue_state(r)
+    assert final == {"queue": 0, "inflight": 0, "scheduled": 0, "dead": 0}, final
+
+    never, dups, extra = executions(counting_http, ids)
+    assert not never, "jobs with an ok result whose handler never ran: %r" % never[:10]
+    evs = events.snapshot()
+    died = [e for e in evs if e.get("event") == "retrying" and "worker died" in (e.get("error") or "")]
+    for e in died:
+        assert "killed by signal SIGKILL" in e["error"], e
+    ok_events = Counter(e["id"] for e in evs if e.get("event") == "ok" and e.get("id") in results)
+    retried = sum(1 for v in results.values() if v["attempts"] > 1)
+    # Most random kills land while a 2-10 ms handler runs (the rest between
+    # two jobs): the suite must really have killed running jobs.
+    assert len(died) >= KILLS // 2, "only %d of %d kills hit a running job" % (len(died), KILLS)
+    assert retried == len({e["id"] for e in died}), (retried, len(died))
+    figures("kills", jobs=N, worker_kills=len(kills), kills_during_a_job=len(died),
+            daemon_kills=1, inflight_at_daemon_kill=at_kill["inflight"],
+            waiting_at_daemon_kill=at_kill["queue"], lost=lost,
+            duplicates=len(dups), extra_runs=extra, results_with_attempts_gt_1=retried,
+            duplicate_ok_events=sum(1 for c in ok_events.values() if c > 1),
+            ok_events=sum(ok_events.values()),
+            restart_to_all_done_s=t_done - t_daemon_kill, total_s=t_done - t_start,
+            method="executions counted per job by the HTTP server its wordcount job fetches")
+
+
+# ---------------------------------------------------------------- 2. Redis
+
+@persistent_redis
+@budget(100)
+def test_redis_restart_and_client_kill_lose_no_job(r, redis_server, jobqd, counting_http):
+    workers = 4
+    d = jobqd({"daemon": {"workers": workers, "heartbeat_interval": 1, "heartbeat_ttl": 5},
+               "jobs": {"max_attempts": 1}})  # an outage must not cost an attempt
+    ready(r, d)
+    pid0 = d.pid
+    workers0 = wait_workers(d, workers)
+
+    # Phase 1: Redis SIGKILLed (appendfsync always keeps every acknowledged
+    # write) and started again 1.5 s later, in the middle of 1,000 jobs.
+    ids = ["r%04d" % i for i in range(1000)]
+    push_all(r, [job("wordcount", id=i, args={"url": counting_http.url(i, 3)}) for i in ids])
+    base = processed(r)
+    wait_for(lambda: processed(r) - base >= 250, 30, 0.01, "250 jobs done")
+    mark = len(d.log())
+    cpu0 = cpu_seconds([d.pid] + workers0)
+    redis_server.kill(signal.SIGKILL)
+    t_down = time.monotonic()
+    time.sleep(1.5)
+    outage_cpu = cpu_seconds([d.pid] + workers0) - cpu0
+    outage = time.monotonic() - t_down
+    d.assert_running()
+    assert children(d.pid) == workers0, "workers exited or were replaced during the outage"
+    redis_server.start()
+    t_up = time.monotonic()
+    wait_all_results(r, ids, timeout=30, status="ok")
+    t_all = time.monotonic() - t_up
+    d.assert_running()
+    assert d.pid == pid0
+    log = d.log()[mark:]
+    down_lines = log_lines(log, r"Redis unavailable|lost Redis connection")
+    again_lines = log_lines(log, r"connected to Redis again")
+    assert again_lines, "no 'connected to Redis again' in the log:\n%s" % log[-3000:]
+    assert 1 <= len(down_lines) <= 2 * (workers + 1), (
+        "want one line per process when Redis goes away, got %d:\n%s"
+        % (len(down_lines), "\n".join(down_lines[:40])))
+    assert len(again_lines) <= 2 * (workers + 1), "\n".join(again_lines[:40])
+    # Reconnecting with backoff, not busy-looping: all jobqd processes
+    # together used well under a third of a core while Redis was away.
+    assert outage_cpu / outage < 0.33, "jobqd used %.2f s of CPU during a %.1f s outage" % (
+        outage_cpu, outage)
+    never, dups, extra = executions(counting_http, ids)
+    assert not never, never[:10]
+    # A result computed while Redis was away is written when it is back, and
+    # a take whose reply was lost never ran: nothing needs to run twice.
+    assert not dups, "jobs run more than once across the Redis restart: %r" % dups[:10]
+    assert queue_state(r) == {"queue": 0, "inflight": 0, "scheduled": 0, "dead": 0}
+
+    # Phase 2: CLIENT KILL TYPE normal twice in the middle of 1,000 more.
+    ids2 = ["c%04d" % i for i in range(1000)]
+    mark2 = len(d.log())
+    push_all(r, [job("wordcount", id=i, args={"url": counting_http.url(i, 3)}) for i in ids2])
+    base = processed(r)
+    killed_clients = 0
+    # Many kills: each is a chance to cut a worker's connection between a
+    # take (or commit) that Redis executed and its reply.
+    client_kill_at = range(50, 950, 50)
+    for at in client_kill_at:
+        wait_for(lambda: processed(r) - base >= at, 30, 0.01, "%d jobs done" % at)
+        killed_clients += int(redis_server.cli("CLIENT", "KILL", "TYPE", "normal"))
+    # 1,000 jobs of 3 ms on 4 workers take ~1 s: 20 s means stuck.
+    wait_all_results(r, ids2, timeout=20, status="ok")
+    d.assert_running()
+    assert d.pid == pid0
+    assert killed_clients >= workers + 1, "CLIENT KILL killed only %d clients" % killed_clients
+    log2 = d.log()[mark2:]
+    assert log_lines(log2, r"lost Redis connection"), log2[-3000:]
+    assert log_lines(log2, r"connected to Redis again"), log2[-3000:]
+    never2, dups2, extra2 = executions(counting_http, ids2)
+    assert not never2, never2[:10]
+    assert not dups2, "jobs run more than once across CLIENT KILLs: %r" % dups2[:10]
+    assert queue_state(r) == {"queue": 0, "inflight": 0, "scheduled": 0, "dead": 0}
+    assert len(log_lines(d.log(), r"jobqd .* starting")) == 1, "jobqd restarted itself"
+    figures("redis", jobs=len(ids) + len(ids2), redis_restarts=1, outage_s=outage,
+            outage_cpu_s=outage_cpu, all_done_after_restart_s=t_all,
+            log_lines_down=len(down_lines), log_lines_again=len(again_lines),
+            client_kills=len(client_kill_at), clients_killed=killed_clients, lost=0,
+            duplicates_restart=len(dups), duplicates_client_kill=len(dups2), jobqd_restarted=0)
+
+
+# ---------------------------------------------------------------- 3. failures
+
+TEST_HANDLERS = {"daemon": {"workers": 2, "test_handlers": "yes", "kill_grace": 1, "shutdown_timeout": 2},
+                 "jobs": {"retry_backoff_base": 0.1, "retry_backoff_max": 1}}
+
+
+@budget(30)
+def test_hung_handler_killed_at_timeout(r, jobqd):
+    d = jobqd(TEST_HANDLERS)
+    ready(r, d)
+    workers0 = wait_workers(d, 2)
+    r.rpush(QUEUE, job("hang", id="h1", timeout=1, max_attempts=1))
+    t0 = time.time()
+    res = get_result(r, "h1", timeout=10)
+    assert res["status"] == "failed", res
+    assert "timed out after 1" in res["error"], res["error"]
+    assert res["attempts"] == 1
+    took = res["finished_at"] - res["started_at"]
+    # SIGTERM at 1 s; the hang handler dies of it (else SIGKILL at 1 + 1 s).
+    assert 1.0 <= took <= 1.0 + 1.0 + 0.5, "killed %.2f s after its start, want ~1 s" % took
+    assert not faultlib.alive(pid_of_worker(res["worker"])), "the hung worker is still alive"
+    dead = [e for e in dead_entries(r) if e.get("id") == "h1"]
+    assert len(dead) == 1 and "timed out after 1" in dead[0]["error"], dead
+    # A new worker replaced it and the daemon goes on.
+    ready(r, d, "after-hang")
+    assert len(wait_workers(d, 2)) == 2 and children(d.pid) != workers0
+    print("\nhung job stopped %.3f s after it started (%.3f s after push)" % (took, res["finished_at"] - t0))
+
+
+@budget(30)
+def test_crashing_handlers_fail_with_their_signal(r, jobqd):
+    d = jobqd(TEST_HANDLERS)
+    ready(r, d)
+    r.rpush(QUEUE, job("crash", id="segv1", max_attempts=1), job("abort", id="abrt1", max_attempts=1))
+    segv = get_result(r, "segv1", timeout=10)
+    abrt = get_result(r, "abrt1", timeout=10)
+    assert segv["status"] == "failed" and segv["attempts"] == 1, segv
+    assert "worker died" in segv["error"] and "SIGSEGV" in segv["error"], segv["error"]
+    assert re.search(r"max RSS \d+ KiB, CPU [\d.]+ s", segv["error"]), segv["error"]
+    assert abrt["status"] == "failed" and "SIGABRT" in abrt["error"], abrt
+    d.assert_running()
+    ready(r, d, "after-crash")
+    wait_workers(d, 2)
+
+
+@budget(30)
+def test_failing_job_retried_then_dead_letter(r, jobqd, events):
+    d = jobqd(TEST_HANDLERS)
+    ready(r, d)
+    message = "boom: disk on fire (f1)"
+    r.rpush(QUEUE, job("fail", id="f1", args={"message": message}, max_attempts=3))
+    res = get_result(r, "f1", timeout=15)
+    assert res["status"] == "failed", res
+    assert res["attempts"] == 3, res
+    assert message in res["error"], res["error"]
+    dead = wait_for(lambda: [e for e in dead_entries(r) if e.get("id") == "f1"], 5, 0.02, "dead entry of f1")
+    assert len(dead) == 1, dead
+    entry = dead[0]
+    assert entry["attempts"] == 3, entry
+    errors = entry["errors"]
+    assert [e["attempt"] for e in errors] == [1, 2, 3], errors
+    for e in errors:
+        assert message in e["error"], e
+    ats = [e["at"] for e in errors]
+    assert ats == sorted(ats), ats
+    retrying_events = events.of("retrying", "f1")
+    assert [e["attempt"] for e in retrying_events] == [1, 2], retrying_events
+    assert all(message in e["error"] for e in retrying_events), retrying_events
+    assert retrying(r.zcard, key("scheduled")) == 0
+
+
+@budget(30)
+def test_poison_job_quarantined_after_poison_limit(r, jobqd, events):
+    d = jobqd({"daemon": TEST_HANDLERS["daemon"],
+               "jobs": {"retry_backoff_base": 0.05, "retry_backoff_max": 0.2, "poison_limit": 3}})
+    ready(r, d)
+    r.rpush(QUEUE, job("crash", id="p1", max_attempts=10))
+    dead = wait_for(lambda: [e for e in dead_entries(r) if e.get("id") == "p1"], 15, 0.02,
+                    "dead entry of p1")
+    entry = dead[0]
+    assert len(dead) == 1, dead
+    assert entry["error"].startswith("poison job:"), entry["error"]
+    assert "SIGSEGV" in entry["error"], entry["error"]
+    assert entry["attempts"] == 3, entry
+    assert len(entry["errors"]) == 3 and all("SIGSEGV" in e["error"] for e in entry["errors"]), entry
+    res = get_result(r, "p1", timeout=5)
+    assert res["status"] == "failed" and res["attempts"] == 3 and "poison" in res["error"], res
+    time.sleep(0.5)  # nothing runs it a fourth time
+    assert [e["attempt"] for e in events.of("retrying", "p1")] == [1, 2], events.of(job_id="p1")
+    assert len(events.of("failed", "p1")) == 1
+    assert queue_state(r) == {"queue": 0, "inflight": 0, "scheduled": 0, "dead": 1}
+    d.assert_running()
+    ready(r, d, "after-poison")
+
+
+# ---------------------------------------------------------------- 4. daemons
+
+@pytest.mark.parametrize("path", ["same-host", "other-host"])
+@budget(40)
+def test_other_daemon_reclaims_a_killed_daemons_jobs(r, jobqd, path):
+    """same-host: the killed daemon's pid is dead on this host, so the other
+    daemon may reclaim at once. other-host: the killed daemon's registry
+    entry is rewritten (while it is frozen, before its death) to name
+    another host, as if that host had vanished: only the expiry of its
+    heartbeat key (heartbeat_ttl 2 s) may let the other daemon reclaim."""
+    ttl, interval = 2, 0.5
+    overrides = {"daemon": {"workers": 2, "heartbeat_interval": interval, "heartbeat_ttl": ttl,
+                            "shutdown_timeout": 2},
+                 "jobs": {"max_attempts": 1}}
+    a = jobqd(overrides, name="jobqd-a")
+    b = jobqd(overrides, name="jobqd-b")
+    ready(r, a, "warm-1")
+    wait_for(lambda: retrying(r.hlen, key("daemons")) == 2, 10, 0.05, "both daemons registered")
+    a_workers = wait_workers(a, 2)
+    b_workers = wait_workers(b, 2)
+    ids = ["d%d" % i for i in range(8)]
+    push_all(r, [job("sleep", id=i, args={"seconds": 1.0}) for i in ids])
+
+    def a_busy():
+        lists = {k: v for k, v in jobqtest.inflight_jobs(r).items() if pid_of_worker(k) in a_workers}
+        return lists if sum(len(v) for v in lists.values()) == 2 else None
+
+    wait_for(a_busy, 10, 0.01, "both of jobqd-a's workers running a job")
+    time.sleep(0.1)
+    a_id = "%s:%d" % (os.uname().nodename, a.pid)
+    held = {}
+    heartbeat_left = [None]
+
+    def before_kill():
+        held.update({k: v for k, v in jobqtest.inflight_jobs(r).items() if pid_of_worker(k) in a_workers})
+        if path == "other-host":
+            info = json.loads(r.hget(key("daemons"), a_id))
+            info["host"] = "vanished-host.invalid"
+            r.hset(key("daemons"), a_id, json.dumps(info))
+        heartbeat_left[0] = r.pttl(key("daemon", a_id)) / 1000.0
+
+    kill_daemon_hard(a, before_kill=before_kill)
+    t_kill = time.time()
+    held_ids = [json.loads(p)["id"] for v in held.values() for p in v]
+    assert len(held_ids) == 2, held
+    assert heartbeat_left[0] > 0, "jobqd-a had no live heartbeat key"
+
+    def reclaimed():
+        return not any(retrying(r.llen, k) for k in held) and not retrying(r.exists, key("daemon", a_id, "inflight"))
+
+    wait_for(reclaimed, 10, 0.01, "jobqd-b to reclaim jobqd-a's in-flight jobs")
+    t_reclaimed = time.time() - t_kill
+    results = wait_all_results(r, ids, timeout=20, status="ok")
+    b_ids = {"%s:%d" % (os.uname().nodename, p) for p in b_workers}
+    for i in held_ids:
+        assert results[i]["worker"] in b_ids, (i, results[i], b_ids)
+    redeliver = [results[i]["started_at"] - t_kill for i in held_ids]
+    if path == "same-host":
+        # Dead pid on this host: reclaimed at jobqd-b's next check.
+        assert t_reclaimed <= interval + 0.5, "reclaim took %.2f s" % t_reclaimed
+    else:
+        # Not before the heartbeat key expires, and at the first check after.
+        assert t_reclaimed >= heartbeat_left[0] - 0.05, (
+            "reclaimed %.2f s after the kill, but the heartbeat had %.2f s left"
+            % (t_reclaimed, heartbeat_left[0]))
+        assert t_reclaimed <= heartbeat_left[0] + interval + 0.5, (
+            "reclaimed %.2f s after the kill; the heartbeat expired after %.2f s"
+            % (t_reclaimed, heartbeat_left[0]))
+    assert retrying(r.hget, key("daemons"), a_id) is None
+    assert queue_state(r) == {"queue": 0, "inflight": 0, "scheduled": 0, "dead": 0}
+    b.assert_running()
+    assert "daemon %s is gone" % a_id in b.log(), b.log_tail()
+    figures("daemon-reclaim-" + path, daemons=2, killed=1, jobs=len(ids), held_by_killed=len(held_ids),
+            heartbeat_left_at_kill_s=heartbeat_left[0], reclaim_s=t_reclaimed,
+            held_jobs_started_again_after_s=max(redeliver), lost=0)
+
+
+# ---------------------------------------------------------------- 5. SIGTERM
+
+@budget(30)
+def test_sigterm_under_load_puts_unfinished_jobs_back(r, jobqd):
+    d = jobqd({"daemon": {"workers": 4, "shutdown_timeout": 2}, "jobs": {"max_attempts": 3}})
+    ready(r, d)
+    ids = ["s%d" % i for i in range(10)]
+    push_all(r, [job("sleep", id=i, args={"seconds": 5}) for i in ids])
+    wait_for(lambda: queue_state(r)["inflight"] == 4 and retrying(r.llen, QUEUE) == 6, 10, 0.01,
+             "4 running jobs and 6 waiting")
+    running = {json.loads(p)["id"] for v in jobqtest.inflight_jobs(r).values() for p in v}
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    d.send_signal(signal.SIGTERM)
+    rc = d.wait_exit(2 + 5)
+    took = time.monotonic() - t0
+    assert rc == 0, "jobqd exited with %s on SIGTERM:\n%s" % (rc, d.log_tail())
+    assert took >= 1.9, "jobqd gave running jobs only %.2f s of their 2 s" % took
+    assert took <= 2 + 1.5, "jobqd took %.2f s to exit with shutdown_timeout 2" % took
+    queued = [json.loads(p)["id"] for p in r.lrange(QUEUE, 0, -1)]
+    assert sorted(queued) == sorted(ids), "queue after SIGTERM: %r" % queued
+    assert set(queued[:4]) == running, "the killed jobs %r are not at the head: %r" % (running, queued)
+    assert queued[4:] == [i for i in ids if i not in running]
+    assert queue_state(r) == {"queue": 10, "inflight": 0, "scheduled": 0, "dead": 0}
+    assert not [i for i in ids if r.exists(key("result", i))], "some 5 s job has a result"
+    assert log_lines(d.log(), r"shutdown deadline"), d.log_tail()
+    figures("sigterm", shutdown_timeout=2, exit_s=took, running_killed=len(running), back_in_queue=len(queued),
+            lost=0)
+
+
+# ---------------------------------------------------------------- 6. timing
+
+@budget(30)
+def test_delayed_jobs_run_on_time(r, jobqd):
+    d = jobqd({"daemon": {"workers": 2}})
+    ready(r, d)
+    now = time.time()
+    due = {"later%d" % i: now + 0.5 + 0.137 * i for i in range(6)}
+    for i, t in due.items():
+        r.zadd(key("scheduled"), {job("noop", id=i, queue="default"): t})
+    late = []
+    for i, t in due.items():
+        res = get_result(r, i, timeout=10)
+        assert res["status"] == "ok", res
+        lateness = res["started_at"] - t
+        assert lateness >= 0, "%s started %.3f s before its due time" % (i, -lateness)
+        assert lateness <= 0.1, "%s started %.3f s after its due time" % (i, lateness)
+        late.append(lateness)
+    figures("delayed", jobs=len(due), max_lateness_s=max(late), median_lateness_s=statistics.median(late))
+
+
+@budget(30)
+def test_retry_backoff_with_jitter_is_honoured(r, jobqd, events):
+    base = 0.5
+    d = jobqd({"daemon": {"workers": 2, "test_handlers": "yes"},
+               "jobs": {"retry_backoff_base": base, "retry_backoff_max": 60}})
+    ready(r, d)
+    r.rpush(QUEUE, job("fail", id="b1", args={"message": "try again"}, max_attempts=3))
+    # The first retry sits in jobq:scheduled, due base/2..base after the
+    # failure (the event carries the failure time).
+    ev = events.wait(lambda e: e.get("id") == "b1" and e.get("event") == "retrying", 10, "retrying b1")
+    scheduled = r.zrange(key("scheduled"), 0, -1, withscores=True)
+    assert len(scheduled) == 1 and json.loads(scheduled[0][0])["id"] == "b1", scheduled
+    delay1 = scheduled[0][1] - ev["time"]
+    assert base / 2 <= delay1 <= base + 1e-3, "first retry delay %.3f s, want %.2f..%.2f" % (delay1, base / 2, base)
+    res = get_result(r, "b1", timeout=15)
+    assert res["status"] == "failed" and res["attempts"] == 3, res
+    entry = [e for e in dead_entries(r) if e.get("id") == "b1"][0]
+    at = [e["at"] for e in entry["errors"]]
+    gap1 = at[1] - at[0]            # >= start of attempt 2 - end of attempt 1
+    gap2 = res["started_at"] - at[1]  # start of attempt 3 - end of attempt 2
+    assert base / 2 <= gap1 <= base + 0.15, "attempt 2 ran %.3f s after attempt 1 failed" % gap1
+    assert base <= gap2 <= 2 * base + 0.15, "attempt 3 ran %.3f s after attempt 2 failed" % gap2
+    figures("backoff", base=base, first_delay_s=delay1, gap1_s=gap1, gap2_s=gap2)
+
+
+# ---------------------------------------------------------------- 7. recycling
+
+@pytest.mark.parametrize("batch_size", [1, 64])
+@budget(30)
+def test_workers_recycled_after_max_jobs(r, jobqd, batch_size):
+    d = jobqd({"daemon": {"workers": 2, "max_jobs_per_worker": 5, "batch_size": batch_size}})
+    ids = ["n%02d" % i for i in range(30)]
+    push_all(r, [job("noop", id=i) for i in ids])
+    results = wait_all_results(r, ids, timeout=20, status="ok")
+    per_worker = Counter(v["worker"] for v in results.values())
+    if batch_size == 1:
+        # Exactly 5 jobs per worker life.
+        assert sorted(per_worker.values()) == [5] * 6, per_worker
+    else:
+        # A batch in hand is finished before the worker is recycled.
+        assert len(per_worker) >= 3, per_worker
+        assert max(per_worker.values()) < 5 + batch_size, per_worker
+    log = d.log()
+    assert len(log_lines(log, r"recycling after \d+ jobs")) >= len(per_worker) - 2, log[-3000:]
+    assert not log_lines(log, r"keep dying"), log[-3000:]
+    assert queue_state(r) == {"queue": 0, "inflight": 0, "scheduled": 0, "dead": 0}
+    wait_workers(d, 2)
+    print("\nbatch_size %d: 30 jobs ran on %d worker lives: %s" % (batch_size, len(per_worker),
+                                                                sorted(per_worker.values())))
+
+
+# ---------------------------------------------------------------- 8. redelivery
+
+@budget(40)
+def test_redelivery_time_after_worker_kill(r, jobqd, events):
+    d = jobqd({"daemon": {"workers": 2, "shutdown_timeout": 2},
+               "jobs": {"max_attempts": 2, "retry_backoff_base": 0}})
+    ready(r, d)
+    latencies = []
+    for n in range(5):
+        jid = "rd%d" % n
+        payload = job("sleep", id=jid, args={"seconds": 0.5})
+        r.rpush(QUEUE, payload)
+        _, pid = worker_of_job(r, payload)
+        time.sleep(0.1)  # well inside its handler
+        t_kill = time.time()
+        os.kill(pid, signal.SIGKILL)
+        res = get_result(r, jid, timeout=10)
+        assert res["status"] == "ok" and res["attempts"] == 2, res
+        assert pid_of_worker(res["worker"]) != pid
+        ev = events.wait(lambda e: e.get("id") == jid and e.get("event") == "retrying", 5, "retrying " + jid)
+        assert "worker died: killed by signal SIGKILL" in ev["error"], ev
+        latencies.append(res["started_at"] - t_kill)
+    assert max(latencies) < 0.5, "redelivery after a worker kill took %r s" % latencies
+    figures("redeliver-after-worker-kill", kills=len(latencies), median_s=statistics.median(latencies),
+            max_s=max(latencies), min_s=min(latencies), retry_backoff_base=0)

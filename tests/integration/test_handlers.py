@@ -1,0 +1,185 @@
+"""The built-in handlers noop, echo, sleep and (with test_handlers = yes)
+fail, and the shape of results, dead-letter entries and stats they leave."""
+
+import time
+
+import pytest
+
+from jobqtest import (Events, dead_entries, get_result, inflight_jobs, job, key, push, stat,
+                      wait_dead, wait_for)
+
+RESULT_FIELDS = ("id", "status", "result", "attempts", "worker", "queue", "handler",
+                 "enqueued_at", "started_at", "finished_at")
+
+
+def check_result(res, job_id, handler, status="ok", queue="default"):
+    """The fields every result has, whatever the handler."""
+    for f in RESULT_FIELDS:
+        assert f in res, "result has no %r: %r" % (f, res)
+    assert res["id"] == job_id
+    assert res["status"] == status
+    assert res["handler"] == handler
+    assert res["queue"] == queue
+    assert res["attempts"] == 1
+    assert isinstance(res["worker"], str) and res["worker"]
+    now = time.time()
+    for f in ("enqueued_at", "started_at", "finished_at"):
+        assert isinstance(res[f], float), "%s is not a float: %r" % (f, res[f])
+        assert now - 120 < res[f] <= now + 1, "%s=%r is not about now (%r)" % (f, res[f], now)
+    assert res["started_at"] <= res["finished_at"]
+    if status == "ok":
+        assert res.get("error") is None, res
+    else:
+        assert isinstance(res.get("error"), str) and res["error"], res
+
+
+def test_noop(r, jobqd):
+    jobqd()
+    push(r, job("noop", id="n1"))
+    res = get_result(r, "n1")
+    check_result(res, "n1", "noop")
+    assert res["result"] is None
+    ttl = r.ttl(key("result", "n1"))
+    assert 0 < ttl <= 3600, "result TTL %r, want result_ttl = 3600" % ttl
+
+
+@pytest.mark.parametrize("args", [
+    {"a": [1, 2.5, {"b": "café 東京"}], "n": None, "t": True},
+    [1, "two", 3],
+    "just a string",
+    42,
+])
+def test_echo_returns_args(r, jobqd, args):
+    jobqd()
+    push(r, job("echo", id="e1", args=args))
+    res = get_result(r, "e1")
+    check_result(res, "e1", "echo")
+    assert res["result"] == args
+
+
+def test_sleep(r, jobqd):
+    jobqd()
+    push(r, job("sleep", id="s1", args={"seconds": 0.3}))
+    res = get_result(r, "s1")
+    check_result(res, "s1", "sleep")
+    assert res["finished_at"] - res["started_at"] >= 0.25
+
+
+def test_fifo_within_a_queue(r, jobqd):
+    jobqd({"daemon": {"workers": 1, "batch_size": 1}})
+    for i in range(10):
+        push(r, job("noop", id="f%d" % i))
+    results = [get_result(r, "f%d" % i) for i in range(10)]
+    starts = [res["started_at"] for res in results]
+    assert starts == sorted(starts), "jobs of one queue did not run in RPUSH order"
+
+
+def test_job_without_id_gets_one(r, jobqd):
+    events = Events(r)
+    try:
+        jobqd()
+        payload = push(r, job("echo", args={"anon": 1}))
+        ev = events.wait(lambda e: e.get("event") == "ok" and e.get("handler") == "echo")
+    finally:
+        events.close()
+    assert ev["queue"] == "default"
+    job_id = ev["id"]
+    assert isinstance(job_id, str) and job_id, "event has no assigned id: %r" % ev
+    res = get_result(r, job_id, timeout=5)
+    check_result(res, job_id, "echo")
+    assert res["result"] == {"anon": 1}
+    assert '"id"' not in payload
+
+
+def test_events_for_a_job_with_id(r, jobqd):
+    events = Events(r)
+    try:
+        jobqd()
+        push(r, job("noop", id="ev1"))
+        ev = events.wait(lambda e: e.get("id") == "ev1")
+    finally:
+        events.close()
+    assert ev["event"] == "ok"
+    assert ev["queue"] == "default"
+    assert ev["handler"] == "noop"
+
+
+def test_idle_worker_picks_up_quickly(r, jobqd):
+    jobqd({"daemon": {"workers": 1}})
+    push(r, job("noop", id="warm"))
+    get_result(r, "warm", timeout=15)
+    for i in range(3):
+        time.sleep(1.2)  # let the worker settle into its blocking wait
+        t0 = time.monotonic()
+        push(r, job("noop", id="quick%d" % i))
+        get_result(r, "quick%d" % i, timeout=5)
+        took = time.monotonic() - t0
+        assert took < 0.5, "an idle worker took %.2f s to run a noop (want < 0.5 s)" % took
+
+
+def test_inflight_holds_the_running_job(r, jobqd):
+    jobqd({"daemon": {"workers": 1}})
+    payload = push(r, job("sleep", id="slow", args={"seconds": 2}))
+
+    def holding():
+        for k, items in inflight_jobs(r).items():
+            if payload in items:
+                return k
+        return None
+
+    k = wait_for(holding, 10, 0.02, "the sleep job in a jobq:inflight:* list")
+    assert r.type(k) == "list"
+    assert r.llen(key("queue", "default")) == 0
+    assert payload in r.lrange(k, 0, -1)
+    res = get_result(r, "slow", timeout=15)
+    assert res["status"] == "ok"
+    # Once the outcome is written the job is no longer in flight.
+    wait_for(lambda: all(not items for items in inflight_jobs(r).values()), 5, 0.05,
+             "in-flight lists to be empty when idle")
+
+
+def test_stats_count_processed_and_failed(r, jobqd):
+    jobqd({"daemon": {"test_handlers": "yes"}})
+    for i in range(3):
+        push(r, job("noop", id="ok%d" % i))
+    push(r, job("fail", id="bad", args={"message": "nope"}))
+    for i in range(3):
+        get_result(r, "ok%d" % i)
+    get_result(r, "bad")
+    wait_for(lambda: stat(r, "processed") == 4, 5, 0.05, "stats:processed == 4")
+    assert stat(r, "failed") == 1
+    assert stat(r, "processed") == 4
+
+
+def test_fail_handler(r, jobqd):
+    jobqd({"daemon": {"test_handlers": "yes"}, "jobs": {"max_attempts": 1}})
+    payload = push(r, job("fail", id="f1", args={"message": "disk on fire 42"}))
+    res = get_result(r, "f1")
+    check_result(res, "f1", "fail", status="failed")
+    assert "disk on fire 42" in res["error"]
+    dead = wait_dead(r, payload)
+    assert dead["id"] == "f1"
+    assert dead["queue"] == "default"
+    assert dead["handler"] == "fail"
+    assert "disk on fire 42" in dead["error"]
+    assert dead["attempts"] == 1
+    assert isinstance(dead["failed_at"], float)
+    assert abs(dead["failed_at"] - time.time()) < 120
+
+
+def test_fail_handler_absent_without_test_handlers(r, jobqd):
+    jobqd()  # test_handlers = no
+    payload = push(r, job("fail", id="nf", args={"message": "x"}))
+    dead = wait_dead(r, payload)
+    assert "fail" in dead["error"]
+    assert get_result(r, "nf")["status"] == "failed"
+
+
+def test_dead_list_is_newest_first(r, jobqd):
+    jobqd({"daemon": {"workers": 1, "batch_size": 1, "test_handlers": "yes"}})
+    first = push(r, job("fail", id="d1", args={"message": "one"}))
+    get_result(r, "d1")
+    second = push(r, job("fail", id="d2", args={"message": "two"}))
+    get_result(r, "d2")
+    wait_dead(r, second)
+    assert [e["payload"] for e in dead_entries(r)][:2] == [second, first]
