@@ -423,6 +423,35 @@ static int find_job(jobq_cli *c, const char *id, found *f) {
 
 /* ---- result ---- */
 
+/* The arguments shared by `result` and `cancel`: ID [--wait[=S]]. Returns
+ * PARSED, or the exit status to return (help printed, or a usage error). */
+enum { PARSED = -1 };
+static int parse_id_and_wait(jobq_cli *c, int argc, char **argv, const char *name, const char *usage,
+                             const char **id, bool *waiting, double *wait) {
+    enum { O_WAIT = 1 };
+    static const jobq_cli_opt opts[] = {{"wait", 'w', JOBQ_CLI_OPTARG, O_WAIT}, {NULL, 0, 0, 0}};
+    const char *v;
+    jobq_cli_parser p;
+    jobq_cli_parser_init(&p, c, opts, argc, argv);
+    int o;
+    while ((o = jobq_cli_next(&p, &v)) != JOBQ_CLI_END) {
+        if (o == JOBQ_CLI_HELP) return fputs(usage, stdout), JOBQ_CLI_OK;
+        if (o == JOBQ_CLI_BAD) return JOBQ_CLI_USAGE;
+        if (o == O_WAIT) {
+            *waiting = true;
+            if (v && jobq_cli_number(c, "--wait", v, 0, 1e9, "a number of seconds >= 0", wait) != 0)
+                return JOBQ_CLI_USAGE;
+        } else if (!*id) {
+            *id = v;
+        } else {
+            return jobq_cli_error("%s: unexpected argument '%s'", name, v);
+        }
+    }
+    if (!*id) return jobq_cli_error("%s: missing ID (see 'jobq %s --help')", name, name);
+    if (!valid_id(*id)) return jobq_cli_error("%s: a job id is 1 to 128 bytes", name);
+    return PARSED;
+}
+
 static const char result_usage[] =
     "Usage: jobq result ID [--wait[=S]]\n"
     "Print the result of job ID as JSON.\n\n"
@@ -431,29 +460,11 @@ static const char result_usage[] =
     "3 it has no result yet (still waiting or running, or --wait timed out).\n";
 
 int jobq_cli_result(jobq_cli *c, int argc, char **argv) {
-    enum { O_WAIT = 1 };
-    static const jobq_cli_opt opts[] = {{"wait", 'w', JOBQ_CLI_OPTARG, O_WAIT}, {NULL, 0, 0, 0}};
-    const char *id = NULL, *v;
+    const char *id = NULL;
     double wait = -1;
     bool waiting = false;
-    jobq_cli_parser p;
-    jobq_cli_parser_init(&p, c, opts, argc, argv);
-    int o;
-    while ((o = jobq_cli_next(&p, &v)) != JOBQ_CLI_END) {
-        if (o == JOBQ_CLI_HELP) return fputs(result_usage, stdout), JOBQ_CLI_OK;
-        if (o == JOBQ_CLI_BAD) return JOBQ_CLI_USAGE;
-        if (o == O_WAIT) {
-            waiting = true;
-            if (v && jobq_cli_number(c, "--wait", v, 0, 1e9, "a number of seconds >= 0", &wait) != 0)
-                return JOBQ_CLI_USAGE;
-        } else if (!id) {
-            id = v;
-        } else {
-            return jobq_cli_error("result: unexpected argument '%s'", v);
-        }
-    }
-    if (!id) return jobq_cli_error("result: missing ID (see 'jobq result --help')");
-    if (!valid_id(id)) return jobq_cli_error("result: a job id is 1 to 128 bytes");
+    int parsed = parse_id_and_wait(c, argc, argv, "result", result_usage, &id, &waiting, &wait);
+    if (parsed != PARSED) return parsed;
     if (jobq_cli_connect(c) != 0) return JOBQ_CLI_USAGE;
     json_t *result = NULL;
     if (waiting) {
@@ -560,29 +571,11 @@ static int cancel_waiting(jobq_cli *c, const char *id, const found *f) {
 }
 
 int jobq_cli_cancel(jobq_cli *c, int argc, char **argv) {
-    enum { O_WAIT = 1 };
-    static const jobq_cli_opt opts[] = {{"wait", 'w', JOBQ_CLI_OPTARG, O_WAIT}, {NULL, 0, 0, 0}};
-    const char *id = NULL, *v;
+    const char *id = NULL;
     double wait = -1;
     bool waiting = false;
-    jobq_cli_parser p;
-    jobq_cli_parser_init(&p, c, opts, argc, argv);
-    int o;
-    while ((o = jobq_cli_next(&p, &v)) != JOBQ_CLI_END) {
-        if (o == JOBQ_CLI_HELP) return fputs(cancel_usage, stdout), JOBQ_CLI_OK;
-        if (o == JOBQ_CLI_BAD) return JOBQ_CLI_USAGE;
-        if (o == O_WAIT) {
-            waiting = true;
-            if (v && jobq_cli_number(c, "--wait", v, 0, 1e9, "a number of seconds >= 0", &wait) != 0)
-                return JOBQ_CLI_USAGE;
-        } else if (!id) {
-            id = v;
-        } else {
-            return jobq_cli_error("cancel: unexpected argument '%s'", v);
-        }
-    }
-    if (!id) return jobq_cli_error("cancel: missing ID (see 'jobq cancel --help')");
-    if (!valid_id(id)) return jobq_cli_error("cancel: a job id is 1 to 128 bytes");
+    int parsed = parse_id_and_wait(c, argc, argv, "cancel", cancel_usage, &id, &waiting, &wait);
+    if (parsed != PARSED) return parsed;
     if (jobq_cli_connect(c) != 0) return JOBQ_CLI_USAGE;
     jobq_queue *sub = NULL;
     if (waiting && !(sub = jobq_cli_subscribe(c))) return JOBQ_CLI_USAGE;

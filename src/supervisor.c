@@ -279,8 +279,8 @@ static int settle_running_job(jobq_supervisor *s, wrec *w, const char *inflight,
             event = jobq_job_event_json(&job, "cancelled", worker_id, now);
             out.id = job.id;
             jobq_log_info("job %s cancelled while running", job.id);
-        } else if (!poison && job.attempt < job.max_attempts) {
-            retry = jobq_job_retry_payload(&job, error, died);
+        } else if (!poison && job.attempt < job.max_attempts &&
+                   (retry = jobq_job_retry_payload(&job, error, died))) {
             double delay = jobq_backoff_retry(job.attempt, s->cfg.retry_backoff_base,
                                               s->cfg.retry_backoff_max, (double)rand() / RAND_MAX);
             out.retry_payload = retry;

@@ -169,10 +169,12 @@ static void build_outcome(worker *w, job_work *jw, int queue_index, bool rejecte
         jw->event_json = jobq_job_event_json(job, "ok", w->id, now);
         out->id = job->id;
         out->finished = true;
-    } else if (job->attempt < job->max_attempts) {
+    } else if (job->attempt < job->max_attempts &&
+               (jw->retry_payload = jobq_job_retry_payload(job, job->error, false))) {
+        /* (A retry payload that cannot be built falls through to the final
+         * failure below rather than leaving in-flight with nowhere to go.) */
         double delay = jobq_backoff_retry(job->attempt, w->cfg->retry_backoff_base,
                                           w->cfg->retry_backoff_max, random01(w));
-        jw->retry_payload = jobq_job_retry_payload(job, job->error, false);
         jw->event_json = jobq_job_event_json(job, "retrying", w->id, now);
         out->retry_at = now + delay;
         jobq_log_info("attempt %d of %d failed: %s; retrying in %.2fs", job->attempt,
