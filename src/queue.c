@@ -215,8 +215,8 @@ void jobq_taken_fini(jobq_taken *t) {
 }
 
 int jobq_queue_take(jobq_queue *q, const char *const *inflight_keys,
-                    const char *const *queue_keys, int nq, int max, double block,
-                    jobq_taken *out, jobq_err *err) {
+                    const char *const *queue_keys, int nq, int max, int share_among,
+                    double block, jobq_taken *out, jobq_err *err) {
     memset(out, 0, sizeof *out);
     if (!q->ctx) return fail_io(q, err, "take");
     enum { MAXQ = 32 };
@@ -224,12 +224,13 @@ int jobq_queue_take(jobq_queue *q, const char *const *inflight_keys,
         jobq_err_set(err, JOBQ_E_INVALID, "take: bad arguments");
         return -1;
     }
-    const char *argv[3 + 2 * MAXQ + 2];
-    size_t lens[3 + 2 * MAXQ + 2];
-    char nkeys[16], maxs[16], nqs[16];
+    const char *argv[3 + 2 * MAXQ + 3];
+    size_t lens[3 + 2 * MAXQ + 3];
+    char nkeys[16], maxs[16], nqs[16], shares[16];
     snprintf(nkeys, sizeof nkeys, "%d", 2 * nq);
     snprintf(maxs, sizeof maxs, "%d", max);
     snprintf(nqs, sizeof nqs, "%d", nq);
+    snprintf(shares, sizeof shares, "%d", share_among > 1 ? share_among : 1);
     int argc = 0;
     argv[argc++] = NULL;
     argv[argc++] = NULL;
@@ -238,15 +239,17 @@ int jobq_queue_take(jobq_queue *q, const char *const *inflight_keys,
     for (int i = 0; i < nq; i++) argv[argc++] = queue_keys[i];
     argv[argc++] = maxs;
     argv[argc++] = nqs;
+    argv[argc++] = shares;
     for (int i = 2; i < argc; i++) lens[i] = strlen(argv[i]);
     redisReply *r = eval_script(q, JOBQ_SCRIPT_TAKE, argc, argv, lens);
     if (check_reply(q, r, err, "take") != 0) return -1;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < (size_t)nq) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < (size_t)nq + 1) {
         freeReplyObject(r);
         jobq_err_set(err, JOBQ_E_REPLY, "take: unexpected reply");
         return -1;
     }
-    size_t total = r->elements - (size_t)nq;
+    out->still_waiting = r->element[0]->integer;
+    size_t total = r->elements - (size_t)nq - 1;
     if (total > 0) {
         out->reply = r;
         out->items = calloc(total, sizeof *out->items);
@@ -255,9 +258,9 @@ int jobq_queue_take(jobq_queue *q, const char *const *inflight_keys,
             jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
             return -1;
         }
-        size_t k = (size_t)nq;
+        size_t k = (size_t)nq + 1;
         for (int i = 0; i < nq; i++) {
-            long long cnt = r->element[i]->integer;
+            long long cnt = r->element[i + 1]->integer;
             for (long long j = 0; j < cnt && k < r->elements; j++, k++) {
                 redisReply *e = r->element[k];
                 out->items[out->n].queue_index = i;

@@ -53,18 +53,21 @@ typedef struct jobq_taken {
     void *reply2;
     jobq_taken_item *items; /* owned */
     size_t n;
+    long long still_waiting; /* jobs left in the queues after this take (0 after a block) */
 } jobq_taken;
 
 /*
  * Take up to max jobs from queue_keys[0..nq) in that order, each moved
- * atomically into inflight_keys[i] of its queue. When none is waiting and
+ * atomically into inflight_keys[i] of its queue, but no more than a queue's
+ * length divided by share_among (the workers serving it; at least one job).
+ * When none is waiting and
  * block > 0, block up to block seconds on the first queue (BLMOVE). Returns
  * 0 (out->n may be 0), or -1 with err (connection lost: reconnect).
  * Release out with jobq_taken_fini.
  */
 int jobq_queue_take(jobq_queue *q, const char *const *inflight_keys,
-                    const char *const *queue_keys, int nq, int max, double block,
-                    jobq_taken *out, jobq_err *err);
+                    const char *const *queue_keys, int nq, int max, int share_among,
+                    double block, jobq_taken *out, jobq_err *err);
 void jobq_taken_fini(jobq_taken *t);
 
 /* What to write for one finished (or given-up) job, all in one transaction. */

@@ -6,25 +6,33 @@
 #include "scripts.h"
 
 /* Take up to ARGV[1] jobs, highest-priority queue first, moving each into
- * its in-flight list in the same step so a taken job is never only in memory. */
+ * its in-flight list in the same step so a taken job is never only in memory.
+ * Never more than a fair share of what waits (its length divided by ARGV[3],
+ * the workers serving it, at least one), so a batch cannot starve idle
+ * workers; and nothing from a lower queue while a higher one still has jobs.
+ * Returns {jobs still waiting in these queues, count taken per queue...,
+ * payloads...}. */
 static const char take_lua[] =
     "local max = tonumber(ARGV[1])\n"
     "local n = tonumber(ARGV[2])\n"
-    "local counts, out = {}, {}\n"
+    "local workers = tonumber(ARGV[3])\n"
+    "local counts, out, left = {}, {}, 0\n"
     "for i = 1, n do\n"
+    "  local len = redis.call('LLEN', KEYS[n + i])\n"
     "  local got = 0\n"
-    "  if max > 0 then\n"
-    "    local items = redis.call('LPOP', KEYS[n + i], max)\n"
-    "    if items then\n"
-    "      redis.call('RPUSH', KEYS[i], unpack(items))\n"
-    "      for _, v in ipairs(items) do out[#out + 1] = v end\n"
-    "      got = #items\n"
-    "      max = max - got\n"
-    "    end\n"
+    "  if max > 0 and len > 0 then\n"
+    "    local want = math.min(max, math.max(1, math.floor(len / workers)))\n"
+    "    local items = redis.call('LPOP', KEYS[n + i], want)\n"
+    "    redis.call('RPUSH', KEYS[i], unpack(items))\n"
+    "    for _, v in ipairs(items) do out[#out + 1] = v end\n"
+    "    got = #items\n"
+    "    max = len > got and 0 or max - got\n"
     "  end\n"
     "  counts[i] = got\n"
+    "  left = left + len - got\n"
     "end\n"
     "for i = n, 1, -1 do table.insert(out, 1, counts[i]) end\n"
+    "table.insert(out, 1, left)\n"
     "return out\n";
 
 static const char requeue_lua[] =

@@ -7,8 +7,9 @@
 #define JOBQ_SCRIPTS_H
 
 enum jobq_script {
-    JOBQ_SCRIPT_TAKE,    /* KEYS: n in-flight lists then n queues; ARGV: max, n.
-                            Returns n counts followed by the taken payloads. */
+    JOBQ_SCRIPT_TAKE,    /* KEYS: n in-flight lists then n queues; ARGV: max, n,
+                            workers sharing the queues. Returns the jobs still
+                            waiting, n counts, then the taken payloads. */
     JOBQ_SCRIPT_REQUEUE, /* KEYS: in-flight, queue. Moves all to the queue's head
                             keeping their order. Returns the count. */
     JOBQ_SCRIPT_PROMOTE, /* KEYS: scheduled, cancel requests; ARGV: now, queue key

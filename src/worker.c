@@ -25,6 +25,10 @@
 #include "queue.h"
 #include "registry.h"
 
+/* A job whose handler runs this long counts as slow: batches shrink to one
+ * job, and the unstarted rest of a batch goes back to its queue. */
+#define SLOW_JOB_SECONDS 0.002
+
 /* Set by SIGTERM/SIGINT outside a take: finish the current job, then exit. */
 static volatile sig_atomic_t stop_requested;
 /* The worker's slot, for the signal handler. */
@@ -286,20 +290,42 @@ static void release_work(job_work *jw, size_t n) {
     }
 }
 
-/* Commit until it lands or we must stop. */
-static void commit_outcomes(worker *w, const jobq_outcome *outs, size_t n) {
+/* Commit until it lands or we must stop. True when every outcome landed. */
+static bool commit_outcomes(worker *w, const jobq_outcome *outs, size_t n) {
     while (n > 0) {
-        if (ensure_connected(w) != 0) return;
+        if (ensure_connected(w) != 0) return false;
         jobq_err err;
-        if (jobq_queue_commit(w->q, outs, n, &err) == 0) return;
+        if (jobq_queue_commit(w->q, outs, n, &err) == 0) return true;
         if (err.code != JOBQ_E_IO) {
             /* The server refused part of it (e.g. a key of the wrong type):
              * what could be written is written; retrying cannot help. */
             jobq_log_err("writing outcomes: %s", err.msg);
-            return;
+            return false;
         }
         lost_connection(w, &err);
     }
+    return true;
+}
+
+/* With every outcome of ours committed, whatever our in-flight lists still
+ * hold was never started: move it back to the head of its queue, in order.
+ * Clears reclaim_own once done; false while Redis is unreachable. */
+static bool put_back_unstarted(worker *w, bool after_lost_connection) {
+    for (int i = 0; i < w->nq; i++) {
+        jobq_err err;
+        long n = jobq_queue_requeue(w->q, w->inflight_ptrs[i], w->queue_ptrs[i], &err);
+        if (n < 0 && err.code == JOBQ_E_IO) {
+            lost_connection(w, &err);
+            return false;
+        }
+        if (n < 0) jobq_log_err("putting back unstarted jobs: %s", err.msg);
+        else if (n > 0 && after_lost_connection)
+            jobq_log_info("put back %ld job(s) taken while the connection was lost", n);
+        else if (n > 0)
+            jobq_log_debug("put back %ld unstarted job(s) of a batch that turned slow", n);
+    }
+    w->reclaim_own = false;
+    return true;
 }
 
 static long current_rss_bytes(void) {
@@ -365,26 +391,10 @@ int jobq_worker_main(const jobq_worker_params *p) {
     while (!stop_requested) {
         jobq_slot_set_state(p->slot, JOBQ_SLOT_IDLE);
         if (stop_requested || ensure_connected(&w) != 0) break;
-        if (w.reclaim_own) {
-            /* Every outcome of ours is committed by now, so whatever our
-             * in-flight lists hold was moved by a take whose reply was lost
-             * with the connection: put it back before taking more. */
-            bool ok = true;
-            for (int i = 0; i < w.nq && ok; i++) {
-                long n = jobq_queue_requeue(w.q, w.inflight_ptrs[i], w.queue_ptrs[i], &err);
-                if (n < 0) {
-                    ok = false;
-                    if (err.code == JOBQ_E_IO) lost_connection(&w, &err);
-                    else jobq_log_err("putting back unseen jobs: %s", err.msg);
-                } else if (n > 0) {
-                    jobq_log_info("put back %ld job(s) taken while the connection was lost", n);
-                }
-            }
-            if (!ok && !jobq_queue_connected(w.q)) continue;
-            w.reclaim_own = false;
-        }
+        if (w.reclaim_own && !put_back_unstarted(&w, true)) continue;
         jobq_taken taken;
-        int rc = jobq_queue_take(w.q, w.inflight_ptrs, w.queue_ptrs, w.nq, w.batch, block, &taken, &err);
+        int rc = jobq_queue_take(w.q, w.inflight_ptrs, w.queue_ptrs, w.nq, w.batch, cfg->workers, block,
+                                 &taken, &err);
         jobq_slot_set_state(p->slot, JOBQ_SLOT_BUSY);
         if (rc != 0) {
             if (err.code == JOBQ_E_IO) {
@@ -397,25 +407,35 @@ int jobq_worker_main(const jobq_worker_params *p) {
         }
         size_t done = 0;
         double busy = 0;
+        bool give_back = false;
         for (size_t i = 0; i < taken.n; i++) {
-            busy += run_one(&w, &taken.items[i], &work[i], &outs[i]);
+            double took = run_one(&w, &taken.items[i], &work[i], &outs[i]);
+            busy += took;
             done++;
             if (stop_requested) break; /* the rest stay in-flight for the supervisor */
+            if (took >= SLOW_JOB_SECONDS && i + 1 < taken.n) {
+                /* Jobs turned slow: the rest of the batch goes back to the
+                 * head of its queue for idle workers instead of waiting here. */
+                give_back = true;
+                break;
+            }
         }
-        commit_outcomes(&w, outs, done);
+        if (commit_outcomes(&w, outs, done) && give_back) put_back_unstarted(&w, false);
         for (size_t i = 0; i < done; i++)
             if (work[i].job.failed) atomic_fetch_add(&p->slot->jobs_failed, 1);
         release_work(work, done);
+        long long still_waiting = taken.still_waiting;
         jobq_taken_fini(&taken);
         w.jobs_done += done;
         atomic_store(&p->slot->jobs_done, w.jobs_done);
 
-        /* Grow the batch while jobs are short (a deep queue of quick jobs
-         * then costs one round trip per batch), fall back to one job at a
-         * time when they are slow so other workers share the load. */
-        if (done == (size_t)w.batch && busy / (double)done < 0.002) {
+        /* Grow the batch while jobs are short and more are waiting (a deep
+         * queue of quick jobs then costs one round trip per batch); take one
+         * job at a time when they are slow or the queue runs dry, so that
+         * jobs are shared among the workers instead of queueing behind one. */
+        if (done == (size_t)w.batch && busy / (double)done < SLOW_JOB_SECONDS && still_waiting > 0) {
             w.batch = w.batch * 2 > cfg->batch_size ? cfg->batch_size : w.batch * 2;
-        } else if (done > 0 && busy / (double)done >= 0.002) {
+        } else {
             w.batch = 1;
         }
         if (cfg->max_jobs_per_worker > 0 && w.jobs_done >= (unsigned long long)cfg->max_jobs_per_worker) {

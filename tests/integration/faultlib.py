@@ -345,14 +345,30 @@ def wait_workers(daemon, n, timeout=10.0):
                     "%d workers of %s" % (n, daemon.name))
 
 
-def kill_daemon_hard(daemon, timeout=10.0, before_kill=None):
+def kill_daemon_hard(daemon, r, timeout=10.0, before_kill=None):
     """SIGKILL jobqd together with its workers, like a power cut: the
     supervisor is frozen first (SIGSTOP) so it cannot start a replacement,
-    then every worker and the supervisor get SIGKILL. before_kill() runs
-    while the supervisor is frozen. Returns the worker pids killed."""
+    then its workers, so that nothing moves while before_kill() looks at
+    Redis; then every worker and the supervisor get SIGKILL. Returns the
+    worker pids killed."""
     os.kill(daemon.pid, signal.SIGSTOP)
     kids = children(daemon.pid)
+    for k in kids:
+        try:
+            os.kill(k, signal.SIGSTOP)
+        except ProcessLookupError:
+            pass
     if before_kill:
+        # A command a worker sent just before it froze may still be queued
+        # in Redis: look once the in-flight lists have stopped changing.
+        snapshot = [None]
+
+        def settled():
+            now = {k: v for k, v in jobqtest.inflight_jobs(r).items() if int(k.rsplit(":", 1)[1]) in kids}
+            same, snapshot[0] = now == snapshot[0], now
+            return same
+
+        wait_for(settled, timeout, 0.05, "in-flight lists to settle")
         before_kill()
     for k in kids:
         try:
