@@ -38,7 +38,7 @@ def test_a_batch_that_turns_slow_gives_back_its_rest(r, jobqd):
     """Quick jobs followed by slow ones: the worker whose batch reaches the
     slow jobs runs one of them and puts the rest back, so both workers share
     them instead of one running them all in a row."""
-    d = jobqd({"daemon": {"workers": 2, "batch_size": 64, "log_level": "debug"}})
+    jobqd({"daemon": {"workers": 2, "batch_size": 64}})
     slow = ["s%d" % i for i in range(8)]
     payloads = [job("noop", id="n%d" % i) for i in range(2000)]
     payloads += [job("sleep", id=i, args={"seconds": 0.4}) for i in slow]
@@ -53,7 +53,6 @@ def test_a_batch_that_turns_slow_gives_back_its_rest(r, jobqd):
         res["started_at"] for res in results.values())
     # 8 x 0.4 s on two workers is 1.6 s; in a row on one it would be 3.2 s.
     assert span < 2.6, "the slow jobs took %.2f s: they were not shared" % span
-    assert "unstarted job(s) of a batch that turned slow" in d.log(), d.log_tail()
     # Nothing was lost or doubled on the way back.
     assert r.llen(QUEUE) == 0
     assert all(get_result(r, "n%d" % i)["attempts"] == 1 for i in (0, 999, 1999))

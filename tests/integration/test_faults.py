@@ -592,8 +592,10 @@ def test_workers_recycled_after_max_jobs(r, jobqd, batch_size):
     results = wait_all_results(r, ids, timeout=20, status="ok")
     per_worker = Counter(v["worker"] for v in results.values())
     if batch_size == 1:
-        # Exactly 5 jobs per worker life.
-        assert sorted(per_worker.values()) == [5] * 6, per_worker
+        # 5 jobs per worker life, except for the two lives still running at
+        # the end, which share what is left.
+        lives = sorted(per_worker.values())
+        assert max(lives) == 5 and all(n == 5 for n in lives[2:]), per_worker
     else:
         # A batch in hand is finished before the worker is recycled.
         assert len(per_worker) >= 3, per_worker
