@@ -31,19 +31,20 @@ LDFLAGS    += $(SANFLAGS)
 LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -ldl -lm
 
 # Modules shared by jobqd, jobq and the unit tests.
-CORE_OBJS  := err log config redis_url job registry plugin queue scripts functions slots \
+CORE_OBJS  := err log config redis_url json_writer job registry plugin queue scripts functions slots \
               backoff handlers/wordcount handlers/words handlers/testing
 JOBQD_OBJS := $(CORE_OBJS) worker supervisor notify main
 JOBQ_OBJS  := $(CORE_OBJS) cli cli_util cli_jobs cli_status cli_dead
-UNIT_TESTS := test_config test_redis_url test_job test_words test_backoff test_plugin
+UNIT_TESTS := test_config test_redis_url test_job test_json_writer test_words test_backoff test_plugin
 
 # What each unit test links besides its own object.
 test_config_OBJS    := err log config redis_url
 test_redis_url_OBJS := err redis_url
-test_job_OBJS       := err log job
+test_job_OBJS       := err log json_writer job
+test_json_writer_OBJS := json_writer
 test_words_OBJS     := handlers/words
 test_backoff_OBJS   := backoff
-test_plugin_OBJS    := err log job registry plugin handlers/wordcount handlers/words handlers/testing
+test_plugin_OBJS    := err log json_writer job registry plugin handlers/wordcount handlers/words handlers/testing
 
 obj = $(addprefix $(BUILD)/obj/,$(addsuffix .o,$(1)))
 

@@ -16,6 +16,8 @@
 
 #include <openssl/evp.h>
 
+#include "json_writer.h"
+
 double jobq_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -172,36 +174,39 @@ void jobq_job_set_failed(struct jobq_job *job, const char *fmt, ...) {
     va_end(ap);
 }
 
-static json_t *time_value(double t) { return t > 0 ? json_real(t) : json_null(); }
 
+/* Result and event documents are written once per job: they go through
+ * the JSON writer rather than a jansson tree (see json_writer.h). */
 char *jobq_job_result_json(const struct jobq_job *job, const char *worker) {
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(job->id));
-    json_object_set_new(o, "status", json_string(job->failed ? "failed" : "ok"));
-    json_object_set(o, "result", job->result ? job->result : json_null());
-    if (job->failed) json_object_set_new(o, "error", json_string(job->error ? job->error : "failed"));
-    json_object_set_new(o, "attempts", json_integer(job->attempt));
-    json_object_set_new(o, "worker", json_string(worker));
-    json_object_set_new(o, "queue", json_string(job->queue ? job->queue : ""));
-    json_object_set_new(o, "handler", job->handler ? json_string(job->handler) : json_null());
-    json_object_set_new(o, "enqueued_at", time_value(job->enqueued_at));
-    json_object_set_new(o, "started_at", time_value(job->started_at));
-    json_object_set_new(o, "finished_at", time_value(job->finished_at));
-    char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-    json_decref(o);
-    return s;
+    jobq_json_writer w;
+    jobq_json_writer_begin(&w);
+    jobq_json_writer_string(&w, "id", job->id);
+    jobq_json_writer_string(&w, "status", job->failed ? "failed" : "ok");
+    jobq_json_writer_value(&w, "result", job->result);
+    if (job->failed) jobq_json_writer_string(&w, "error", job->error ? job->error : "failed");
+    jobq_json_writer_int(&w, "attempts", job->attempt);
+    jobq_json_writer_string(&w, "worker", worker);
+    jobq_json_writer_string(&w, "queue", job->queue ? job->queue : "");
+    jobq_json_writer_string(&w, "handler", job->handler);
+    jobq_json_writer_time(&w, "enqueued_at", job->enqueued_at);
+    jobq_json_writer_time(&w, "started_at", job->started_at);
+    jobq_json_writer_time(&w, "finished_at", job->finished_at);
+    return jobq_json_writer_finish(&w);
 }
 
 char *jobq_job_event_json(const struct jobq_job *job, const char *event, const char *worker,
                           double now) {
-    json_t *o = json_pack("{s:s, s:s?, s:s, s:s?, s:i, s:s?, s:f}", "event", event, "id", job->id,
-                          "queue", job->queue ? job->queue : "", "handler", job->handler,
-                          "attempt", job->attempt, "worker", worker, "time", now);
-    if (!o) return NULL;
-    if (job->failed && job->error) json_object_set_new(o, "error", json_string(job->error));
-    char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
-    json_decref(o);
-    return s;
+    jobq_json_writer w;
+    jobq_json_writer_begin(&w);
+    jobq_json_writer_string(&w, "event", event);
+    jobq_json_writer_string(&w, "id", job->id);
+    jobq_json_writer_string(&w, "queue", job->queue ? job->queue : "");
+    jobq_json_writer_string(&w, "handler", job->handler);
+    jobq_json_writer_int(&w, "attempt", job->attempt);
+    jobq_json_writer_string(&w, "worker", worker);
+    jobq_json_writer_time(&w, "time", now);
+    if (job->failed && job->error) jobq_json_writer_string(&w, "error", job->error);
+    return jobq_json_writer_finish(&w);
 }
 
 char *jobq_job_dead_json(const struct jobq_job *job, const char *error, double now) {
