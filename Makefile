@@ -48,7 +48,7 @@ test_plugin_OBJS    := err log json_writer job registry plugin handlers/wordcoun
 
 obj = $(addprefix $(BUILD)/obj/,$(addsuffix .o,$(1)))
 
-.PHONY: all deps run test unit integration check-asan bench install uninstall clean plugins
+.PHONY: all deps run test unit integration check-asan bench profile install uninstall clean plugins
 
 all: $(BUILD)/jobqd $(BUILD)/jobq plugins
 
@@ -106,6 +106,11 @@ test: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/run.sh
+
+# Where a no-op job's CPU goes (perf); see tests/bench/README.md.
+profile: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) tests/bench/profile.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include/jobq \

@@ -23,6 +23,7 @@ struct jobq_queue {
     char *prefix;            /* owned */
     double io_timeout;       /* seconds */
     char sha[JOBQ_SCRIPT_COUNT][41];
+    int unread;              /* replies to jobq_queue_publish_nowait not read yet */
 };
 
 static struct timeval to_timeval(double s) {
@@ -75,6 +76,7 @@ void jobq_queue_free(jobq_queue *q) {
 void jobq_queue_disconnect(jobq_queue *q) {
     if (q->ctx) redisFree(q->ctx);
     q->ctx = NULL;
+    q->unread = 0;
 }
 
 bool jobq_queue_connected(const jobq_queue *q) { return q->ctx != NULL; }
@@ -111,8 +113,19 @@ static int check_reply(jobq_queue *q, redisReply *r, jobq_err *err, const char *
     return 0;
 }
 
+/* Read (and drop) the replies to fire-and-forget publishes, which come
+ * before any other. -1 when the connection failed. */
+static int read_unread(jobq_queue *q) {
+    for (; q->unread > 0; q->unread--) {
+        void *reply = NULL;
+        if (!q->ctx || redisGetReply(q->ctx, &reply) != REDIS_OK) return -1;
+        freeReplyObject(reply);
+    }
+    return 0;
+}
+
 static redisReply *command_argv(jobq_queue *q, int argc, const char **argv, const size_t *lens) {
-    if (!q->ctx) return NULL;
+    if (!q->ctx || read_unread(q) != 0) return NULL;
     return redisCommandArgv(q->ctx, argc, argv, lens);
 }
 
@@ -365,6 +378,8 @@ int jobq_queue_commit(jobq_queue *q, const jobq_outcome *outs, size_t n, jobq_er
     const char *exec[] = {"EXEC"};
     append(q, &pending, 1, exec, NULL);
 
+    /* Sent with the transaction, in the same round trip: earlier publishes. */
+    if (read_unread(q) != 0) return fail_io(q, err, "commit");
     int rc = 0;
     for (int i = 0; i < pending; i++) {
         void *reply = NULL;
@@ -389,6 +404,19 @@ int jobq_queue_commit(jobq_queue *q, const jobq_outcome *outs, size_t n, jobq_er
         freeReplyObject(r);
     }
     return rc;
+}
+
+int jobq_queue_publish_nowait(jobq_queue *q, const char *message, bool send_now, jobq_err *err) {
+    if (!q->ctx) return fail_io(q, err, "publish");
+    char k_events[256];
+    jobq_queue_key(q, k_events, sizeof k_events, "events");
+    const char *argv[] = {"PUBLISH", k_events, message};
+    if (redisAppendCommandArgv(q->ctx, 3, argv, NULL) != REDIS_OK) return fail_io(q, err, "publish");
+    q->unread++;
+    int done = 0;
+    while (send_now && !done)
+        if (redisBufferWrite(q->ctx, &done) != REDIS_OK) return fail_io(q, err, "publish");
+    return 0;
 }
 
 int jobq_queue_register_inflight(jobq_queue *q, const char *daemon_id, const char *const *inflight_keys,
@@ -522,7 +550,7 @@ int jobq_queue_heartbeat(jobq_queue *q, const char *daemon_id, const char *info_
     snprintf(ms, sizeof ms, "%lld", (long long)llround(ttl * 1000));
     const char *set[] = {"SET", k_hb, info_json, "PX", ms};
     const char *hset[] = {"HSET", k_daemons, daemon_id, info_json};
-    if (!q->ctx) return fail_io(q, err, "heartbeat");
+    if (!q->ctx || read_unread(q) != 0) return fail_io(q, err, "heartbeat");
     redisAppendCommandArgv(q->ctx, 5, set, NULL);
     redisAppendCommandArgv(q->ctx, 4, hset, NULL);
     int rc = 0;

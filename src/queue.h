@@ -86,6 +86,12 @@ typedef struct jobq_outcome {
     bool failed;              /* counts in stats:failed */
 } jobq_outcome;
 
+/* Publish message on <prefix>:events without waiting for the reply, which
+ * is read before that of the next command. With send_now it is written to
+ * the socket at once; otherwise it leaves with the next command (commit).
+ * 0, or -1 with err on a connection error. */
+int jobq_queue_publish_nowait(jobq_queue *q, const char *message, bool send_now, jobq_err *err);
+
 /* Write n outcomes in one MULTI/EXEC round trip. 0, or -1 with err: on a
  * connection error nothing is known to be written and the caller retries the
  * same outcomes after reconnecting (writes are idempotent enough: a result

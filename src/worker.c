@@ -233,7 +233,20 @@ static void restore_limits(const jobq_queue_settings *qs, const limits *saved) {
 }
 
 /* Parse, dispatch and run one job. Returns the seconds its handler took. */
-static double run_one(worker *w, const jobq_taken_item *item, job_work *jw, jobq_outcome *out) {
+/* Publish the job's "started" event. A job taken alone (idle queue, slow
+ * jobs) announces itself at once; within a batch of quick jobs the events
+ * leave with the batch's outcomes, so they cost no extra round trip. */
+static void announce_start(worker *w, const struct jobq_job *job, bool alone) {
+    if (!w->q || !jobq_queue_connected(w->q)) return;
+    char *ev = jobq_job_event_json(job, "started", w->id, job->started_at);
+    if (!ev) return;
+    jobq_err err;
+    if (jobq_queue_publish_nowait(w->q, ev, alone, &err) != 0) lost_connection(w, &err);
+    free(ev);
+}
+
+static double run_one(worker *w, const jobq_taken_item *item, bool alone, job_work *jw,
+                      jobq_outcome *out) {
     jobq_err err;
     const char *queue = w->cfg->queues[item->queue_index];
     double now = jobq_now();
@@ -263,6 +276,7 @@ static double run_one(worker *w, const jobq_taken_item *item, job_work *jw, jobq
     sj.payload_hash = jobq_slots_hash(item->payload, item->len);
     sj.payload_len = item->len;
     jobq_slot_begin_job(w->p->slot, &sj);
+    announce_start(w, job, alone);
 
     limits saved;
     apply_limits(&w->settings[item->queue_index], &saved);
@@ -409,7 +423,7 @@ int jobq_worker_main(const jobq_worker_params *p) {
         double busy = 0;
         bool give_back = false;
         for (size_t i = 0; i < taken.n; i++) {
-            double took = run_one(&w, &taken.items[i], &work[i], &outs[i]);
+            double took = run_one(&w, &taken.items[i], taken.n == 1, &work[i], &outs[i]);
             busy += took;
             done++;
             if (stop_requested) break; /* the rest stay in-flight for the supervisor */

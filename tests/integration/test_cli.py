@@ -626,7 +626,7 @@ def read_lines(proc, n, timeout=15):
 @pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
 def test_events(r, jq, redis_server, jobqd, as_json):
     jobqd(TEST_HANDLERS)
-    argv = [str(jobq_path()), "--redis", redis_server.url, "events", "--count", "4"]
+    argv = [str(jobq_path()), "--redis", redis_server.url, "events", "--count", "6"]
     if as_json:
         argv.append("--json")
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -635,23 +635,25 @@ def test_events(r, jq, redis_server, jobqd, as_json):
         wait_subscribers(r)
         ok(jq("enqueue", "--id", "ev1", "--wait=10", "echo", "1"))
         ok(jq("enqueue", "--id", "ev2", "--wait=10", "fail"), status=1)
-        lines = read_lines(proc, 4)
+        lines = read_lines(proc, 6)
         assert proc.wait(timeout=10) == 0, proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert len(lines) == 4, lines
+    assert len(lines) == 6, lines
     if as_json:
         events = [json.loads(l) for l in lines]
         assert [(e["event"], e["id"]) for e in events] == [
-            ("queued", "ev1"), ("ok", "ev1"), ("queued", "ev2"), ("failed", "ev2")]
-        assert events[1]["worker"].startswith(HOST + ":") and events[1]["attempt"] == 1
+            ("queued", "ev1"), ("started", "ev1"), ("ok", "ev1"),
+            ("queued", "ev2"), ("started", "ev2"), ("failed", "ev2")]
+        assert events[2]["worker"].startswith(HOST + ":") and events[2]["attempt"] == 1
+        assert events[1]["worker"] == events[2]["worker"]
     else:
-        assert [l.split()[2] for l in lines] == ["queued", "ok", "queued", "failed"]
+        assert [l.split()[2] for l in lines] == ["queued", "started", "ok", "queued", "started", "failed"]
         assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}  ", l) for l in lines), lines
-        assert "id=ev1" in lines[1] and "handler=echo" in lines[1] and "queue=default" in lines[1]
-        assert "id=ev2" in lines[3] and "error=" in lines[3]
+        assert "id=ev1" in lines[2] and "handler=echo" in lines[2] and "queue=default" in lines[2]
+        assert "id=ev2" in lines[5] and "error=" in lines[5]
 
 
 # ---------------------------------------------------------------- FCALL
@@ -736,7 +738,7 @@ def test_fcall_enqueue_unique(r, redis_server, jobqd):
         assert r.llen(key("queue", "default")) == 0
         assert get_result(r, "u1")["status"] == "ok"
         events.wait(lambda e: e["event"] == "ok")
-        assert [e["event"] for e in events.seen] == ["queued", "ok"], events.seen
+        assert [e["event"] for e in events.seen] == ["queued", "started", "ok"], events.seen
         # Finished: a new one is queued.
         assert cli('{"id": "u1", "handler": "echo", "args": "again"}') == "u1"
         wait_for(lambda: json.loads(r.get(key("result", "u1")))["result"] == "again", 10, 0.02,

@@ -96,12 +96,35 @@ def test_events_for_a_job_with_id(r, jobqd):
     try:
         jobqd()
         push(r, job("noop", id="ev1"))
-        ev = events.wait(lambda e: e.get("id") == "ev1")
+        ok = events.wait(lambda e: e.get("id") == "ev1" and e.get("event") == "ok")
     finally:
         events.close()
-    assert ev["event"] == "ok"
-    assert ev["queue"] == "default"
-    assert ev["handler"] == "noop"
+    mine = [e for e in events.seen if e.get("id") == "ev1"]
+    assert [e["event"] for e in mine] == ["started", "ok"], mine
+    started = mine[0]
+    for ev in (started, ok):
+        assert ev["queue"] == "default"
+        assert ev["handler"] == "noop"
+        assert ev["attempt"] == 1
+    assert started["worker"] == ok["worker"]
+    res = get_result(r, "ev1")
+    assert abs(started["time"] - res["started_at"]) < 1e-5, (started, res)
+
+
+def test_started_event_of_a_lone_job_is_sent_when_it_starts(r, jobqd):
+    """A job taken alone announces itself while its handler runs, not when
+    it ends."""
+    events = Events(r)
+    try:
+        jobqd({"daemon": {"workers": 1}})
+        push(r, job("sleep", id="long", args={"seconds": 2}))
+        started = events.wait(lambda e: e.get("id") == "long" and e.get("event") == "started", 5)
+        seen_at = time.time()
+        assert not r.exists(key("result", "long")), "the started event came after the result"
+        assert seen_at - started["time"] < 1.0, (seen_at, started)
+        events.wait(lambda e: e.get("id") == "long" and e.get("event") == "ok", 10)
+    finally:
+        events.close()
 
 
 def test_idle_worker_picks_up_quickly(r, jobqd):
