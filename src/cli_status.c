@@ -205,10 +205,21 @@ json_t *jobq_cli_snapshot(jobq_cli *c) {
     json_int_t processed = ok ? integer_reply(c, 2, gp, &ok) : 0;
     json_int_t failed = ok ? integer_reply(c, 2, gf, &ok) : 0;
 
+    /* Each live daemon reports its own rates over the last minute. */
     json_int_t total_workers = 0, busy = 0;
+    double per_minute[2] = {0, 0}, window = 0;
+    bool have_rates = false;
     json_t *d;
     json_array_foreach(ds, i, d) {
         if (!json_is_true(json_object_get(d, "alive"))) continue;
+        json_t *pr = json_object_get(d, "processed_per_minute"), *fr = json_object_get(d, "failed_per_minute");
+        if (json_is_number(pr) && json_is_number(fr)) {
+            have_rates = true;
+            per_minute[0] += json_number_value(pr);
+            per_minute[1] += json_number_value(fr);
+            double w = json_number_value(json_object_get(d, "rate_window"));
+            if (w > window) window = w;
+        }
         size_t j;
         json_t *w;
         json_array_foreach(json_object_get(d, "workers"), j, w) {
@@ -223,12 +234,15 @@ json_t *jobq_cli_snapshot(jobq_cli *c) {
         return NULL;
     }
     return json_pack("{s:f, s:s, s:s, s:o, s:{s:I, s:I, s:I, s:I}, s:b, s:o, s:{s:I, s:I},"
-                     " s:{s:I, s:I, s:n, s:n, s:n}}",
+                     " s:{s:I, s:I, s:o, s:o, s:o}}",
                      "time", now, "redis", jobq_queue_url_redacted(c->q), "prefix", c->key_prefix,
                      "queues", list, "totals", "waiting", (json_int_t)waiting, "inflight", inflight,
                      "scheduled", scheduled, "dead", dead, "per_queue_sampled", sampled, "daemons", ds,
                      "workers", "total", total_workers, "busy", busy, "jobs", "processed", processed,
-                     "failed", failed, "processed_per_minute", "failed_per_minute", "rate_window");
+                     "failed", failed, "processed_per_minute",
+                     have_rates ? json_real(per_minute[0]) : json_null(), "failed_per_minute",
+                     have_rates ? json_real(per_minute[1]) : json_null(), "rate_window",
+                     have_rates ? json_real(window) : json_null());
 }
 
 /* ---- status ---- */
@@ -236,10 +250,10 @@ json_t *jobq_cli_snapshot(jobq_cli *c) {
 static const char status_usage[] =
     "Usage: jobq status [--json] [--watch]\n"
     "Queues (waiting, in-flight, scheduled, dead), daemons and their workers\n"
-    "(current job and how long it has run), and the processed/failed totals.\n\n"
+    "(current job and how long it has run), the processed/failed totals, and\n"
+    "the rates over the last minute that the live daemons report.\n\n"
     "      --json   one JSON document (with --watch: one per line)\n"
-    "  -w, --watch  refresh every second until interrupted; also shows the\n"
-    "               processed/failed rates over the last minute\n";
+    "  -w, --watch  refresh every second until interrupted\n";
 
 static void print_status(json_t *s) {
     char buf[64], buf2[64];
@@ -342,36 +356,8 @@ static void print_status(json_t *s) {
         printf("; last minute: %.1f/min processed, %.1f/min failed (measured over %s)\n",
                json_number_value(pr), json_number_value(fr), buf2);
     } else {
-        printf("; rate: n/a (jobq status --watch measures it)\n");
+        printf("; rate: n/a (no live daemon reports one yet)\n");
     }
-}
-
-typedef struct sample {
-    double t;
-    json_int_t processed, failed;
-} sample;
-
-/* Add the rates over the samples of the last minute to s. */
-static void add_rates(json_t *s, sample *samples, int *n) {
-    json_t *jobs = json_object_get(s, "jobs");
-    sample now = {json_number_value(json_object_get(s, "time")),
-                  json_integer_value(json_object_get(jobs, "processed")),
-                  json_integer_value(json_object_get(jobs, "failed"))};
-    if (*n > 0 && (now.processed < samples[*n - 1].processed || now.failed < samples[*n - 1].failed))
-        *n = 0; /* counters reset */
-    int drop = 0;
-    while (drop < *n && now.t - samples[drop].t > 60.5) drop++;
-    memmove(samples, samples + drop, (size_t)(*n - drop) * sizeof *samples);
-    *n -= drop;
-    if (*n == 64) memmove(samples, samples + 1, (size_t)--(*n) * sizeof *samples);
-    samples[(*n)++] = now;
-    double span = now.t - samples[0].t;
-    if (span < 0.5) return;
-    json_object_set_new(jobs, "processed_per_minute",
-                        json_real((double)(now.processed - samples[0].processed) * 60 / span));
-    json_object_set_new(jobs, "failed_per_minute",
-                        json_real((double)(now.failed - samples[0].failed) * 60 / span));
-    json_object_set_new(jobs, "rate_window", json_real(span));
 }
 
 int jobq_cli_status(jobq_cli *c, int argc, char **argv) {
@@ -391,21 +377,19 @@ int jobq_cli_status(jobq_cli *c, int argc, char **argv) {
         if (o == JOBQ_CLI_POSITIONAL) return jobq_cli_error("status: unexpected argument '%s'", v);
     }
     if (jobq_cli_connect(c) != 0) return JOBQ_CLI_USAGE;
-    sample samples[64];
-    int nsamples = 0;
     bool tty = isatty(STDOUT_FILENO);
+    int shown = 0;
     for (;;) {
         double started = jobq_now();
         json_t *s = jobq_queue_connected(c->q) ? jobq_cli_snapshot(c) : NULL;
         if (!s && !watch) return JOBQ_CLI_USAGE;
         if (s) {
-            if (watch) add_rates(s, samples, &nsamples);
             if (as_json) {
                 jobq_cli_print_json(s, !watch);
             } else {
                 if (watch && tty)
                     fputs("\033[H\033[2J", stdout);
-                else if (watch && nsamples > 1)
+                else if (watch && shown++ > 0)
                     putchar('\n');
                 print_status(s);
                 fflush(stdout);

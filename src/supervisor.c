@@ -54,6 +54,9 @@ typedef struct wrec {
     struct wrec *next;
 } wrec;
 
+#define RATE_SAMPLES 64   /* totals kept for the rates, at most one a second */
+#define RATE_WINDOW 60.0  /* seconds */
+
 struct jobq_supervisor {
     struct ev_loop *loop;
     jobq_config cfg;              /* owned */
@@ -80,6 +83,13 @@ struct jobq_supervisor {
     double next_watchdog;
     int exit_status;
     unsigned long long done_by_gone, failed_by_gone; /* totals of reaped workers */
+    /* Job totals at each heartbeat of the last minute, oldest first, for
+     * the rates published in the daemon's info. */
+    struct rate_sample {
+        double t;
+        unsigned long long done, failed;
+    } rates[RATE_SAMPLES];
+    int nrates;
     ev_signal sig_term, sig_int, sig_hup, sig_chld;
     ev_timer tick;
 };
@@ -469,6 +479,46 @@ static void handle_cancels(jobq_supervisor *s, char **ids, size_t n) {
 
 /* ---- heartbeat, registry, reclaim ---- */
 
+/* Live and busy workers, and the jobs this daemon has done and failed since
+ * it started (workers that exited included). */
+static void job_totals(const jobq_supervisor *s, int *live, int *busy, unsigned long long *done,
+                       unsigned long long *failed) {
+    *live = *busy = 0;
+    *done = s->done_by_gone;
+    *failed = s->failed_by_gone;
+    for (const wrec *w = s->workers; w; w = w->next) {
+        if (w->pid <= 0) continue;
+        (*live)++;
+        jobq_slot *sl = &s->slots[w->slot];
+        if (atomic_load(&sl->state) == JOBQ_SLOT_RUNNING) (*busy)++;
+        *done += atomic_load(&sl->jobs_done);
+        *failed += atomic_load(&sl->jobs_failed);
+    }
+}
+
+/* Record this heartbeat's totals and add to info the jobs done and failed
+ * per minute over the last minute (or since the start, when younger). */
+static void add_rates(jobq_supervisor *s, double now, json_t *info) {
+    int live, busy;
+    unsigned long long done, failed;
+    job_totals(s, &live, &busy, &done, &failed);
+    if (s->nrates == 0) s->rates[s->nrates++] = (struct rate_sample){s->started_at, 0, 0};
+    /* The base is the newest sample at least a minute old (else the first). */
+    int drop = 0;
+    while (drop < s->nrates - 1 && now - s->rates[drop + 1].t >= RATE_WINDOW) drop++;
+    bool keep = now - s->rates[s->nrates - 1].t >= 1.0; /* one sample a second at most */
+    if (keep && drop == 0 && s->nrates == RATE_SAMPLES) drop = 1;
+    memmove(s->rates, s->rates + drop, (size_t)(s->nrates - drop) * sizeof *s->rates);
+    s->nrates -= drop;
+    if (keep) s->rates[s->nrates++] = (struct rate_sample){now, done, failed};
+    const struct rate_sample *base = &s->rates[0];
+    double window = now - base->t;
+    if (window < 0.5 || done < base->done || failed < base->failed) return;
+    json_object_set_new(info, "processed_per_minute", json_real((double)(done - base->done) * 60 / window));
+    json_object_set_new(info, "failed_per_minute", json_real((double)(failed - base->failed) * 60 / window));
+    json_object_set_new(info, "rate_window", json_real(window));
+}
+
 static char *daemon_info(jobq_supervisor *s, double now) {
     json_t *workers = json_array();
     int busy = 0;
@@ -491,6 +541,7 @@ static char *daemon_info(jobq_supervisor *s, double now) {
     json_t *info = json_pack("{s:s, s:i, s:f, s:f, s:s, s:o, s:o, s:i}", "host", s->host, "pid",
                              (int)getpid(), "started_at", s->started_at, "heartbeat_at", now,
                              "version", JOBQ_VERSION, "queues", queues, "workers", workers, "busy", busy);
+    if (info) add_rates(s, now, info);
     char *str = info ? json_dumps(info, JSON_COMPACT) : NULL;
     json_decref(info);
     return str;
@@ -540,16 +591,9 @@ static void heartbeat(jobq_supervisor *s, double now) {
 }
 
 static void update_status(jobq_supervisor *s) {
-    int live = 0, busy = 0;
-    unsigned long long done = s->done_by_gone, failed = s->failed_by_gone;
-    for (wrec *w = s->workers; w; w = w->next) {
-        if (w->pid <= 0) continue;
-        live++;
-        jobq_slot *sl = &s->slots[w->slot];
-        if (atomic_load(&sl->state) == JOBQ_SLOT_RUNNING) busy++;
-        done += atomic_load(&sl->jobs_done);
-        failed += atomic_load(&sl->jobs_failed);
-    }
+    int live, busy;
+    unsigned long long done, failed;
+    job_totals(s, &live, &busy, &done, &failed);
     jobq_notify_status("%s; workers: %d busy, %d idle; jobs: %llu done, %llu failed; Redis %s",
                        s->stopping ? "stopping" : "running", busy, live - busy, done, failed,
                        s->redis_down ? "reconnecting" : "connected");
