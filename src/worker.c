@@ -232,7 +232,6 @@ static void restore_limits(const jobq_queue_settings *qs, const limits *saved) {
     if (qs->rlimit_cpu > 0) setrlimit(RLIMIT_CPU, &saved->cpu);
 }
 
-/* Parse, dispatch and run one job. Returns the seconds its handler took. */
 /* Publish the job's "started" event. A job taken alone (idle queue, slow
  * jobs) announces itself at once; within a batch of quick jobs the events
  * leave with the batch's outcomes, so they cost no extra round trip. */
@@ -245,6 +244,8 @@ static void announce_start(worker *w, const struct jobq_job *job, bool alone) {
     free(ev);
 }
 
+/* Parse, dispatch and run one job (alone: the only job of its take).
+ * Returns the seconds its handler took. */
 static double run_one(worker *w, const jobq_taken_item *item, bool alone, job_work *jw,
                       jobq_outcome *out) {
     jobq_err err;
