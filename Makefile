@@ -20,19 +20,21 @@ SANFLAGS   :=
 OPT        := -O2
 endif
 
-PKGS       := hiredis jansson libcurl inih libsystemd libcrypto
+# libcurl is loaded at run time by the worker that first needs it
+# (src/handlers/libcurl.c): its headers only, no link.
+PKGS       := hiredis jansson inih libsystemd
 CC         ?= cc
 CFLAGS     ?= $(OPT) -g
 CFLAGS     += -std=c11 -Wall -Wextra -Werror -Wformat=2 -Wstrict-prototypes \
               -Wno-format-nonliteral -D_GNU_SOURCE -Iinclude -Isrc \
               -DJOBQ_VERSION='"$(VERSION)"' -DJOBQ_PLUGIN_DIR='"$(PLUGINDIR)"' \
-              $(SANFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+              $(SANFLAGS) $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null)
 LDFLAGS    += $(SANFLAGS)
-LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -ldl -lm
+LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lresolv -ldl -lm
 
 # Modules shared by jobqd, jobq and the unit tests.
 CORE_OBJS  := err log config redis_url json_writer job registry plugin queue scripts functions slots \
-              backoff handlers/wordcount handlers/words handlers/testing
+              backoff handlers/libcurl handlers/wordcount handlers/words handlers/testing
 JOBQD_OBJS := $(CORE_OBJS) worker supervisor notify main
 JOBQ_OBJS  := $(CORE_OBJS) cli cli_util cli_jobs cli_status cli_dead
 UNIT_TESTS := test_config test_redis_url test_job test_json_writer test_words test_backoff test_plugin
@@ -44,7 +46,8 @@ test_job_OBJS       := err log json_writer job
 test_json_writer_OBJS := json_writer
 test_words_OBJS     := handlers/words
 test_backoff_OBJS   := backoff
-test_plugin_OBJS    := err log json_writer job registry plugin handlers/wordcount handlers/words handlers/testing
+test_plugin_OBJS    := err log json_writer job registry plugin handlers/libcurl handlers/wordcount \
+                       handlers/words handlers/testing
 
 obj = $(addprefix $(BUILD)/obj/,$(addsuffix .o,$(1)))
 

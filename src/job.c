@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
+#include <resolv.h>
 
 #include "json_writer.h"
 
@@ -219,12 +219,11 @@ char *jobq_job_dead_json(const struct jobq_job *job, const char *error, double n
     if (payload) {
         json_object_set_new(o, "payload", payload);
     } else { /* keep bytes that are not UTF-8 losslessly */
-        char *b64 = malloc(4 * ((job->raw_len + 2) / 3) + 1);
-        if (b64) {
-            EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)job->raw, (int)job->raw_len);
+        size_t size = 4 * ((job->raw_len + 2) / 3) + 1;
+        char *b64 = malloc(size);
+        if (b64 && b64_ntop((const unsigned char *)job->raw, job->raw_len, b64, size) >= 0)
             json_object_set_new(o, "payload_base64", json_string(b64));
-            free(b64);
-        }
+        free(b64);
         json_object_set_new(o, "payload", json_null());
     }
     json_object_set_new(o, "failed_at", json_real(now));

@@ -3,7 +3,6 @@
  * JOBQ_REDIS_URL, then flags), plugin loading, and the supervisor. The only
  * place that decides the process exit status.
  */
-#include <curl/curl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,11 +112,6 @@ static int run_daemon(options *o) {
         return 0;
     }
     jobq_log_set_level(cfg.log_level);
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        jobq_log_err("cannot initialise libcurl");
-        jobq_config_fini(&cfg);
-        return 1;
-    }
     jobq_wordcount_configure(cfg.wordcount_max_body, cfg.wordcount_connect_timeout);
     int status = 1;
     if (jobq_plugin_load_all(cfg.test_handlers, cfg.plugins_dir, &err) < 0) {
@@ -135,7 +129,6 @@ static int run_daemon(options *o) {
     jobq_supervisor_free(s);
 out:
     jobq_plugin_unload_all();
-    curl_global_cleanup();
     return status;
 }
 

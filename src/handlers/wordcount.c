@@ -3,8 +3,8 @@
  * count the body's words while it streams (constant memory, body never kept).
  * Owns the worker's one CURL handle, made on the first job and reset between
  * jobs so the connection cache gives keep-alive; never made before fork.
+ * libcurl itself is loaded by that first job (handlers/libcurl.c).
  */
-#include <curl/curl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "handlers/handlers.h"
+#include "handlers/libcurl.h"
 #include "handlers/words.h"
 
 #ifndef JOBQ_VERSION
@@ -25,6 +26,7 @@
 static const struct jobq_api *api; /* host table, set by init */
 static long max_body = DEFAULT_MAX_BODY;            /* bytes */
 static double connect_timeout = DEFAULT_CONNECT_TIMEOUT; /* seconds */
+static const jobq_libcurl *lc; /* libcurl, NULL until the first job */
 static CURL *curl; /* this worker's handle, NULL until the first job */
 
 /* State of one transfer, shared with the write callback. */
@@ -42,7 +44,7 @@ void jobq_wordcount_configure(long max_body_bytes, double connect_timeout_s) {
 }
 
 void jobq_wordcount_cleanup(void) {
-    if (curl) curl_easy_cleanup(curl);
+    if (curl && lc) lc->easy_cleanup(curl);
     curl = NULL;
 }
 
@@ -59,12 +61,12 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *udata) {
         long status = 0;
         curl_off_t length = -1;
         f->checked = 1;
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+        lc->easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
         if (!is_2xx(status)) {
             f->bad_status = status;
             return 0;
         }
-        if (curl_easy_getinfo(curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK &&
+        if (lc->easy_getinfo(curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK &&
             length > (curl_off_t)f->limit) {
             f->too_big = 1;
             return 0;
@@ -95,7 +97,7 @@ static CURLcode prepare(const char *url, double time_left, struct fetch *f, char
 
 #define SET(opt, val) \
     do { \
-        if (rc == CURLE_OK) rc = curl_easy_setopt(curl, opt, val); \
+        if (rc == CURLE_OK) rc = lc->easy_setopt(curl, opt, val); \
     } while (0)
     SET(CURLOPT_ERRORBUFFER, errbuf);
     SET(CURLOPT_URL, url);
@@ -141,9 +143,11 @@ static int wordcount(jobq_job *job, void *udata) {
     if (!is_http_url(url))
         return api->job_fail(job, "url must be an http or https URL, got '%s'", url);
 
+    char why[300];
+    if (!lc && !(lc = jobq_libcurl_get(why, sizeof why))) return api->job_fail(job, "wordcount: %s", why);
     if (curl) {
-        curl_easy_reset(curl); /* keeps the connection cache */
-    } else if (!(curl = curl_easy_init())) {
+        lc->easy_reset(curl); /* keeps the connection cache */
+    } else if (!(curl = lc->easy_init())) {
         return api->job_fail(job, "wordcount: cannot create a curl handle");
     }
     memset(&f, 0, sizeof f);
@@ -152,18 +156,18 @@ static int wordcount(jobq_job *job, void *udata) {
     errbuf[0] = '\0';
     rc = prepare(url, api->job_time_left(job), &f, errbuf);
     if (rc != CURLE_OK)
-        return api->job_fail(job, "wordcount: cannot set up the request: %s", curl_easy_strerror(rc));
+        return api->job_fail(job, "wordcount: cannot set up the request: %s", lc->easy_strerror(rc));
 
     api->log(job, JOBQ_LOG_DEBUG, "wordcount: GET %s", url);
-    rc = curl_easy_perform(curl);
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    rc = lc->easy_perform(curl);
+    lc->easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     /* Nothing may keep pointing at this frame once we return. */
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, (char *)NULL);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, (void *)NULL);
+    lc->easy_setopt(curl, CURLOPT_ERRORBUFFER, (char *)NULL);
+    lc->easy_setopt(curl, CURLOPT_WRITEDATA, (void *)NULL);
 
     if (f.bad_status || (rc == CURLE_OK && !is_2xx(status))) {
         const char *final = NULL;
-        curl_easy_getinfo(curl, CURLINFO_EFFECTIVE_URL, &final);
+        lc->easy_getinfo(curl, CURLINFO_EFFECTIVE_URL, &final);
         long shown = f.bad_status ? f.bad_status : status;
         if (final && strcmp(final, url) != 0)
             return api->job_fail(job, "HTTP %ld from %s (redirected to %s)", shown, url, final);
@@ -174,14 +178,14 @@ static int wordcount(jobq_job *job, void *udata) {
                              f.limit);
     if (rc == CURLE_UNSUPPORTED_PROTOCOL) {
         const char *target = NULL; /* the refused redirect, when it was one */
-        curl_easy_getinfo(curl, CURLINFO_EFFECTIVE_URL, &target);
+        lc->easy_getinfo(curl, CURLINFO_EFFECTIVE_URL, &target);
         if (target && strcmp(target, url) != 0)
             return api->job_fail(job, "GET %s: redirect to '%s' refused: only http and https are allowed",
                                  url, target);
     }
     if (rc != CURLE_OK)
         return api->job_fail(job, "GET %s failed: %s", url,
-                             errbuf[0] ? errbuf : curl_easy_strerror(rc));
+                             errbuf[0] ? errbuf : lc->easy_strerror(rc));
 
     api->log(job, JOBQ_LOG_DEBUG, "wordcount: HTTP %ld, %" PRIu64 " bytes, %" PRIu64 " words",
              status, f.words.bytes, f.words.words);
