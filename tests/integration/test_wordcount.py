@@ -1,5 +1,6 @@
 """The wordcount handler against a local HTTP server (httpfixture.py)."""
 
+from faultlib import wait_workers
 from jobqtest import FIXTURES, get_result, job, push
 
 WORDS = FIXTURES / "words.txt"
@@ -34,3 +35,33 @@ def test_non_http_url_fails(r, jobqd):
     res = get_result(r, "wcftp", timeout=20)
     assert res["status"] == "failed", res
     assert "http" in res["error"].lower()
+
+
+def maps_libcurl(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return "libcurl" in f.read()
+
+
+def test_libcurl_is_loaded_only_by_a_worker_that_runs_wordcount(r, jobqd, http_server):
+    """The supervisor and workers that never fetched a URL do not map libcurl;
+    the worker that ran a wordcount job does, and keeps its handle."""
+    d = jobqd({"daemon": {"workers": 2}})
+    workers = wait_workers(d, 2)
+    push(r, job("noop", id="plain"))
+    get_result(r, "plain")
+    assert not maps_libcurl(d.pid), "the supervisor maps libcurl"
+    assert not any(maps_libcurl(w) for w in workers), "a worker maps libcurl before any wordcount job"
+    url = http_server.url("words.txt")
+    push(r, job("wordcount", id="wcload", args={"url": url}))
+    res = get_result(r, "wcload", timeout=20)
+    assert res["status"] == "ok", res
+    ran = int(res["worker"].rsplit(":", 1)[1])
+    assert ran in workers
+    assert maps_libcurl(ran), "the worker that ran wordcount has no libcurl mapped"
+    assert [w for w in workers if w != ran and maps_libcurl(w)] == [], "the idle worker loaded libcurl"
+    assert not maps_libcurl(d.pid)
+    # The loaded library keeps serving later jobs of that worker.
+    for i in range(5):
+        push(r, job("wordcount", id="wcagain%d" % i, args={"url": url}))
+    for i in range(5):
+        assert get_result(r, "wcagain%d" % i, timeout=20)["result"]["words"] == res["result"]["words"]
