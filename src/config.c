@@ -123,6 +123,8 @@ static const struct option options[] = {
      "bytes; a larger response body fails the job"},
     {"wordcount", "connect_timeout", T_DOUBLE, OFF(wordcount_connect_timeout), "10", 0.1, 300, NULL,
      "seconds to connect to the server"},
+    {"wordcount", "preload", T_BOOL, OFF(wordcount_preload), "no", 0, 0, NULL,
+     "load libcurl in the supervisor so that workers share it (yes) or in each worker at its first job (no)"},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])

@@ -112,7 +112,10 @@ static int run_daemon(options *o) {
         return 0;
     }
     jobq_log_set_level(cfg.log_level);
-    jobq_wordcount_configure(cfg.wordcount_max_body, cfg.wordcount_connect_timeout);
+    char why[300];
+    if (jobq_wordcount_configure(cfg.wordcount_max_body, cfg.wordcount_connect_timeout,
+                                 cfg.wordcount_preload, why, sizeof why) != 0)
+        jobq_log_warn("wordcount: preload: %s; workers will try again", why);
     int status = 1;
     if (jobq_plugin_load_all(cfg.test_handlers, cfg.plugins_dir, &err) < 0) {
         jobq_log_err("%s", err.msg);

@@ -38,9 +38,12 @@ struct fetch {
     int checked;       /* status and Content-Length looked at */
 };
 
-void jobq_wordcount_configure(long max_body_bytes, double connect_timeout_s) {
+int jobq_wordcount_configure(long max_body_bytes, double connect_timeout_s, bool preload, char *why,
+                             size_t why_size) {
     max_body = max_body_bytes > 0 ? max_body_bytes : DEFAULT_MAX_BODY;
     connect_timeout = connect_timeout_s > 0 ? connect_timeout_s : DEFAULT_CONNECT_TIMEOUT;
+    if (preload && !lc && !(lc = jobq_libcurl_get(why, why_size))) return -1;
+    return 0;
 }
 
 void jobq_wordcount_cleanup(void) {

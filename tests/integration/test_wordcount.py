@@ -65,3 +65,14 @@ def test_libcurl_is_loaded_only_by_a_worker_that_runs_wordcount(r, jobqd, http_s
         push(r, job("wordcount", id="wcagain%d" % i, args={"url": url}))
     for i in range(5):
         assert get_result(r, "wcagain%d" % i, timeout=20)["result"]["words"] == res["result"]["words"]
+
+
+def test_preload_loads_libcurl_in_the_supervisor(r, jobqd, http_server):
+    """[wordcount] preload = yes: the supervisor loads libcurl before it
+    forks, so every worker has it from the start (sharing its pages)."""
+    d = jobqd({"daemon": {"workers": 2}, "wordcount": {"preload": "yes"}})
+    workers = wait_workers(d, 2)
+    assert maps_libcurl(d.pid), "preload = yes, but the supervisor has no libcurl"
+    assert all(maps_libcurl(w) for w in workers), "workers forked without the preloaded libcurl"
+    push(r, job("wordcount", id="wcpre", args={"url": http_server.url("words.txt")}))
+    assert get_result(r, "wcpre", timeout=20)["status"] == "ok"

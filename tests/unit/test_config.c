@@ -122,6 +122,7 @@ static void assert_defaults(const jobq_config *c) {
     assert_string_equal(c->plugins_dir, JOBQ_PLUGIN_DIR);
     assert_int_equal(c->wordcount_max_body, 64 * MIB);
     assert_true(c->wordcount_connect_timeout == 10);
+    assert_false(c->wordcount_preload);
 }
 
 /* Every member equal; the url is compared with want_url. */
@@ -680,7 +681,7 @@ static void test_sample_config(void **state) {
         if (!at || (next && at > next)) fail_msg("key '%s' is not documented in %s", line, path);
         keys++;
     }
-    assert_int_equal(keys, 24);
+    assert_int_equal(keys, 25);
     free(printed);
     free(sample);
     jobq_config_fini(&c);
