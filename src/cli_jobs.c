@@ -343,6 +343,31 @@ static bool match_payloads(json_t *arr, const char *id, found *f) {
 
 /* Where job id is: scheduled, waiting, running (on a live daemon's worker or
  * taken into an in-flight list), or nowhere. 0, or -1 after printing. */
+/* Look for id in every list whose key is <prefix>:<pattern>...; on a hit set
+ * f->kind to kind and f->key. 0 whether found or not, -1 on a Redis error. */
+static int find_in_lists(jobq_cli *c, const char *pattern, const char *id, int kind, found *f) {
+    json_t *keys = jobq_cli_scan(c, pattern);
+    if (!keys) return -1;
+    size_t i;
+    json_t *k;
+    json_array_foreach(keys, i, k) {
+        json_t *arr = jobq_cli_range(c, json_string_value(k), false, 0);
+        if (!arr) {
+            json_decref(keys);
+            return -1;
+        }
+        bool hit = match_payloads(arr, id, f);
+        json_decref(arr);
+        if (hit) {
+            f->kind = kind;
+            snprintf(f->key, sizeof f->key, "%s", json_string_value(k));
+            break;
+        }
+    }
+    json_decref(keys);
+    return 0;
+}
+
 static int find_job(jobq_cli *c, const char *id, found *f) {
     memset(f, 0, sizeof *f);
     char key[512];
@@ -360,32 +385,18 @@ static int find_job(jobq_cli *c, const char *id, found *f) {
     json_decref(arr);
     if (f->kind) return 0;
 
-    char qprefix[300];
-    size_t plen = strlen(jobq_cli_key(c, qprefix, sizeof qprefix, "queue:"));
-    json_t *keys = jobq_cli_scan(c, "queue:");
-    if (!keys) return -1;
-    size_t i;
-    json_t *k;
-    json_array_foreach(keys, i, k) {
-        if (!(arr = jobq_cli_range(c, json_string_value(k), false, 0))) {
-            json_decref(keys);
-            return -1;
-        }
-        bool hit = match_payloads(arr, id, f);
-        json_decref(arr);
-        if (hit) {
-            f->kind = FOUND_WAITING;
-            snprintf(f->key, sizeof f->key, "%s", json_string_value(k));
-            snprintf(f->queue, sizeof f->queue, "%s", json_string_value(k) + plen);
-            break;
-        }
+    if (find_in_lists(c, "queue:", id, FOUND_WAITING, f) != 0) return -1;
+    if (f->kind) {
+        char qprefix[300];
+        size_t plen = strlen(jobq_cli_key(c, qprefix, sizeof qprefix, "queue:"));
+        snprintf(f->queue, sizeof f->queue, "%s", f->key + plen);
+        return 0;
     }
-    json_decref(keys);
-    if (f->kind) return 0;
 
     /* Running: a live daemon's worker says so, or an in-flight list has it. */
     json_t *daemons = jobq_cli_daemons(c);
     if (!daemons) return -1;
+    size_t i;
     json_t *d;
     json_array_foreach(daemons, i, d) {
         size_t j;
@@ -403,22 +414,7 @@ static int find_job(jobq_cli *c, const char *id, found *f) {
     }
     json_decref(daemons);
     if (f->kind) return 0;
-    if (!(keys = jobq_cli_scan(c, "inflight:"))) return -1;
-    json_array_foreach(keys, i, k) {
-        if (!(arr = jobq_cli_range(c, json_string_value(k), false, 0))) {
-            json_decref(keys);
-            return -1;
-        }
-        bool hit = match_payloads(arr, id, f);
-        json_decref(arr);
-        if (hit) {
-            f->kind = FOUND_RUNNING;
-            snprintf(f->key, sizeof f->key, "%s", json_string_value(k));
-            break;
-        }
-    }
-    json_decref(keys);
-    return 0;
+    return find_in_lists(c, "inflight:", id, FOUND_RUNNING, f);
 }
 
 /* ---- result ---- */

@@ -24,11 +24,9 @@ int jobq_cli_error(const char *fmt, ...) {
 }
 
 char *jobq_cli_key(jobq_cli *c, char *buf, size_t size, const char *fmt, ...) {
-    int n = snprintf(buf, size, "%s:", c->key_prefix ? c->key_prefix : "jobq");
-    if (n < 0 || (size_t)n >= size) return buf;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf + n, size - (size_t)n, fmt, ap);
+    jobq_key_vformat(buf, size, c->key_prefix ? c->key_prefix : "jobq", fmt, ap);
     va_end(ap);
     return buf;
 }

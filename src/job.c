@@ -194,18 +194,36 @@ char *jobq_job_result_json(const struct jobq_job *job, const char *worker) {
     return jobq_json_writer_finish(&w);
 }
 
+/* The members every event has, in order, into a begun writer. */
+static void event_members(jobq_json_writer *w, const struct jobq_job *job, const char *event,
+                          const char *worker, double now) {
+    jobq_json_writer_string(w, "event", event);
+    jobq_json_writer_string(w, "id", job->id);
+    jobq_json_writer_string(w, "queue", job->queue ? job->queue : "");
+    jobq_json_writer_string(w, "handler", job->handler);
+    jobq_json_writer_int(w, "attempt", job->attempt);
+    jobq_json_writer_string(w, "worker", worker);
+    jobq_json_writer_time(w, "time", now);
+}
+
 char *jobq_job_event_json(const struct jobq_job *job, const char *event, const char *worker,
                           double now) {
     jobq_json_writer w;
     jobq_json_writer_begin(&w);
-    jobq_json_writer_string(&w, "event", event);
-    jobq_json_writer_string(&w, "id", job->id);
-    jobq_json_writer_string(&w, "queue", job->queue ? job->queue : "");
-    jobq_json_writer_string(&w, "handler", job->handler);
-    jobq_json_writer_int(&w, "attempt", job->attempt);
-    jobq_json_writer_string(&w, "worker", worker);
-    jobq_json_writer_time(&w, "time", now);
+    event_members(&w, job, event, worker, now);
     if (job->failed && job->error) jobq_json_writer_string(&w, "error", job->error);
+    return jobq_json_writer_finish(&w);
+}
+
+char *jobq_job_progress_json(const struct jobq_job *job, const char *worker, double now,
+                             double fraction, const char *message) {
+    jobq_json_writer w;
+    jobq_json_writer_begin(&w);
+    event_members(&w, job, "progress", worker, now);
+    json_t *f = json_real(fraction);
+    jobq_json_writer_value(&w, "progress", f);
+    json_decref(f);
+    if (message) jobq_json_writer_string(&w, "message", message);
     return jobq_json_writer_finish(&w);
 }
 

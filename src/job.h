@@ -74,6 +74,11 @@ char *jobq_job_result_json(const struct jobq_job *job, const char *worker);
 char *jobq_job_event_json(const struct jobq_job *job, const char *event, const char *worker,
                           double now);
 
+/* A "progress" event: the event's members plus "progress" (fraction) and,
+ * when given, "message" (compact JSON, caller frees). */
+char *jobq_job_progress_json(const struct jobq_job *job, const char *worker, double now,
+                             double fraction, const char *message);
+
 /* A dead-letter entry for a job (parsed or not) with its last error (caller
  * frees). */
 char *jobq_job_dead_json(const struct jobq_job *job, const char *error, double now);

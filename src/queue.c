@@ -24,6 +24,7 @@ struct jobq_queue {
     double io_timeout;       /* seconds */
     char sha[JOBQ_SCRIPT_COUNT][41];
     int unread;              /* replies to jobq_queue_publish_nowait not read yet */
+    char events_key[256];    /* <prefix>:events, published to once or more per job */
 };
 
 static struct timeval to_timeval(double s) {
@@ -51,6 +52,7 @@ jobq_queue *jobq_queue_new(const char *url, const char *prefix, double io_timeou
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
         return NULL;
     }
+    jobq_queue_key(q, q->events_key, sizeof q->events_key, "events");
     return q;
 }
 
@@ -83,12 +85,16 @@ bool jobq_queue_connected(const jobq_queue *q) { return q->ctx != NULL; }
 
 const char *jobq_queue_url_redacted(const jobq_queue *q) { return q->url_redacted; }
 
+char *jobq_key_vformat(char *buf, size_t size, const char *prefix, const char *fmt, va_list ap) {
+    int n = snprintf(buf, size, "%s:", prefix);
+    if (n >= 0 && (size_t)n < size) vsnprintf(buf + n, size - (size_t)n, fmt, ap);
+    return buf;
+}
+
 char *jobq_queue_key(const jobq_queue *q, char *buf, size_t size, const char *fmt, ...) {
-    int n = snprintf(buf, size, "%s:", q->prefix);
-    if (n < 0 || (size_t)n >= size) return buf;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf + n, size - (size_t)n, fmt, ap);
+    jobq_key_vformat(buf, size, q->prefix, fmt, ap);
     va_end(ap);
     return buf;
 }
@@ -322,10 +328,9 @@ static void append(jobq_queue *q, int *pending, int argc, const char **argv, con
 int jobq_queue_commit(jobq_queue *q, const jobq_outcome *outs, size_t n, jobq_err *err) {
     if (n == 0) return 0;
     if (!q->ctx) return fail_io(q, err, "commit");
-    char k_dead[256], k_sched[256], k_events[256], k_proc[256], k_failed[256];
+    char k_dead[256], k_sched[256], k_proc[256], k_failed[256];
     jobq_queue_key(q, k_dead, sizeof k_dead, "dead");
     jobq_queue_key(q, k_sched, sizeof k_sched, "scheduled");
-    jobq_queue_key(q, k_events, sizeof k_events, "events");
     jobq_queue_key(q, k_proc, sizeof k_proc, "stats:processed");
     jobq_queue_key(q, k_failed, sizeof k_failed, "stats:failed");
     int pending = 0;
@@ -352,7 +357,7 @@ int jobq_queue_commit(jobq_queue *q, const jobq_outcome *outs, size_t n, jobq_er
             append(q, &pending, 4, argv, NULL);
         }
         if (o->event_json) {
-            const char *argv[] = {"PUBLISH", k_events, o->event_json};
+            const char *argv[] = {"PUBLISH", q->events_key, o->event_json};
             append(q, &pending, 3, argv, NULL);
         }
         if (o->inflight_key && o->payload) {
@@ -408,9 +413,7 @@ int jobq_queue_commit(jobq_queue *q, const jobq_outcome *outs, size_t n, jobq_er
 
 int jobq_queue_publish_nowait(jobq_queue *q, const char *message, bool send_now, jobq_err *err) {
     if (!q->ctx) return fail_io(q, err, "publish");
-    char k_events[256];
-    jobq_queue_key(q, k_events, sizeof k_events, "events");
-    const char *argv[] = {"PUBLISH", k_events, message};
+    const char *argv[] = {"PUBLISH", q->events_key, message};
     if (redisAppendCommandArgv(q->ctx, 3, argv, NULL) != REDIS_OK) return fail_io(q, err, "publish");
     q->unread++;
     int done = 0;
@@ -604,32 +607,6 @@ int jobq_queue_deregister(jobq_queue *q, const char *daemon_id, jobq_err *err) {
     const char *hdel[] = {"HDEL", k_daemons, daemon_id};
     if (simple_command(q, err, "DEL heartbeat", 2, del) != 0) return -1;
     return simple_command(q, err, "HDEL daemons", 3, hdel);
-}
-
-int jobq_queue_command_string(jobq_queue *q, char **out, bool *is_nil, jobq_err *err, int argc,
-                              const char **argv, const size_t *argvlen) {
-    *out = NULL;
-    *is_nil = false;
-    redisReply *r = command_argv(q, argc, argv, argvlen);
-    if (check_reply(q, r, err, argv[0]) != 0) return -1;
-    int rc = 0;
-    switch (r->type) {
-    case REDIS_REPLY_STRING:
-    case REDIS_REPLY_STATUS:
-        *out = strndup(r->str, r->len);
-        break;
-    case REDIS_REPLY_INTEGER:
-        if (asprintf(out, "%lld", r->integer) < 0) *out = NULL;
-        break;
-    case REDIS_REPLY_NIL:
-        *is_nil = true;
-        break;
-    default:
-        jobq_err_set(err, JOBQ_E_REPLY, "%s: unexpected reply type %d", argv[0], r->type);
-        rc = -1;
-    }
-    freeReplyObject(r);
-    return rc;
 }
 
 static json_t *reply_to_json(const redisReply *r) {

@@ -7,6 +7,7 @@
 #ifndef JOBQ_QUEUE_H
 #define JOBQ_QUEUE_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -36,7 +37,11 @@ void jobq_queue_disconnect(jobq_queue *q);
 /* The URL without its password, for logs. Borrowed. */
 const char *jobq_queue_url_redacted(const jobq_queue *q);
 
-/* Format "<prefix>:<rest>" into buf. Returns buf. */
+/* Format "<prefix>:<rest>" into buf, rest from fmt and ap. Returns buf. */
+char *jobq_key_vformat(char *buf, size_t size, const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
+/* Format "<prefix>:<rest>" into buf with q's prefix. Returns buf. */
 char *jobq_queue_key(const jobq_queue *q, char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -146,12 +151,6 @@ long jobq_queue_reclaim(jobq_queue *q, const char *daemon_id, bool force, jobq_e
 int jobq_queue_deregister(jobq_queue *q, const char *daemon_id, jobq_err *err);
 
 /* ---- generic ---- */
-
-/* Run one command (argv) and return its reply as a malloc'd string when it
- * is a string/status/integer (integers formatted), NULL for nil (*is_nil set).
- * -1 on error. For the CLI and tests. */
-int jobq_queue_command_string(jobq_queue *q, char **out, bool *is_nil, jobq_err *err, int argc,
-                              const char **argv, const size_t *argvlen);
 
 /* Run one command and convert its whole reply to JSON: strings and status
  * replies become strings, integers integers, nil null, arrays arrays. A

@@ -92,6 +92,7 @@ typedef struct worker {
     int batch;          /* current adaptive batch size */
     bool redis_down;    /* for logging once per state change */
     bool reclaim_own;   /* a take may have moved jobs we never saw */
+    bool must_exit;     /* an outcome could not be built: exit, the supervisor requeues */
     int connect_failures;
     unsigned long long jobs_done;
     unsigned rng;
@@ -190,6 +191,17 @@ static void build_outcome(worker *w, job_work *jw, int queue_index, bool rejecte
         out->id = job->id;
         out->finished = out->failed = true;
         jobq_log_warn("failed after %d attempt(s): %s", job->attempt, job->error);
+    }
+    /* Out of memory for a document the outcome needs: write nothing and
+     * leave the job in flight; this worker then exits and its supervisor
+     * puts the job back at the head of its queue. */
+    bool dead_expected = rejected || (job->failed && !jw->retry_payload);
+    if ((out->id && !jw->result_json) || (dead_expected && !jw->dead_json)) {
+        jobq_log_err("out of memory recording the outcome of job %s; leaving it in flight for "
+                     "redelivery and exiting", job->id ? job->id : "(no id)");
+        memset(out, 0, sizeof *out);
+        w->must_exit = true;
+        return;
     }
     out->result_json = jw->result_json;
     out->event_json = jw->event_json;
@@ -453,6 +465,10 @@ int jobq_worker_main(const jobq_worker_params *p) {
         } else {
             w.batch = 1;
         }
+        if (w.must_exit) {
+            status = 1;
+            break;
+        }
         if (cfg->max_jobs_per_worker > 0 && w.jobs_done >= (unsigned long long)cfg->max_jobs_per_worker) {
             jobq_log_info("recycling after %llu jobs (max_jobs_per_worker)", w.jobs_done);
             break;
@@ -483,24 +499,10 @@ static void progress_event(jobq_job *job, double fraction, const char *message) 
     double now = jobq_now();
     if (!w || !jobq_queue_connected(w->q) || now - last < 0.1) return;
     last = now;
-    char *ev = jobq_job_event_json(job, "progress", w->id, now);
+    char *ev = jobq_job_progress_json(job, w->id, now, fraction, message);
     if (!ev) return;
-    json_t *o = json_loads(ev, 0, NULL);
-    free(ev);
-    if (!o) return;
-    json_object_set_new(o, "progress", json_real(fraction));
-    if (message) json_object_set_new(o, "message", json_string(message));
-    char *s = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    if (!s) return;
-    char channel[256];
-    jobq_queue_key(w->q, channel, sizeof channel, "events");
-    const char *argv[] = {"PUBLISH", channel, s};
-    char *reply = NULL;
-    bool nil;
+    /* Sent now, without waiting for Redis: the handler is still running. */
     jobq_err err;
-    if (jobq_queue_command_string(w->q, &reply, &nil, &err, 3, argv, NULL) != 0 && err.code == JOBQ_E_IO)
-        lost_connection(w, &err);
-    free(reply);
-    free(s);
+    if (jobq_queue_publish_nowait(w->q, ev, true, &err) != 0) lost_connection(w, &err);
+    free(ev);
 }

@@ -95,19 +95,7 @@ def jobqd(request, tmp_path, redis_server):
 
     yield make
 
-    problems = []
-    for d in daemons:
-        if d.proc is None:
-            continue
-        was_running = d.running()
-        rc, killed = d.stop(35.0)
-        if killed:
-            problems.append("%s did not exit within 35 s of SIGTERM and was killed" % d.name)
-        elif was_running and rc != 0:
-            problems.append("%s exited with status %s on SIGTERM" % (d.name, rc))
-        report = d.sanitizer_report()
-        if report:
-            problems.append("%s log has a sanitizer report:\n%s" % (d.name, report))
+    problems = jobqtest.stop_daemons(daemons)
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
 

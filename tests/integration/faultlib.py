@@ -43,15 +43,7 @@ class FaultRedis(jobqtest.RedisServer):
             stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr)
         self.starts += 1
 
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError("redis-server exited with %s:\n%s"
-                                     % (self.proc.returncode, self.log_text()[-2000:]))
-            r = subprocess.run(["redis-cli", "-s", self.sock, "PING"],
-                               capture_output=True, text=True, timeout=5)
-            return r.stdout.strip() == "PONG"
-
-        wait_for(up, timeout, 0.02, "redis-server on " + self.sock)
+        jobqtest.wait_redis_up(self, timeout, 0.02)
         return self
 
     def kill(self, sig=signal.SIGKILL, timeout=10.0):

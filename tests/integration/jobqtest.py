@@ -109,15 +109,7 @@ class RedisServer:
              "--logfile", str(self.log_path), "--daemonize", "no"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError("redis-server exited with %s:\n%s"
-                                     % (self.proc.returncode, self.log_text()[-2000:]))
-            r = subprocess.run(["redis-cli", "-s", self.sock, "PING"],
-                               capture_output=True, text=True, timeout=5)
-            return r.stdout.strip() == "PONG"
-
-        wait_for(up, timeout, 0.05, "redis-server on " + self.sock)
+        wait_redis_up(self, timeout, 0.05)
         return self
 
     def client(self, **kw):
@@ -444,3 +436,37 @@ class Events:
 
     def close(self):
         self.pubsub.close()
+
+
+def stop_daemons(daemons):
+    """SIGTERM every started daemon (a test fixture's teardown); returns the
+    problems seen: one that had to be killed, a non-zero exit status, a
+    sanitizer report in its log."""
+    problems = []
+    for d in daemons:
+        if d.proc is None:
+            continue
+        was_running = d.running()
+        rc, killed = d.stop(35.0)
+        if killed:
+            problems.append("%s did not exit within 35 s of SIGTERM and was killed" % d.name)
+        elif was_running and rc != 0:
+            problems.append("%s exited with status %s on SIGTERM" % (d.name, rc))
+        report = d.sanitizer_report()
+        if report:
+            problems.append("%s log has a sanitizer report:\n%s" % (d.name, report))
+    return problems
+
+
+def wait_redis_up(server, timeout, interval):
+    """Wait until server (with .proc, .sock and .log_text()) answers PING;
+    fail at once, with its log, if it exits."""
+    def up():
+        if server.proc.poll() is not None:
+            raise AssertionError("redis-server exited with %s:\n%s"
+                                 % (server.proc.returncode, server.log_text()[-2000:]))
+        r = subprocess.run(["redis-cli", "-s", server.sock, "PING"],
+                           capture_output=True, text=True, timeout=5)
+        return r.stdout.strip() == "PONG"
+
+    wait_for(up, timeout, interval, "redis-server on " + server.sock)

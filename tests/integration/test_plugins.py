@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jobqtest import REPO, build_dir, get_result, job, makefile_version, push, wait_for
+from jobqtest import Events, REPO, build_dir, get_result, job, makefile_version, push, wait_for
 
 PREFIX = "/usr"
 # Everything `make install DESTDIR=d PREFIX=/usr` puts down (default
@@ -176,6 +176,29 @@ def test_sha256_plugin_built_out_of_tree(r, plugin_daemon):
         assert res["result"] is None
     res = get_result(r, "s5")
     assert res["status"] == "failed" and "missing.bin: no such file" in res["error"], res
+
+
+def test_plugin_progress_reaches_the_events_channel(r, plugin_daemon):
+    """sha256 reports progress every 16 MiB: a "progress" event with the
+    fraction and message, published while the job runs (before its "ok")."""
+    d = plugin_daemon
+    size = 40 << 20
+    with open(d.root / "big.bin", "wb") as f:
+        f.truncate(size)  # sparse: 40 MiB of zeros
+    events = Events(r)
+    try:
+        push(r, job("sha256", id="big", args={"path": "big.bin"}))
+        events.wait(lambda e: e.get("id") == "big" and e.get("event") == "ok", 30)
+    finally:
+        events.close()
+    mine = [e for e in events.seen if e.get("id") == "big"]
+    kinds = [e["event"] for e in mine]
+    assert "progress" in kinds and kinds.index("progress") < kinds.index("ok"), kinds
+    for e in (e for e in mine if e["event"] == "progress"):
+        assert e["message"] == "hashing" and e["handler"] == "sha256" and e["attempt"] == 1, e
+        assert 16 / 40 - 0.01 <= e["progress"] < 1, e
+        assert e["worker"] == mine[-1]["worker"], mine
+    assert get_result(r, "big")["result"]["bytes"] == size
 
 
 def test_good_plugin_and_builtins_work(r, plugin_daemon):

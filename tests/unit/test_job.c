@@ -157,6 +157,31 @@ static void test_result_json(void **state) {
     jobq_job_fini(&job);
 }
 
+static void test_progress_event_json(void **state) {
+    (void)state;
+    struct jobq_job job;
+    jobq_err err;
+    assert_int_equal(parse(&job, "{\"id\":\"p1\",\"handler\":\"echo\"}", &err), 0);
+    char *s = jobq_job_progress_json(&job, "host:1", 1795658125.5, 0.25, "half \"way\"");
+    json_t *o = json_loads(s, JSON_REJECT_DUPLICATES, NULL);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "event")), "progress");
+    assert_string_equal(json_string_value(json_object_get(o, "id")), "p1");
+    assert_string_equal(json_string_value(json_object_get(o, "worker")), "host:1");
+    assert_int_equal(json_integer_value(json_object_get(o, "attempt")), 1);
+    assert_true(json_real_value(json_object_get(o, "progress")) == 0.25);
+    assert_string_equal(json_string_value(json_object_get(o, "message")), "half \"way\"");
+    assert_float_equal(json_real_value(json_object_get(o, "time")), 1795658125.5, 1e-6);
+    json_decref(o);
+    free(s);
+    s = jobq_job_progress_json(&job, "host:1", 1795658125.5, 1, NULL);
+    o = json_loads(s, 0, NULL);
+    assert_null(json_object_get(o, "message"));
+    json_decref(o);
+    free(s);
+    jobq_job_fini(&job);
+}
+
 static void test_retry_payload_carries_attempts(void **state) {
     (void)state;
     struct jobq_job job;
@@ -208,6 +233,7 @@ int main(void) {
         cmocka_unit_test(test_rejected_job_keeps_its_id),
         cmocka_unit_test(test_dead_entry_keeps_non_utf8_payload),
         cmocka_unit_test(test_result_json),
+        cmocka_unit_test(test_progress_event_json),
         cmocka_unit_test(test_retry_payload_carries_attempts),
         cmocka_unit_test(test_new_ids_differ),
     };
