@@ -32,46 +32,53 @@ CFLAGS     += -std=c11 -Wall -Wextra -Werror -Wformat=2 -Wstrict-prototypes \
 LDFLAGS    += $(SANFLAGS)
 LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lresolv -ldl -lm
 
-# Modules shared by jobqd, jobq and the unit tests.
-CORE_OBJS  := err log config redis_url json_writer job registry plugin queue scripts functions slots \
-              backoff handlers/libcurl handlers/wordcount handlers/words handlers/testing
-JOBQD_OBJS := $(CORE_OBJS) worker supervisor notify main
-JOBQ_OBJS  := $(CORE_OBJS) cli cli_util cli_jobs cli_status cli_dead
-UNIT_TESTS := test_config test_redis_url test_job test_json_writer test_words test_backoff test_plugin
+# The shared core (job model, config, URL, JSON) and the Redis protocol,
+# built once into an archive: each binary links only the members it uses.
+CORE_OBJS  := core/err core/log core/config core/redis_url core/json_writer core/job core/backoff \
+              core/random protocol/keys protocol/redis protocol/scripts protocol/functions \
+              protocol/documents protocol/outcome protocol/queue protocol/daemons protocol/jobs
+HANDLER_OBJS := daemon/handlers/libcurl daemon/handlers/wordcount daemon/handlers/words \
+              daemon/handlers/testing
+JOBQD_OBJS := daemon/main daemon/supervisor daemon/workers daemon/upkeep daemon/worker \
+              daemon/job_run daemon/notify daemon/plugin daemon/registry daemon/slots $(HANDLER_OBJS)
+JOBQ_OBJS  := cli/main cli/util cli/jobs cli/status cli/dead
+UNIT_TESTS := test_config test_redis_url test_job test_json_writer test_words test_backoff test_plugin \
+              test_keys test_outcome
 
-# What each unit test links besides its own object.
-test_config_OBJS    := err log config redis_url
-test_redis_url_OBJS := err redis_url
-test_job_OBJS       := err log json_writer job
-test_json_writer_OBJS := json_writer
-test_words_OBJS     := handlers/words
-test_backoff_OBJS   := backoff
-test_plugin_OBJS    := err log json_writer job registry plugin handlers/libcurl handlers/wordcount \
-                       handlers/words handlers/testing
+# What each unit test links besides its own object and the core archive.
+test_words_OBJS     := daemon/handlers/words
+test_plugin_OBJS    := daemon/registry daemon/plugin $(HANDLER_OBJS)
 
 obj = $(addprefix $(BUILD)/obj/,$(addsuffix .o,$(1)))
+CORE_LIB := $(BUILD)/libjobq-core.a
 
 .PHONY: all deps run test unit integration check-asan bench profile install uninstall clean plugins
 
 all: $(BUILD)/jobqd $(BUILD)/jobq plugins
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h src/handlers/*.h include/jobq/*.h)
+HEADERS := $(wildcard src/*/*.h src/daemon/handlers/*.h include/jobq/*.h)
+
+$(BUILD)/obj/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/jobqd: $(call obj,$(JOBQD_OBJS))
+$(CORE_LIB): $(call obj,$(CORE_OBJS))
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/jobqd: $(call obj,$(JOBQD_OBJS)) $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/jobq: $(call obj,$(JOBQ_OBJS))
+$(BUILD)/jobq: $(call obj,$(JOBQ_OBJS)) $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests: one cmocka binary per module, linked with the core objects.
-$(BUILD)/tests/%.o: tests/unit/%.c $(wildcard src/*.h src/handlers/*.h include/jobq/*.h)
+$(BUILD)/tests/%.o: tests/unit/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) -Wno-strict-prototypes -c -o $@ $<
 
 .SECONDEXPANSION:
-$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $$(call obj,$$(test_$$*_OBJS))
+$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $$(call obj,$$(test_$$*_OBJS)) $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cmocka)
 
 # Test plugins (tests/plugins/*.c) and the example plugin (src/plugins/*.c).

@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "backoff.h"
+#include "core/backoff.h"
 
 static void test_delay_grows_and_caps(void **state) {
     (void)state;

@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "config.h"
+#include "core/config.h"
 #include "jobq/plugin.h"
 
 #define GIB (1024L * 1024 * 1024)

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "job.h"
+#include "core/job.h"
 
 static const jobq_job_defaults defaults = {180, 3, 86400, 1024};
 

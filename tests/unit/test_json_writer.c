@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "json_writer.h"
+#include "core/json_writer.h"
 
 /* Parse what the writer produced; fails the test when it is not JSON. */
 static json_t *reparse(char *s) {

@@ -22,10 +22,10 @@
 
 #include <cmocka.h>
 
-#include "job.h"
-#include "log.h"
-#include "plugin.h"
-#include "registry.h"
+#include "core/job.h"
+#include "core/log.h"
+#include "daemon/plugin.h"
+#include "daemon/registry.h"
 
 static char build_plugins[PATH_MAX]; /* absolute $JOBQ_BUILD/plugins */
 static char plugdir[PATH_MAX];       /* temp dir handed to the loader */

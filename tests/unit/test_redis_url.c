@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "redis_url.h"
+#include "core/redis_url.h"
 
 static void parse_ok(const char *text, jobq_redis_url *u) {
     jobq_err err;

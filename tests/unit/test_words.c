@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "handlers/words.h"
+#include "daemon/handlers/words.h"
 
 static jobq_words count_whole(const void *buf, size_t len) {
     jobq_words w;

@@ -1,0 +1,40 @@
+/*
+ * Running one job in a worker: parse and dispatch the payload, publish it in
+ * the worker's slot (so the supervisor can time it out or recover it), apply
+ * the queue's kernel limits around the handler, and decide its outcome.
+ */
+#ifndef JOBQ_JOB_RUN_H
+#define JOBQ_JOB_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/config.h"
+#include "core/job.h"
+#include "daemon/slots.h"
+#include "protocol/outcome.h"
+
+/* What a worker passes to run a job of one of its queues. */
+typedef struct jobq_run_ctx {
+    jobq_slot *slot;                   /* the worker's slot */
+    const char *worker_id;             /* "host:pid" */
+    const jobq_outcome_policy *policy;
+    int queue_index;                   /* in the worker's queue list */
+    const char *queue;                 /* its name */
+    const jobq_job_defaults *defaults; /* of the queue */
+    const jobq_queue_settings *settings; /* of the queue: rlimits */
+    /* Publish an event without waiting (NULL: events are not sent); send_now
+     * writes it at once, otherwise it leaves with the next command. */
+    void (*publish)(void *udata, const char *event_json, bool send_now);
+    void *udata;
+} jobq_run_ctx;
+
+/* Parse and run payload (borrowed until out is committed) into job, and
+ * fill out with its outcome. alone: it is the only job of its take (its
+ * "started" event is sent at once). Returns the seconds its handler ran,
+ * or -1 when its outcome could not be built (out of memory): out is then
+ * empty and the job must stay in flight. */
+double jobq_run_job(const jobq_run_ctx *ctx, const char *payload, size_t len, bool alone,
+                    struct jobq_job *job, jobq_outcome *out);
+
+#endif

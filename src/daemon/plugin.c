@@ -1,0 +1,239 @@
+/*
+ * Plugin host: implements struct jobq_api over struct jobq_job and the
+ * registry, and loads plugins with dlopen(RTLD_NOW|RTLD_LOCAL). Owns the list
+ * of loaded plugins; a refused plugin leaves no handler and no mapping behind.
+ */
+#include "daemon/plugin.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/handlers/handlers.h"
+#include "core/job.h"
+#include "core/log.h"
+#include "daemon/registry.h"
+
+struct jobq_plugin {
+    char path[1024];   /* file, or "builtin:<name>" */
+    char name[64];     /* from begin() */
+    void *dl;          /* dlopen handle, NULL for built-ins */
+    bool began;        /* begin() accepted */
+    bool in_init;      /* registration allowed */
+    char refusal[300]; /* first reason to refuse, "" if none */
+    struct jobq_plugin *next;
+};
+
+static struct jobq_plugin *loaded; /* owned list */
+static jobq_progress_hook progress_hook;
+
+static void refuse(struct jobq_plugin *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void refuse(struct jobq_plugin *p, const char *fmt, ...) {
+    if (p->refusal[0]) return; /* keep the first reason */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->refusal, sizeof p->refusal, fmt, ap);
+    va_end(ap);
+}
+
+static int api_begin(jobq_plugin *p, int abi, const char *name, const char *version) {
+    if (abi != JOBQ_PLUGIN_ABI) {
+        refuse(p, "built for plugin ABI %d, this jobqd speaks ABI %d", abi, JOBQ_PLUGIN_ABI);
+        return JOBQ_ERR;
+    }
+    snprintf(p->name, sizeof p->name, "%s", name && *name ? name : "unnamed");
+    p->began = true;
+    jobq_log_debug("plugin %s %s: begin", p->name, version ? version : "");
+    return JOBQ_OK;
+}
+
+static int api_register_handler(jobq_plugin *p, const char *name, jobq_handler_fn fn, void *udata) {
+    if (!p->in_init) {
+        jobq_log_warn("plugin %s: register_handler outside jobq_plugin_init ignored", p->name);
+        return JOBQ_ERR;
+    }
+    if (!p->began) {
+        refuse(p, "registered a handler before JOBQ_PLUGIN_BEGIN");
+        return JOBQ_ERR;
+    }
+    jobq_err err;
+    if (jobq_registry_add(name, fn, udata, p, &err) != 0) {
+        refuse(p, "%s", err.msg);
+        return JOBQ_ERR;
+    }
+    return JOBQ_OK;
+}
+
+static void api_log(const jobq_job *job, int level, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    jobq_log_vwrite(level, job ? job->id : NULL, fmt, ap);
+    va_end(ap);
+}
+
+static int api_fail(jobq_job *job, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return jobq_job_api_fail(job, "%s", msg);
+}
+
+static void api_progress(jobq_job *job, double fraction, const char *message) {
+    if (fraction < 0 || fraction != fraction) fraction = 0;
+    if (fraction > 1) fraction = 1;
+    if (progress_hook) progress_hook(job, fraction, message);
+}
+
+static const struct jobq_api host_api = {
+    .abi = JOBQ_PLUGIN_ABI,
+    .size = sizeof(struct jobq_api),
+    .begin = api_begin,
+    .register_handler = api_register_handler,
+    .log = api_log,
+    .job_id = jobq_job_api_id,
+    .job_attempt = jobq_job_api_attempt,
+    .job_args_json = jobq_job_api_args_json,
+    .job_arg_string = jobq_job_api_arg_string,
+    .job_arg_number = jobq_job_api_arg_number,
+    .job_time_left = jobq_job_api_time_left,
+    .job_set_result_json = jobq_job_api_set_result_json,
+    .job_fail = api_fail,
+    .job_progress = api_progress,
+};
+
+const struct jobq_api *jobq_plugin_api(void) { return &host_api; }
+
+void jobq_plugin_set_progress_hook(jobq_progress_hook hook) { progress_hook = hook; }
+
+typedef int (*init_fn)(jobq_plugin *, const struct jobq_api *);
+
+/* Run one init; on any refusal remove what it registered. Takes ownership of
+ * p: it is kept in the loaded list or freed (and dlclosed). */
+static int run_init(struct jobq_plugin *p, init_fn init) {
+    p->in_init = true;
+    int rc = init(p, &host_api);
+    p->in_init = false;
+    if (rc != JOBQ_OK) refuse(p, "jobq_plugin_init failed (returned %d)", rc);
+    if (!p->began) refuse(p, "jobq_plugin_init did not call JOBQ_PLUGIN_BEGIN");
+    if (p->refusal[0]) {
+        jobq_registry_remove_owner(p);
+        jobq_log_warn("plugin %s refused: %s", p->path, p->refusal);
+        if (p->dl) dlclose(p->dl);
+        free(p);
+        return -1;
+    }
+    p->next = loaded;
+    loaded = p;
+    return 0;
+}
+
+static int load_builtin(const char *name, init_fn init, jobq_err *err) {
+    struct jobq_plugin *p = calloc(1, sizeof *p);
+    if (!p) {
+        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+        return -1;
+    }
+    snprintf(p->path, sizeof p->path, "builtin:%s", name);
+    p->in_init = true;
+    int rc = init(p, &host_api);
+    p->in_init = false;
+    if (rc != JOBQ_OK || p->refusal[0] || !p->began) {
+        jobq_err_set(err, JOBQ_E_INVALID, "built-in handlers %s failed to register: %s", name,
+                     p->refusal[0] ? p->refusal : "init failed");
+        jobq_registry_remove_owner(p);
+        free(p);
+        return -1;
+    }
+    p->next = loaded;
+    loaded = p;
+    return 0;
+}
+
+static int load_file(const char *path) {
+    struct jobq_plugin *p = calloc(1, sizeof *p);
+    if (!p) return -1;
+    snprintf(p->path, sizeof p->path, "%s", path);
+    p->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!p->dl) {
+        const char *why = dlerror();
+        jobq_log_warn("plugin %s refused: cannot load: %s", path, why ? why : "unknown error");
+        free(p);
+        return -1;
+    }
+    init_fn init;
+    void *sym = dlsym(p->dl, "jobq_plugin_init");
+    memcpy(&init, &sym, sizeof init); /* object to function pointer, POSIX-sanctioned */
+    if (!init) {
+        jobq_log_warn("plugin %s refused: no jobq_plugin_init entry point (is it exported?)", path);
+        dlclose(p->dl);
+        free(p);
+        return -1;
+    }
+    return run_init(p, init);
+}
+
+static int compare_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int load_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) jobq_log_info("plugin directory %s does not exist: no plugins", dir);
+        else jobq_log_warn("cannot read plugin directory %s: %s", dir, strerror(errno));
+        return 0;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 4 || strcmp(e->d_name + len - 3, ".so") != 0 || e->d_name[0] == '.') continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **grown = realloc(names, cap * sizeof *names);
+            if (!grown) break;
+            names = grown;
+        }
+        if (!(names[n] = strdup(e->d_name))) break;
+        n++;
+    }
+    closedir(d);
+    if (n > 1) qsort(names, n, sizeof *names, compare_names);
+    int ok = 0;
+    for (size_t i = 0; i < n; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (load_file(path) == 0) {
+            ok++;
+            jobq_log_info("plugin %s loaded (%s)", path, loaded->name);
+        }
+        free(names[i]);
+    }
+    free(names);
+    return ok;
+}
+
+int jobq_plugin_load_all(bool test_handlers, const char *dir, jobq_err *err) {
+    if (load_builtin("testing", jobq_testing_init, err) != 0) return -1;
+    if (load_builtin("wordcount", jobq_wordcount_init, err) != 0) return -1;
+    if (test_handlers && load_builtin("testing-unsafe", jobq_testing_unsafe_init, err) != 0)
+        return -1;
+    return dir && *dir ? load_dir(dir) : 0;
+}
+
+void jobq_plugin_unload_all(void) {
+    jobq_registry_clear();
+    while (loaded) {
+        struct jobq_plugin *p = loaded;
+        loaded = p->next;
+        if (p->dl) dlclose(p->dl);
+        free(p);
+    }
+}

@@ -1,0 +1,36 @@
+/*
+ * Plugin host: the struct jobq_api table given to every plugin and built-in,
+ * and the loader that dlopens every *.so of the plugin directory. Runs in the
+ * supervisor before workers fork; workers inherit the loaded set.
+ */
+#ifndef JOBQ_PLUGIN_HOST_H
+#define JOBQ_PLUGIN_HOST_H
+
+#include <stdbool.h>
+
+#include "core/err.h"
+#include "jobq/plugin.h"
+
+/* The host's API table (static, lives for the process). */
+const struct jobq_api *jobq_plugin_api(void);
+
+/*
+ * Register the built-in handlers (noop, echo, sleep, wordcount; fail, crash,
+ * hang and abort too when test_handlers), then load every *.so in dir (sorted
+ * by name; dir may be NULL or missing: then no plugins, with an info line).
+ * A plugin that cannot be loaded, lacks jobq_plugin_init, was built for
+ * another ABI, registers a name that exists, or whose init fails is refused
+ * with one warning naming the file and why, and the others still load.
+ * Returns the number of plugins loaded, or -1 with err when a built-in could
+ * not be registered (a bug, not a user error).
+ */
+int jobq_plugin_load_all(bool test_handlers, const char *dir, jobq_err *err);
+
+/* Forget every handler and dlclose every plugin (before a reload, at exit). */
+void jobq_plugin_unload_all(void);
+
+/* Called by api->job_progress; set by the worker (NULL: progress dropped). */
+typedef void (*jobq_progress_hook)(jobq_job *job, double fraction, const char *message);
+void jobq_plugin_set_progress_hook(jobq_progress_hook hook);
+
+#endif

@@ -1,0 +1,72 @@
+/*
+ * The key catalog: every Redis key and channel name jobq uses is built here
+ * and nowhere else. The keys of queue Q carry the hash tag {Q}, so every key
+ * one script or transaction touches lies in one Redis Cluster hash slot
+ * (shared/DESIGN.md, "Keys"); the result, registry and event names are
+ * outside any queue's slot and are only ever used by single-key commands.
+ */
+#ifndef JOBQ_KEYS_H
+#define JOBQ_KEYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Longest key any builder writes (a prefix of 64, a queue of 64, a worker id
+ * of ~300, an id of 128 and the fixed parts fit). */
+#define JOBQ_KEY_MAX 640
+
+/* What a queue-scoped key holds: the part after "<prefix>:{<queue>}:". */
+enum jobq_key_kind {
+    JOBQ_KEY_QUEUE,     /* list: waiting jobs */
+    JOBQ_KEY_SCHEDULED, /* sorted set: delayed jobs and retries by due time */
+    JOBQ_KEY_DEAD,      /* list: jobs given up, newest first */
+    JOBQ_KEY_INFLIGHT,  /* list (with a worker id): jobs one worker has taken */
+    JOBQ_KEY_HOLDERS,   /* hash: in-flight list -> id of the daemon it belongs to */
+    JOBQ_KEY_LEASES,    /* sorted set: daemon id -> lease expiry (Redis time, ms) */
+    JOBQ_KEY_STATS,     /* hash: processed, failed */
+    JOBQ_KEY_CANCEL,    /* sorted set: ids of running jobs to cancel, by request time */
+    JOBQ_KEY_UNIQUE,    /* sorted set: ids held by jobq_enqueue_unique -> expiry */
+    JOBQ_KEY_IDS,       /* string: counter for ids assigned by jobq_enqueue */
+    JOBQ_KEY_KIND_COUNT
+};
+
+/* The key of queue for kind: "<prefix>:{<queue>}:<kind>", and for
+ * JOBQ_KEY_INFLIGHT "<prefix>:{<queue>}:inflight:<worker_id>" (worker_id is
+ * ignored for the other kinds). Returns buf. */
+char *jobq_key(char *buf, size_t size, const char *prefix, enum jobq_key_kind kind, const char *queue,
+               const char *worker_id);
+
+/* "<prefix>:result:<id>": a job's outcome, readable from the id alone. */
+char *jobq_key_result(char *buf, size_t size, const char *prefix, const char *id);
+
+/* "<prefix>:events": the pub/sub channel of job events. */
+char *jobq_key_events(char *buf, size_t size, const char *prefix);
+
+/* "<prefix>:daemons": hash of daemon id -> its info JSON. */
+char *jobq_key_daemons(char *buf, size_t size, const char *prefix);
+
+/* "<prefix>:daemon:<id>": the daemon's heartbeat, a string with a TTL. */
+char *jobq_key_heartbeat(char *buf, size_t size, const char *prefix, const char *daemon_id);
+
+/* A SCAN MATCH pattern for every queue-scoped key under prefix:
+ * "<prefix>:{*}:*" with the prefix's glob characters escaped. */
+char *jobq_key_scan_pattern(char *buf, size_t size, const char *prefix);
+
+/* Split a queue-scoped key of prefix into its queue (copied into queue,
+ * queue_size bytes) and kind. false when key is not one (another prefix, no
+ * hash tag, an unknown kind). */
+bool jobq_key_parse(const char *key, const char *prefix, char *queue, size_t queue_size,
+                    enum jobq_key_kind *kind);
+
+/* A queue name is 1 to 64 of A-Z a-z 0-9 _ . : - (no braces, so the hash
+ * tag is exactly the name). */
+bool jobq_key_valid_queue(const char *name);
+
+/* A key prefix is 1 to 64 of the same characters. */
+bool jobq_key_valid_prefix(const char *prefix);
+
+/* The Redis Cluster hash slot of key (CRC16 of its hash tag, or of the
+ * whole key when it has none), 0..16383. */
+unsigned jobq_key_slot(const char *key, size_t len);
+
+#endif

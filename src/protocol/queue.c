@@ -1,0 +1,451 @@
+/*
+ * The daemon's queue operations over a jobq_redis (see queue.h). Each call
+ * touches the keys of one queue only, through the scripts of scripts.c or
+ * single-key commands; replies are checked for shape before use.
+ */
+#include "protocol/queue.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/job.h"
+#include "protocol/keys.h"
+#include "protocol/redis_internal.h"
+
+void jobq_qkeys_init(jobq_qkeys *k, const char *prefix, const char *queue, const char *worker_id) {
+    snprintf(k->name, sizeof k->name, "%s", queue);
+    snprintf(k->prefix, sizeof k->prefix, "%s", prefix);
+    jobq_key(k->queue, sizeof k->queue, prefix, JOBQ_KEY_QUEUE, queue, NULL);
+    jobq_key(k->scheduled, sizeof k->scheduled, prefix, JOBQ_KEY_SCHEDULED, queue, NULL);
+    jobq_key(k->dead, sizeof k->dead, prefix, JOBQ_KEY_DEAD, queue, NULL);
+    jobq_key(k->holders, sizeof k->holders, prefix, JOBQ_KEY_HOLDERS, queue, NULL);
+    jobq_key(k->leases, sizeof k->leases, prefix, JOBQ_KEY_LEASES, queue, NULL);
+    jobq_key(k->stats, sizeof k->stats, prefix, JOBQ_KEY_STATS, queue, NULL);
+    jobq_key(k->cancel, sizeof k->cancel, prefix, JOBQ_KEY_CANCEL, queue, NULL);
+    jobq_key(k->unique, sizeof k->unique, prefix, JOBQ_KEY_UNIQUE, queue, NULL);
+    if (worker_id) jobq_key(k->inflight, sizeof k->inflight, prefix, JOBQ_KEY_INFLIGHT, queue, worker_id);
+    else k->inflight[0] = '\0';
+    jobq_key_events(k->events, sizeof k->events, prefix);
+}
+
+static int unexpected(jobq_err *err, const char *what) {
+    jobq_err_set(err, JOBQ_E_REPLY, "%s: unexpected reply", what);
+    return -1;
+}
+
+/* ---- worker side ---- */
+
+void jobq_taken_fini(jobq_taken *t) {
+    if (t->reply) freeReplyObject(t->reply);
+    free(t->payloads);
+    free(t->lens);
+    memset(t, 0, sizeof *t);
+}
+
+/* Point out's items at the string elements reply->element[from..]. */
+static int hold_items(jobq_taken *out, redisReply *reply, size_t from, jobq_err *err) {
+    size_t n = reply->elements - from;
+    out->reply = reply;
+    out->payloads = calloc(n ? n : 1, sizeof *out->payloads);
+    out->lens = calloc(n ? n : 1, sizeof *out->lens);
+    if (!out->payloads || !out->lens) {
+        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        redisReply *e = reply->element[from + i];
+        if (e->type != REDIS_REPLY_STRING) return unexpected(err, "take");
+        out->payloads[i] = e->str;
+        out->lens[i] = e->len;
+    }
+    out->n = n;
+    return 0;
+}
+
+static int fenced(jobq_err *err, const char *daemon_id, const char *queue) {
+    jobq_err_set(err, JOBQ_E_FENCED, "the lease of daemon %s on queue %s has lapsed", daemon_id, queue);
+    return -1;
+}
+
+int jobq_queue_take(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, int max, int share_among,
+                    jobq_taken *out, jobq_err *err) {
+    memset(out, 0, sizeof *out);
+    char maxs[16], shares[16];
+    snprintf(maxs, sizeof maxs, "%d", max > 0 ? max : 1);
+    snprintf(shares, sizeof shares, "%d", share_among > 1 ? share_among : 1);
+    const char *keys[] = {k->queue, k->inflight, k->leases};
+    const char *args[] = {maxs, shares, daemon_id};
+    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_TAKE, 3, keys, 3, args, NULL);
+    if (!reply) return -1;
+    long long left;
+    if (!jobq_reply_is_array(reply, 1) || !jobq_reply_integer(reply->element[0], &left)) {
+        freeReplyObject(reply);
+        return unexpected(err, "take");
+    }
+    if (left < 0) {
+        freeReplyObject(reply);
+        return fenced(err, daemon_id, k->name);
+    }
+    out->still_waiting = left;
+    if (reply->elements == 1) {
+        freeReplyObject(reply);
+        return 0;
+    }
+    if (hold_items(out, reply, 1, err) != 0) {
+        jobq_taken_fini(out);
+        return -1;
+    }
+    return 0;
+}
+
+int jobq_queue_take_blocking(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, double block,
+                             jobq_taken *out, jobq_err *err) {
+    memset(out, 0, sizeof *out);
+    char secs[32];
+    snprintf(secs, sizeof secs, "%.3f", block);
+    const char *blmove[] = {"BLMOVE", k->queue, k->inflight, "LEFT", "RIGHT", secs};
+    const char *keys[] = {k->leases, k->inflight, k->queue};
+    const char *args[] = {daemon_id};
+    if (jobq_redis_script_load(r, JOBQ_SCRIPT_CONFIRM, err) != 0 ||
+        jobq_redis_append(r, err, 6, blmove, NULL) != 0 ||
+        jobq_redis_append_eval(r, err, JOBQ_SCRIPT_CONFIRM, 3, keys, 1, args, NULL) != 0)
+        return -1;
+    /* The socket must outlast the server-side block. */
+    jobq_redis_extend_timeout(r, block);
+    redisReply *moved = jobq_redis_next_reply(r, err, "BLMOVE");
+    redisReply *confirm = moved ? jobq_redis_next_reply(r, err, "confirm") : NULL;
+    jobq_redis_extend_timeout(r, 0);
+    if (!confirm) {
+        if (moved) freeReplyObject(moved);
+        return -1;
+    }
+    if (jobq_reply_is_noscript(confirm)) {
+        /* The server lost the script between load and call: run it alone. */
+        freeReplyObject(confirm);
+        confirm = jobq_redis_eval(r, err, JOBQ_SCRIPT_CONFIRM, 3, keys, 1, args, NULL);
+        if (!confirm) {
+            freeReplyObject(moved);
+            return -1;
+        }
+    }
+    int rc = 0;
+    long long ok = 0;
+    if (moved->type == REDIS_REPLY_ERROR) rc = jobq_redis_reply_error(err, "BLMOVE", moved);
+    else if (confirm->type == REDIS_REPLY_ERROR) rc = jobq_redis_reply_error(err, "confirm", confirm);
+    else if (!jobq_reply_integer(confirm, &ok)) rc = unexpected(err, "confirm");
+    else if (ok != 1) rc = fenced(err, daemon_id, k->name);
+    freeReplyObject(confirm);
+    if (rc == 0 && moved->type == REDIS_REPLY_STRING) {
+        out->reply = moved;
+        out->payloads = malloc(sizeof *out->payloads);
+        out->lens = malloc(sizeof *out->lens);
+        if (!out->payloads || !out->lens) {
+            /* The job is in the in-flight list: the caller puts it back. */
+            jobq_taken_fini(out);
+            jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+            return -1;
+        }
+        out->payloads[0] = moved->str;
+        out->lens[0] = moved->len;
+        out->n = 1;
+        return 0;
+    }
+    freeReplyObject(moved);
+    return rc;
+}
+
+int jobq_queue_register(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, jobq_err *err) {
+    const char *argv[] = {"HSET", k->holders, k->inflight, daemon_id};
+    redisReply *reply = jobq_redis_call(r, err, "register in-flight list", 4, argv, NULL);
+    if (!reply) return -1;
+    freeReplyObject(reply);
+    return 0;
+}
+
+/* Write the results of outs (one pipeline). 0 when every one was written. */
+static int write_results(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
+                         jobq_err *err) {
+    size_t sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!outs[i].id || !outs[i].result_json) continue;
+        char key[JOBQ_KEY_MAX], ttl[24];
+        jobq_key_result(key, sizeof key, k->prefix, outs[i].id);
+        snprintf(ttl, sizeof ttl, "%d", outs[i].result_ttl > 0 ? outs[i].result_ttl : 86400);
+        const char *argv[] = {"SET", key, outs[i].result_json, "EX", ttl};
+        if (jobq_redis_append(r, err, 5, argv, NULL) != 0) return -1;
+        sent++;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < sent; i++) {
+        redisReply *reply = jobq_redis_next_reply(r, err, "writing a result");
+        if (!reply) return -1;
+        if (reply->type == REDIS_REPLY_ERROR && rc == 0) rc = jobq_redis_reply_error(err, "writing a result", reply);
+        freeReplyObject(reply);
+    }
+    return rc;
+}
+
+int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
+                      size_t *skipped, jobq_err *err) {
+    if (skipped) *skipped = 0;
+    if (n == 0) return 0;
+    if (write_results(r, k, outs, n, err) != 0) return -1;
+    size_t nargs = 2 + 7 * n;
+    const char **args = calloc(nargs, sizeof *args);
+    size_t *lens = calloc(nargs, sizeof *lens);
+    char *dues = calloc(n, 32);
+    char count[24];
+    if (!args || !lens || !dues) {
+        free(args);
+        free(lens);
+        free(dues);
+        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+        return -1;
+    }
+    snprintf(count, sizeof count, "%zu", n);
+    args[0] = k->events;
+    args[1] = count;
+    for (size_t i = 0; i < n; i++) {
+        const jobq_outcome *o = &outs[i];
+        const char **a = args + 2 + 7 * i;
+        char *due = dues + 32 * i;
+        if (o->retry_payload) snprintf(due, 32, "%.6f", o->retry_at);
+        a[0] = o->payload;
+        a[1] = o->finished ? (o->failed ? "fx" : "f") : "";
+        a[2] = o->dead_json ? o->dead_json : "";
+        a[3] = due;
+        a[4] = o->retry_payload ? o->retry_payload : "";
+        a[5] = o->event_json ? o->event_json : "";
+        a[6] = o->unique_id ? o->unique_id : "";
+    }
+    for (size_t i = 0; i < nargs; i++) lens[i] = strlen(args[i]);
+    for (size_t i = 0; i < n; i++) lens[2 + 7 * i] = outs[i].payload_len;
+    const char *keys[] = {k->inflight, k->dead, k->scheduled, k->stats, k->unique};
+    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_COMMIT, 5, keys, (int)nargs, args, lens);
+    free(args);
+    free(lens);
+    free(dues);
+    if (!reply) return -1;
+    int rc = 0;
+    if (reply->type != REDIS_REPLY_ARRAY) rc = unexpected(err, "commit");
+    else if (skipped) *skipped = reply->elements;
+    freeReplyObject(reply);
+    return rc;
+}
+
+long jobq_queue_requeue(jobq_redis *r, const jobq_qkeys *k, bool unregister, jobq_err *err) {
+    const char *keys[] = {k->inflight, k->queue, k->holders};
+    const char *args[] = {unregister ? "1" : "0"};
+    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_REQUEUE, 3, keys, 1, args, NULL);
+    if (!reply) return -1;
+    long long n = 0;
+    bool ok = jobq_reply_integer(reply, &n);
+    freeReplyObject(reply);
+    return ok ? (long)n : unexpected(err, "requeue");
+}
+
+/* ---- supervisor side ---- */
+
+int jobq_queue_lease(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, double ttl,
+                     const char *const *lists, int n, int *previous, jobq_err *err) {
+    const char **args = calloc((size_t)n + 2, sizeof *args);
+    if (!args) {
+        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+        return -1;
+    }
+    char ms[32];
+    snprintf(ms, sizeof ms, "%lld", (long long)llround(ttl * 1000));
+    args[0] = daemon_id;
+    args[1] = ms;
+    for (int i = 0; i < n; i++) args[2 + i] = lists[i];
+    const char *keys[] = {k->leases, k->holders};
+    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_LEASE, 2, keys, n + 2, args, NULL);
+    free(args);
+    if (!reply) return -1;
+    long long v = 0;
+    bool ok = jobq_reply_integer(reply, &v);
+    freeReplyObject(reply);
+    if (!ok) return unexpected(err, "lease");
+    *previous = (int)v;
+    return 0;
+}
+
+void jobq_queue_free_list(char **items, size_t *lens, size_t n) {
+    for (size_t i = 0; items && i < n; i++) free(items[i]);
+    free(items);
+    free(lens);
+}
+
+/* Copy the elements reply->element[from], [from + step]... (strings; any
+ * other type as ""). */
+static int copy_array(const redisReply *reply, size_t from, size_t step, char ***items, size_t **lens,
+                      size_t *n, jobq_err *err) {
+    size_t count = reply->elements > from ? (reply->elements - from + step - 1) / step : 0;
+    *items = calloc(count ? count : 1, sizeof **items);
+    if (lens) *lens = calloc(count ? count : 1, sizeof **lens);
+    *n = 0;
+    if (!*items || (lens && !*lens)) goto nomem;
+    for (size_t i = from; i < reply->elements; i += step) {
+        const redisReply *e = reply->element[i];
+        bool str = jobq_reply_is_string(e);
+        size_t len = str ? e->len : 0;
+        char *copy = malloc(len + 1);
+        if (!copy) goto nomem;
+        if (len) memcpy(copy, e->str, len);
+        copy[len] = '\0';
+        (*items)[*n] = copy;
+        if (lens) (*lens)[*n] = len;
+        (*n)++;
+    }
+    return 0;
+nomem:
+    jobq_queue_free_list(*items, lens ? *lens : NULL, *n);
+    *items = NULL;
+    if (lens) *lens = NULL;
+    *n = 0;
+    jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+    return -1;
+}
+
+int jobq_queue_holders(jobq_redis *r, const jobq_qkeys *k, char ***lists, char ***daemons, size_t *n,
+                       jobq_err *err) {
+    const char *argv[] = {"HGETALL", k->holders};
+    redisReply *reply = jobq_redis_call(r, err, "HGETALL holders", 2, argv, NULL);
+    if (!reply) return -1;
+    size_t n2 = 0;
+    int rc = reply->type == REDIS_REPLY_ARRAY ? 0 : unexpected(err, "HGETALL holders");
+    if (rc == 0) rc = copy_array(reply, 0, 2, lists, NULL, n, err);
+    if (rc == 0 && copy_array(reply, 1, 2, daemons, NULL, &n2, err) != 0) {
+        jobq_queue_free_list(*lists, NULL, *n);
+        rc = -1;
+    }
+    freeReplyObject(reply);
+    return rc;
+}
+
+long jobq_queue_reclaim(jobq_redis *r, const jobq_qkeys *k, const char *self, const char *const *forced,
+                        int nforced, char ***gone, size_t *ngone, jobq_err *err) {
+    *gone = NULL;
+    *ngone = 0;
+    char **lists = NULL, **daemons = NULL;
+    size_t n = 0;
+    if (jobq_queue_holders(r, k, &lists, &daemons, &n, err) != 0) return -1;
+    const char **keys = calloc(n + 3, sizeof *keys);
+    const char **args = calloc((size_t)nforced + 1, sizeof *args);
+    long moved = -1;
+    if (!keys || !args) {
+        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+        goto out;
+    }
+    keys[0] = k->leases;
+    keys[1] = k->holders;
+    keys[2] = k->queue;
+    int nkeys = 3;
+    for (size_t i = 0; i < n; i++)
+        if (!self || strcmp(daemons[i], self) != 0) keys[nkeys++] = lists[i];
+    args[0] = self ? self : "";
+    for (int i = 0; i < nforced; i++) args[1 + i] = forced[i];
+    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_RECLAIM, nkeys, keys, nforced + 1, args, NULL);
+    if (!reply) goto out;
+    long long count;
+    if (!jobq_reply_is_array(reply, 1) || !jobq_reply_integer(reply->element[0], &count)) {
+        unexpected(err, "reclaim");
+    } else if (copy_array(reply, 1, 1, gone, NULL, ngone, err) == 0) {
+        moved = (long)count;
+    }
+    freeReplyObject(reply);
+out:
+    free(keys);
+    free(args);
+    jobq_queue_free_list(lists, NULL, n);
+    jobq_queue_free_list(daemons, NULL, n);
+    return moved;
+}
+
+long jobq_queue_promote(jobq_redis *r, const jobq_qkeys *k, int limit, double *next_due,
+                        char *bad_type, size_t bad_type_size, char ***cancel_ids, size_t *ncancel,
+                        jobq_err *err) {
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *keys[] = {k->scheduled, k->queue, k->cancel};
+    const char *args[] = {lim};
+    *cancel_ids = NULL;
+    *ncancel = 0;
+    *next_due = 0;
+    if (bad_type_size) bad_type[0] = '\0';
+    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_PROMOTE, 3, keys, 1, args, NULL);
+    if (!reply) return -1;
+    long long moved = 0;
+    long rc = -1;
+    if (!jobq_reply_is_array(reply, 3) || !jobq_reply_integer(reply->element[0], &moved)) {
+        unexpected(err, "promote");
+    } else {
+        if (reply->element[1]->type == REDIS_REPLY_STRING) *next_due = strtod(reply->element[1]->str, NULL);
+        if (reply->element[2]->type == REDIS_REPLY_STRING)
+            snprintf(bad_type, bad_type_size, "%s", reply->element[2]->str);
+        rc = copy_array(reply, 3, 1, cancel_ids, NULL, ncancel, err) == 0 ? (long)moved : -1;
+    }
+    freeReplyObject(reply);
+    return rc;
+}
+
+int jobq_queue_due(jobq_redis *r, const jobq_qkeys *k, int limit, char ***items, size_t **lens, size_t *n,
+                   jobq_err *err) {
+    char now[40], lim[16];
+    snprintf(now, sizeof now, "%.6f", jobq_now());
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *argv[] = {"ZRANGEBYSCORE", k->scheduled, "-inf", now, "LIMIT", "0", lim};
+    redisReply *reply = jobq_redis_call(r, err, "ZRANGEBYSCORE scheduled", 7, argv, NULL);
+    if (!reply) return -1;
+    int rc = reply->type == REDIS_REPLY_ARRAY ? copy_array(reply, 0, 1, items, lens, n, err)
+                                              : unexpected(err, "ZRANGEBYSCORE scheduled");
+    freeReplyObject(reply);
+    return rc;
+}
+
+long jobq_queue_bury(jobq_redis *r, const jobq_qkeys *k, char *const *members, const size_t *member_lens,
+                     char *const *entries, size_t n, jobq_err *err) {
+    const char **args = calloc(2 * n + 1, sizeof *args);
+    size_t *lens = calloc(2 * n + 1, sizeof *lens);
+    if (!args || !lens) {
+        free(args);
+        free(lens);
+        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        args[2 * i] = members[i];
+        lens[2 * i] = member_lens[i];
+        args[2 * i + 1] = entries[i];
+        lens[2 * i + 1] = strlen(entries[i]);
+    }
+    const char *keys[] = {k->scheduled, k->dead};
+    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_BURY, 2, keys, (int)(2 * n), args, lens);
+    free(args);
+    free(lens);
+    if (!reply) return -1;
+    long long count = 0;
+    bool ok = jobq_reply_integer(reply, &count);
+    freeReplyObject(reply);
+    return ok ? (long)count : unexpected(err, "bury");
+}
+
+int jobq_queue_cancel_done(jobq_redis *r, const jobq_qkeys *k, const char *id, jobq_err *err) {
+    const char *argv[] = {"ZREM", k->cancel, id};
+    redisReply *reply = jobq_redis_call(r, err, "ZREM cancel", 3, argv, NULL);
+    if (!reply) return -1;
+    freeReplyObject(reply);
+    return 0;
+}
+
+int jobq_queue_list(jobq_redis *r, const char *key, char ***items, size_t **lens, size_t *n, jobq_err *err) {
+    const char *argv[] = {"LRANGE", key, "0", "-1"};
+    redisReply *reply = jobq_redis_call(r, err, "LRANGE", 4, argv, NULL);
+    if (!reply) return -1;
+    int rc = reply->type == REDIS_REPLY_ARRAY ? copy_array(reply, 0, 1, items, lens, n, err)
+                                              : unexpected(err, "LRANGE");
+    freeReplyObject(reply);
+    return rc;
+}

@@ -1,0 +1,135 @@
+/*
+ * The daemon's scripted queue operations, one queue (one hash slot) per
+ * call: take jobs into a worker's in-flight list, commit their outcomes,
+ * put a list back, promote due jobs, and the lease that fences a daemon
+ * that was declared dead, with the reclaim of dead daemons' lists. No
+ * redisReply leaves this file except inside a jobq_taken.
+ */
+#ifndef JOBQ_QUEUE_H
+#define JOBQ_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/err.h"
+#include "protocol/outcome.h"
+#include "protocol/redis.h"
+
+#define JOBQ_QKEY_MAX 160     /* a queue-scoped key */
+#define JOBQ_INFLIGHT_MAX 480 /* an in-flight list key (with a worker id) */
+
+/* The keys of one queue, built once (keys.h) and used for every call. */
+typedef struct jobq_qkeys {
+    char name[65];        /* the queue */
+    char prefix[65];      /* the key prefix */
+    char queue[JOBQ_QKEY_MAX], scheduled[JOBQ_QKEY_MAX], dead[JOBQ_QKEY_MAX], holders[JOBQ_QKEY_MAX],
+        leases[JOBQ_QKEY_MAX], stats[JOBQ_QKEY_MAX], cancel[JOBQ_QKEY_MAX], unique[JOBQ_QKEY_MAX];
+    char inflight[JOBQ_INFLIGHT_MAX]; /* worker worker_id's list; "" without one */
+    char events[JOBQ_QKEY_MAX];       /* the events channel */
+} jobq_qkeys;
+
+/* Fill k for queue under prefix; worker_id ("host:pid") names the
+ * in-flight list, or NULL for none. */
+void jobq_qkeys_init(jobq_qkeys *k, const char *prefix, const char *queue, const char *worker_id);
+
+/* ---- worker side ---- */
+
+typedef struct jobq_taken {
+    void *reply;             /* owned hiredis reply backing the payloads */
+    const char **payloads;   /* owned array; each borrowed from reply */
+    size_t *lens;            /* owned */
+    size_t n;
+    long long still_waiting; /* jobs left in the queue after this take */
+} jobq_taken;
+
+/*
+ * Take up to max jobs from k's queue, moved atomically into k's in-flight
+ * list, but no more than the queue's length divided by share_among (the
+ * workers serving it; at least one job). daemon_id's lease on the queue
+ * must be current: otherwise -1 with JOBQ_E_FENCED and nothing taken.
+ * Returns 0 (out->n may be 0), or -1 with err. Release out with
+ * jobq_taken_fini.
+ */
+int jobq_queue_take(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, int max, int share_among,
+                    jobq_taken *out, jobq_err *err);
+
+/* Block up to block seconds for one job of k's queue (BLMOVE into the
+ * in-flight list), the lease checked in the same round trip right after
+ * the move: a fenced daemon's worker gets -1 with JOBQ_E_FENCED and what it
+ * moved is back at the head of the queue. 0 (out->n is 0 or 1), or -1. */
+int jobq_queue_take_blocking(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, double block,
+                             jobq_taken *out, jobq_err *err);
+void jobq_taken_fini(jobq_taken *t);
+
+/* Register k's in-flight list as daemon_id's, so that another daemon can
+ * put its jobs back if this one dies. */
+int jobq_queue_register(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, jobq_err *err);
+
+/*
+ * Commit the outcomes of n jobs of k's in-flight list: first the results
+ * (a job's result is written before its job leaves the in-flight list, so
+ * a crash between the two only repeats the job), then one script that
+ * records the rest for each job still in flight. *skipped (may be NULL)
+ * counts the jobs no longer there (reclaimed by another daemon, or already
+ * committed by an earlier try whose reply was lost): nothing is written
+ * for them twice. 0, or -1 with err: JOBQ_E_IO (nothing known; send it
+ * again after reconnecting) or a refusal such as JOBQ_E_OOM, in which case
+ * no job left its in-flight list.
+ */
+int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
+                      size_t *skipped, jobq_err *err);
+
+/* Move every job of k's in-flight list back to the head of its queue, in
+ * order; with unregister, forget the list in the same step. The count, or
+ * -1 with err (nothing moved or forgotten). */
+long jobq_queue_requeue(jobq_redis *r, const jobq_qkeys *k, bool unregister, jobq_err *err);
+
+/* ---- supervisor side ---- */
+
+/* Renew daemon_id's lease on k's queue for ttl seconds and register its
+ * in-flight lists (n of them). *previous: 0 it had no lease (the first one,
+ * or it was declared dead and its lists were reclaimed), 1 renewed, 2 the
+ * old one had lapsed. 0, or -1 with err. */
+int jobq_queue_lease(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, double ttl,
+                     const char *const *lists, int n, int *previous, jobq_err *err);
+
+/* Put back the jobs of k's queue held by daemons whose lease lapsed, or
+ * named in forced (processes known dead), except self (NULL: none).
+ * Returns the jobs moved, with the daemons declared gone in *gone (count
+ * *ngone; free with jobq_queue_free_list), or -1 with err. */
+long jobq_queue_reclaim(jobq_redis *r, const jobq_qkeys *k, const char *self, const char *const *forced,
+                        int nforced, char ***gone, size_t *ngone, jobq_err *err);
+
+/* Move due scheduled jobs to k's queue (at most limit). Returns the number
+ * moved and sets *next_due (0 when nothing is scheduled). When the queue
+ * key is not a list nothing moves and *bad_type names its type (static
+ * storage until the next call; "" otherwise). The pending cancel requests
+ * of the queue come back in *cancel_ids (count *ncancel; free with
+ * jobq_queue_free_list). -1 with err. */
+long jobq_queue_promote(jobq_redis *r, const jobq_qkeys *k, int limit, double *next_due,
+                        char *bad_type, size_t bad_type_size, char ***cancel_ids, size_t *ncancel,
+                        jobq_err *err);
+
+/* The due scheduled payloads of k (at most limit), for jobq_queue_bury. */
+int jobq_queue_due(jobq_redis *r, const jobq_qkeys *k, int limit, char ***items, size_t **lens, size_t *n,
+                   jobq_err *err);
+
+/* Move scheduled members to the dead list with their entries (n pairs).
+ * The count moved, or -1 with err. */
+long jobq_queue_bury(jobq_redis *r, const jobq_qkeys *k, char *const *members, const size_t *member_lens,
+                     char *const *entries, size_t n, jobq_err *err);
+
+/* Forget a handled cancel request. */
+int jobq_queue_cancel_done(jobq_redis *r, const jobq_qkeys *k, const char *id, jobq_err *err);
+
+/* The whole list at key (e.g. a dead worker's in-flight list). Each element
+ * malloc'd into *items (count *n); free with jobq_queue_free_list. */
+int jobq_queue_list(jobq_redis *r, const char *key, char ***items, size_t **lens, size_t *n, jobq_err *err);
+void jobq_queue_free_list(char **items, size_t *lens, size_t n);
+
+/* The held in-flight lists of k's queue: list keys and their daemons
+ * (count *n; free both with jobq_queue_free_list). */
+int jobq_queue_holders(jobq_redis *r, const jobq_qkeys *k, char ***lists, char ***daemons, size_t *n,
+                       jobq_err *err);
+
+#endif

@@ -1,0 +1,409 @@
+/*
+ * Lua sources of jobq's server-side scripts and of its FUNCTION library.
+ * Shared pieces (time, type checks, the queued event, enqueueing) are
+ * written once as Lua preludes and prepended where they are used.
+ * Conventions: times are Redis server time (TIME), lease scores in
+ * milliseconds, due times in seconds; an error reply is only ever returned
+ * before the script's first write.
+ */
+#include "protocol/scripts.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* Version of the FUNCTION library; bumped on every change of its source. */
+#define FUNCTIONS_VERSION 2
+
+/* Helpers every script may use. */
+#define LUA_COMMON \
+    "local function now_ms()\n" \
+    "  local t = redis.call('TIME')\n" \
+    "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
+    "end\n" \
+    "local function now_s()\n" \
+    "  local t = redis.call('TIME')\n" \
+    "  return tonumber(t[1]) + tonumber(t[2]) / 1e6\n" \
+    "end\n" \
+    "-- Is key absent or of Redis type t?\n" \
+    "local function key_is(key, t)\n" \
+    "  local k = redis.call('TYPE', key)['ok']\n" \
+    "  return k == 'none' or k == t\n" \
+    "end\n" \
+    "local function wrongtype(key, t)\n" \
+    "  return redis.error_reply('WRONGTYPE jobq: ' .. key .. ' is a ' ..\n" \
+    "    redis.call('TYPE', key)['ok'] .. ', not a ' .. t)\n" \
+    "end\n" \
+    "-- The queued event, the one builder of it.\n" \
+    "local function queued_event(id, queue, handler, time, due)\n" \
+    "  local e = {event = 'queued', id = id, queue = queue, handler = handler, time = time}\n" \
+    "  if due then e.due_at = due end\n" \
+    "  return cjson.encode(e)\n" \
+    "end\n"
+
+/* Enqueueing, shared by JOBQ_SCRIPT_ENQUEUE and the FUNCTION library.
+ * enqueue(k, json, opts) pushes one job on queue key k.queue (or adds it to
+ * k.scheduled, due at opts.due) and returns its id, or nil and why. The
+ * producer's text is pushed as given, with "id", "enqueued_at" and, for a
+ * unique job, "_jobq":{"unique":true} spliced in front when missing; only a
+ * job whose id is JSON null is re-encoded by cjson. A unique job holds its
+ * id in k.unique (a sorted set scored by expiry) until its final outcome
+ * is committed, or result_ttl seconds (the job's, else 86400) at most. */
+#define LUA_ENQUEUE \
+    "local WS = '^[ \\t\\r\\n]*{'\n" \
+    "-- The prefix and queue of a queue key PREFIX:{QUEUE}:queue, or nil.\n" \
+    "local function queue_of(key)\n" \
+    "  local prefix, queue = string.match(key, '^(.+):{([%w_.:%-]+)}:queue$')\n" \
+    "  if not prefix or #queue > 64 then return nil end\n" \
+    "  return prefix, queue\n" \
+    "end\n" \
+    "-- The decoded job, or nil and why.\n" \
+    "local function parse(json)\n" \
+    "  local ok, job = pcall(cjson.decode, json)\n" \
+    "  if not ok then return nil, 'the job is not valid JSON: ' .. tostring(job) end\n" \
+    "  if type(job) ~= 'table' or not string.find(json, WS) then\n" \
+    "    return nil, 'the job must be a JSON object'\n" \
+    "  end\n" \
+    "  if type(job.handler) ~= 'string' or job.handler == '' or string.find(job.handler, '%c') then\n" \
+    "    return nil, \"the job needs a 'handler' field, a non-empty string without control characters\"\n" \
+    "  end\n" \
+    "  local id = job.id\n" \
+    "  if id ~= nil and id ~= cjson.null and (type(id) ~= 'string' or id == '' or #id > 128 or\n" \
+    "      string.find(id, '%c')) then\n" \
+    "    return nil, \"'id' must be a string of 1 to 128 bytes without control characters\"\n" \
+    "  end\n" \
+    "  if job._jobq ~= nil then return nil, \"'_jobq' is reserved for jobq's own bookkeeping\" end\n" \
+    "  return job\n" \
+    "end\n" \
+    "local function complete(json, job, id, stamp, unique)\n" \
+    "  if job.id == cjson.null then\n" \
+    "    job.id = id\n" \
+    "    if job.enqueued_at == nil then job.enqueued_at = tonumber(stamp) end\n" \
+    "    if unique then job._jobq = {unique = true} end\n" \
+    "    return cjson.encode(job)\n" \
+    "  end\n" \
+    "  local add = {}\n" \
+    "  if job.id == nil then add[#add + 1] = '\"id\":' .. cjson.encode(id) end\n" \
+    "  if job.enqueued_at == nil then add[#add + 1] = '\"enqueued_at\":' .. stamp end\n" \
+    "  if unique then add[#add + 1] = '\"_jobq\":{\"unique\":true}' end\n" \
+    "  if #add == 0 then return json end\n" \
+    "  local _, e = string.find(json, '^[ \\t\\r\\n]*{[ \\t\\r\\n]*')\n" \
+    "  local rest = string.sub(json, e + 1)\n" \
+    "  local sep = ','\n" \
+    "  if string.sub(rest, 1, 1) == '}' then sep = '' end\n" \
+    "  return '{' .. table.concat(add, ',') .. sep .. rest\n" \
+    "end\n" \
+    "local function enqueue(k, json, opts)\n" \
+    "  local prefix, queue = queue_of(k.queue)\n" \
+    "  if not prefix then\n" \
+    "    return nil, \"the key must be PREFIX:{QUEUE}:queue with QUEUE 1 to 64 of \" ..\n" \
+    "      \"A-Z a-z 0-9 _ . : -, not '\" .. k.queue .. \"'\"\n" \
+    "  end\n" \
+    "  local job, bad = parse(json)\n" \
+    "  if not job then return nil, bad end\n" \
+    "  local target = opts.due and k.scheduled or k.queue\n" \
+    "  if not key_is(target, opts.due and 'zset' or 'list') then\n" \
+    "    return nil, target .. ' is a ' .. redis.call('TYPE', target)['ok'] .. ', not a ' ..\n" \
+    "      (opts.due and 'zset' or 'list')\n" \
+    "  end\n" \
+    "  local id = job.id\n" \
+    "  if opts.unique and type(id) ~= 'string' then return nil, \"a unique job needs its own 'id'\" end\n" \
+    "  local time = redis.call('TIME')\n" \
+    "  local now = tonumber(time[1]) + tonumber(time[2]) / 1e6\n" \
+    "  local stamp = string.format('%.6f', now)\n" \
+    "  if type(id) ~= 'string' then\n" \
+    "    id = string.format('%08x%05x%x-', tonumber(time[1]), tonumber(time[2]),\n" \
+    "      redis.call('INCR', k.ids)) .. queue\n" \
+    "  end\n" \
+    "  if opts.unique then\n" \
+    "    if not key_is(k.unique, 'zset') then return nil, k.unique .. ' is not a zset' end\n" \
+    "    redis.call('ZREMRANGEBYSCORE', k.unique, '-inf', now)\n" \
+    "    if redis.call('ZSCORE', k.unique, id) then return id, nil, true end\n" \
+    "    local ttl = job.result_ttl\n" \
+    "    if type(ttl) ~= 'number' or ttl < 1 then ttl = 86400 end\n" \
+    "    redis.call('ZADD', k.unique, now + ttl, id)\n" \
+    "  end\n" \
+    "  local payload = complete(json, job, id, stamp, opts.unique)\n" \
+    "  if opts.due then\n" \
+    "    redis.call('ZADD', k.scheduled, opts.due, payload)\n" \
+    "  else\n" \
+    "    redis.call('RPUSH', k.queue, payload)\n" \
+    "  end\n" \
+    "  redis.call('PUBLISH', opts.channel or (prefix .. ':events'),\n" \
+    "    queued_event(id, queue, job.handler, now, opts.due))\n" \
+    "  return id\n" \
+    "end\n"
+
+/* Take up to ARGV[1] jobs, moving each into this worker's in-flight list in
+ * the same step so a taken job is never only in memory; never more than a
+ * fair share of what waits (its length divided by ARGV[2], the workers
+ * serving it, at least one), so a batch cannot starve idle workers. Refused
+ * ({-1}) when the daemon's lease has lapsed: it may have been declared dead
+ * and its jobs handed to others. */
+static const char take_lua[] = LUA_COMMON
+    "local lease = redis.call('ZSCORE', KEYS[3], ARGV[3])\n"
+    "if not lease or tonumber(lease) < now_ms() then return {-1} end\n"
+    "local len = redis.call('LLEN', KEYS[1])\n"
+    "if len == 0 then return {0} end\n"
+    "if not key_is(KEYS[2], 'list') then return wrongtype(KEYS[2], 'list') end\n"
+    "local want = math.min(tonumber(ARGV[1]), math.max(1, math.floor(len / tonumber(ARGV[2]))))\n"
+    "local items = redis.call('LPOP', KEYS[1], want)\n"
+    "redis.call('RPUSH', KEYS[2], unpack(items))\n"
+    "local out = {len - #items}\n"
+    "for i = 1, #items do out[i + 1] = items[i] end\n"
+    "return out\n";
+
+/* Pipelined right after a BLMOVE into the in-flight list: the lease is
+ * checked once the blocking move returned, and a fenced daemon's worker
+ * hands what it got straight back. */
+static const char confirm_lua[] = LUA_COMMON
+    "local lease = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
+    "if lease and tonumber(lease) >= now_ms() then return 1 end\n"
+    "if not key_is(KEYS[3], 'list') then return wrongtype(KEYS[3], 'list') end\n"
+    "while redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT') do end\n"
+    "return 0\n";
+
+/* Everything back to the head of the queue in order; with ARGV[1] == '1'
+ * the list is also forgotten from the holders, in the same step, so it is
+ * never forgotten while it still holds jobs. */
+static const char requeue_lua[] = LUA_COMMON
+    "if not key_is(KEYS[2], 'list') then return wrongtype(KEYS[2], 'list') end\n"
+    "local n = 0\n"
+    "while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do n = n + 1 end\n"
+    "if ARGV[1] == '1' then redis.call('HDEL', KEYS[3], KEYS[1]) end\n"
+    "return n\n";
+
+/* Record the outcomes of a batch (the results were written just before).
+ * Per job, 7 ARGV from index 3: payload, flags (f: counts as processed,
+ * x: as failed), dead entry, retry due time, retry payload, event, id whose
+ * unique hold ends ('' for none). A job is recorded only while it is still
+ * in the in-flight list: a commit that is sent again after a lost reply,
+ * or for a job another daemon reclaimed, writes nothing twice; those jobs
+ * are returned. The LREM comes first: once a script has written, Redis
+ * lets it finish even past maxmemory, so an outcome is never half done. */
+static const char commit_lua[] = LUA_COMMON
+    "local n = tonumber(ARGV[2])\n"
+    "local need_dead, need_sched, need_unique = false, false, false\n"
+    "for i = 0, n - 1 do\n"
+    "  local b = 3 + i * 7\n"
+    "  if ARGV[b + 2] ~= '' then need_dead = true end\n"
+    "  if ARGV[b + 4] ~= '' then need_sched = true end\n"
+    "  if ARGV[b + 6] ~= '' then need_unique = true end\n"
+    "end\n"
+    "if need_dead and not key_is(KEYS[2], 'list') then return wrongtype(KEYS[2], 'list') end\n"
+    "if need_sched and not key_is(KEYS[3], 'zset') then return wrongtype(KEYS[3], 'zset') end\n"
+    "if not key_is(KEYS[4], 'hash') then return wrongtype(KEYS[4], 'hash') end\n"
+    "if need_unique and not key_is(KEYS[5], 'zset') then return wrongtype(KEYS[5], 'zset') end\n"
+    "local processed, failed, skipped = 0, 0, {}\n"
+    "for i = 0, n - 1 do\n"
+    "  local b = 3 + i * 7\n"
+    "  if redis.call('LREM', KEYS[1], 1, ARGV[b]) == 1 then\n"
+    "    if ARGV[b + 2] ~= '' then redis.call('LPUSH', KEYS[2], ARGV[b + 2]) end\n"
+    "    if ARGV[b + 4] ~= '' then redis.call('ZADD', KEYS[3], ARGV[b + 3], ARGV[b + 4]) end\n"
+    "    if ARGV[b + 6] ~= '' then redis.call('ZREM', KEYS[5], ARGV[b + 6]) end\n"
+    "    if ARGV[b + 5] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[b + 5]) end\n"
+    "    if string.find(ARGV[b + 1], 'f', 1, true) then processed = processed + 1 end\n"
+    "    if string.find(ARGV[b + 1], 'x', 1, true) then failed = failed + 1 end\n"
+    "  else\n"
+    "    skipped[#skipped + 1] = i + 1\n"
+    "  end\n"
+    "end\n"
+    "if processed > 0 then redis.call('HINCRBY', KEYS[4], 'processed', processed) end\n"
+    "if failed > 0 then redis.call('HINCRBY', KEYS[4], 'failed', failed) end\n"
+    "return skipped\n";
+
+/* Move due scheduled jobs (score <= now) to the queue, at most ARGV[1];
+ * when the queue key is not a list nothing moves and its type is returned
+ * (the supervisor then buries the due jobs with BURY). Also drops cancel
+ * requests older than 60 s and returns the pending ones, so one round trip
+ * per queue and tick serves both. */
+static const char promote_lua[] = LUA_COMMON
+    "local now = now_s()\n"
+    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))\n"
+    "local moved, bad = 0, false\n"
+    "if #due > 0 then\n"
+    "  if key_is(KEYS[2], 'list') then\n"
+    "    redis.call('RPUSH', KEYS[2], unpack(due))\n"
+    "    redis.call('ZREM', KEYS[1], unpack(due))\n"
+    "    moved = #due\n"
+    "  else\n"
+    "    bad = redis.call('TYPE', KEYS[2])['ok']\n"
+    "  end\n"
+    "end\n"
+    "local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
+    "local out = {moved, nxt[2] or false, bad}\n"
+    "if key_is(KEYS[3], 'zset') then\n"
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - 60)\n"
+    "  for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, 99)) do out[#out + 1] = id end\n"
+    "end\n"
+    "return out\n";
+
+/* Move scheduled members that cannot be delivered to the dead list, each
+ * with its entry (ARGV pairs: member, entry); a member no longer scheduled
+ * is skipped. */
+static const char bury_lua[] = LUA_COMMON
+    "if not key_is(KEYS[2], 'list') then return wrongtype(KEYS[2], 'list') end\n"
+    "local n = 0\n"
+    "for i = 1, #ARGV, 2 do\n"
+    "  if redis.call('ZREM', KEYS[1], ARGV[i]) == 1 then\n"
+    "    redis.call('LPUSH', KEYS[2], ARGV[i + 1])\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "return n\n";
+
+/* Renew daemon ARGV[1]'s lease on the queue for ARGV[2] ms of Redis time and
+ * (re-)register its in-flight lists ARGV[3..]. Returns 0 when it had no
+ * lease (its first, or it was declared dead and reclaimed), 2 when the old
+ * one had lapsed, 1 otherwise. */
+static const char lease_lua[] = LUA_COMMON
+    "if not key_is(KEYS[2], 'hash') then return wrongtype(KEYS[2], 'hash') end\n"
+    "local now = now_ms()\n"
+    "local old = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
+    "redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])\n"
+    "for i = 3, #ARGV do redis.call('HSET', KEYS[2], ARGV[i], ARGV[1]) end\n"
+    "if not old then return 0 end\n"
+    "if tonumber(old) < now then return 2 end\n"
+    "return 1\n";
+
+/* Put back the jobs of in-flight lists KEYS[4..] whose daemon's lease has
+ * lapsed (or who is named in ARGV[2..]: a dead process on the caller's own
+ * host), forget those lists and leases. Each list is re-checked here: it is
+ * only touched while the holders still give it to such a daemon. Lapsed
+ * leases holding nothing are dropped too, so a stalled daemon that comes
+ * back finds out (LEASE returns 0). Returns {moved, daemons dropped...}. */
+static const char reclaim_lua[] = LUA_COMMON
+    "if not key_is(KEYS[3], 'list') then return wrongtype(KEYS[3], 'list') end\n"
+    "local now = now_ms()\n"
+    "local forced, gone = {}, {}\n"
+    "for i = 2, #ARGV do forced[ARGV[i]] = true end\n"
+    "local function lapsed(d)\n"
+    "  if d == ARGV[1] then return false end\n"
+    "  if forced[d] then return true end\n"
+    "  local lease = redis.call('ZSCORE', KEYS[1], d)\n"
+    "  return not lease or tonumber(lease) < now\n"
+    "end\n"
+    "local moved = 0\n"
+    "for i = 4, #KEYS do\n"
+    "  local d = redis.call('HGET', KEYS[2], KEYS[i])\n"
+    "  if d and lapsed(d) then\n"
+    "    while redis.call('LMOVE', KEYS[i], KEYS[3], 'RIGHT', 'LEFT') do moved = moved + 1 end\n"
+    "    redis.call('HDEL', KEYS[2], KEYS[i])\n"
+    "    gone[d] = true\n"
+    "  end\n"
+    "end\n"
+    "for _, d in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)) do\n"
+    "  if d ~= ARGV[1] then gone[d] = true end\n"
+    "end\n"
+    "for d in pairs(forced) do\n"
+    "  if redis.call('ZSCORE', KEYS[1], d) then gone[d] = true end\n"
+    "end\n"
+    "local out = {moved}\n"
+    "for d in pairs(gone) do\n"
+    "  redis.call('ZREM', KEYS[1], d)\n"
+    "  out[#out + 1] = d\n"
+    "end\n"
+    "return out\n";
+
+/* jobq enqueue: the same code as FCALL jobq_enqueue, with every key
+ * declared. ARGV: job, due time ('' = now), unique ('1'), channel.
+ * Returns {id, 1 when a unique job was already held (nothing queued)}. */
+static const char enqueue_lua[] = LUA_COMMON LUA_ENQUEUE
+    "local due = ARGV[2] ~= '' and tonumber(ARGV[2]) or nil\n"
+    "local id, why, duplicate = enqueue({queue = KEYS[1], scheduled = KEYS[2], unique = KEYS[3],\n"
+    "  ids = KEYS[4]},\n"
+    "  ARGV[1], {due = due, unique = ARGV[3] == '1', channel = ARGV[4]})\n"
+    "if not id then return redis.error_reply('ERR jobq: ' .. why) end\n"
+    "return {id, duplicate and 1 or 0}\n";
+
+/* Cancel a waiting (ARGV[2] 'l') or scheduled ('z') job given its exact
+ * payload; the caller writes its result afterwards. */
+static const char cancel_lua[] = LUA_COMMON
+    "local n\n"
+    "if ARGV[2] == 'z' then n = redis.call('ZREM', KEYS[1], ARGV[1])\n"
+    "else n = redis.call('LREM', KEYS[1], 1, ARGV[1]) end\n"
+    "if n == 0 then return 0 end\n"
+    "redis.pcall('ZREM', KEYS[2], ARGV[3])\n"
+    "redis.call('PUBLISH', ARGV[5], ARGV[4])\n"
+    "return 1\n";
+
+/* Re-queue a dead entry's payload, if the entry is still there. */
+static const char dead_retry_lua[] = LUA_COMMON
+    "if not key_is(KEYS[2], 'list') then return wrongtype(KEYS[2], 'list') end\n"
+    "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end\n"
+    "redis.call('RPUSH', KEYS[2], ARGV[2])\n"
+    "redis.call('PUBLISH', ARGV[6], queued_event(ARGV[3], ARGV[4], ARGV[5], now_s()))\n"
+    "return 1\n";
+
+static const char dead_purge_lua[] =
+    "local n = redis.call('LLEN', KEYS[1])\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "return n\n";
+
+/* The FUNCTION library. Forms (QUEUE: 1 to 64 of A-Z a-z 0-9 _ . : -):
+ *   FCALL jobq_enqueue 1 PREFIX:{QUEUE}:queue JOB-JSON
+ *   FCALL jobq_enqueue 0 QUEUE JOB-JSON      (prefix "jobq"; single server only)
+ * and the same for jobq_enqueue_unique. They return the job id. Besides the
+ * declared queue key they use PREFIX:{QUEUE}:ids (ids they assign) and
+ * PREFIX:{QUEUE}:unique, both in the queue's own hash slot. */
+static const char function_library[] =
+    "#!lua name=jobq\n"
+    "-- jobq: enqueue jobs from any Redis client; jobq_version returns VERSION.\n"
+    "--   FCALL jobq_enqueue 1 PREFIX:{QUEUE}:queue JOB-JSON\n"
+    "--   FCALL jobq_enqueue 0 QUEUE JOB-JSON          (prefix jobq, one server only)\n"
+    "-- and the same for jobq_enqueue_unique. Both return the job id.\n"
+    "local VERSION = " STR(FUNCTIONS_VERSION) "\n"
+    LUA_COMMON LUA_ENQUEUE
+    "local function call(name, keys, args, unique)\n"
+    "  local key, json\n"
+    "  if #keys == 1 and #args == 1 then\n"
+    "    key, json = keys[1], args[1]\n"
+    "  elseif #keys == 0 and #args == 2 then\n"
+    "    key, json = 'jobq:{' .. args[1] .. '}:queue', args[2]\n"
+    "  else\n"
+    "    return redis.error_reply('ERR jobq: usage: FCALL ' .. name ..\n"
+    "      ' 1 PREFIX:{QUEUE}:queue JOB-JSON, or FCALL ' .. name .. ' 0 QUEUE JOB-JSON')\n"
+    "  end\n"
+    "  local base = string.match(key, '^(.*):queue$') or key\n"
+    "  local id, why = enqueue({queue = key, scheduled = base .. ':scheduled',\n"
+    "    unique = base .. ':unique', ids = base .. ':ids'}, json, {unique = unique})\n"
+    "  if not id then return redis.error_reply('ERR jobq: ' .. why) end\n"
+    "  return id\n"
+    "end\n"
+    "redis.register_function{function_name = 'jobq_version', flags = {'no-writes'},\n"
+    "  callback = function() return VERSION end}\n"
+    "redis.register_function('jobq_enqueue', function(keys, args)\n"
+    "  return call('jobq_enqueue', keys, args, false)\n"
+    "end)\n"
+    "redis.register_function('jobq_enqueue_unique', function(keys, args)\n"
+    "  return call('jobq_enqueue_unique', keys, args, true)\n"
+    "end)\n";
+
+static const struct {
+    const char *name;
+    const char *source;
+} scripts[JOBQ_SCRIPT_COUNT] = {
+    [JOBQ_SCRIPT_TAKE] = {"take", take_lua},
+    [JOBQ_SCRIPT_CONFIRM] = {"confirm", confirm_lua},
+    [JOBQ_SCRIPT_REQUEUE] = {"requeue", requeue_lua},
+    [JOBQ_SCRIPT_COMMIT] = {"commit", commit_lua},
+    [JOBQ_SCRIPT_PROMOTE] = {"promote", promote_lua},
+    [JOBQ_SCRIPT_BURY] = {"bury", bury_lua},
+    [JOBQ_SCRIPT_LEASE] = {"lease", lease_lua},
+    [JOBQ_SCRIPT_RECLAIM] = {"reclaim", reclaim_lua},
+    [JOBQ_SCRIPT_ENQUEUE] = {"enqueue", enqueue_lua},
+    [JOBQ_SCRIPT_CANCEL] = {"cancel", cancel_lua},
+    [JOBQ_SCRIPT_DEAD_RETRY] = {"dead retry", dead_retry_lua},
+    [JOBQ_SCRIPT_DEAD_PURGE] = {"dead purge", dead_purge_lua},
+};
+
+const char *jobq_script_source(enum jobq_script s) {
+    return s >= 0 && s < JOBQ_SCRIPT_COUNT ? scripts[s].source : "";
+}
+
+const char *jobq_script_name(enum jobq_script s) {
+    return s >= 0 && s < JOBQ_SCRIPT_COUNT ? scripts[s].name : "?";
+}
+
+const char *jobq_script_function_library(void) { return function_library; }
+
+int jobq_script_function_version(void) { return FUNCTIONS_VERSION; }

@@ -1,0 +1,56 @@
+/*
+ * Every Lua script jobq runs inside Redis, and the one way to run them
+ * (EVALSHA, loaded on a connection at its first use). Each script declares
+ * every key it touches in KEYS, all of one queue's hash slot, and checks the
+ * types of the keys it writes before its first write, so a refused script
+ * leaves nothing half done. The FUNCTION library (functions.c) is built
+ * from the same enqueue source.
+ */
+#ifndef JOBQ_SCRIPTS_H
+#define JOBQ_SCRIPTS_H
+
+#include <stddef.h>
+
+#include "core/err.h"
+
+enum jobq_script {
+    JOBQ_SCRIPT_TAKE,       /* KEYS queue, in-flight, leases; ARGV max, share, daemon.
+                               {-1} when the lease is gone; else {left, payloads...} */
+    JOBQ_SCRIPT_CONFIRM,    /* KEYS leases, in-flight, queue; ARGV daemon. Runs right
+                               after BLMOVE: 1, or 0 after putting the list back */
+    JOBQ_SCRIPT_REQUEUE,    /* KEYS in-flight, queue, holders; ARGV unregister (0|1).
+                               Moves the list to the queue's head; count */
+    JOBQ_SCRIPT_COMMIT,     /* KEYS in-flight, dead, scheduled, stats, unique; ARGV
+                               channel, n, then 7 per job. {skipped job numbers} */
+    JOBQ_SCRIPT_PROMOTE,    /* KEYS scheduled, queue, cancel; ARGV limit.
+                               {moved, next due or false, bad type or false, cancels...} */
+    JOBQ_SCRIPT_BURY,       /* KEYS scheduled, dead; ARGV member, entry pairs. Count */
+    JOBQ_SCRIPT_LEASE,      /* KEYS leases, holders; ARGV daemon, ttl ms, lists...
+                               0 had none, 1 renewed, 2 it had expired */
+    JOBQ_SCRIPT_RECLAIM,    /* KEYS leases, holders, queue, lists...; ARGV own id,
+                               forced ids... {moved, daemons declared gone...} */
+    JOBQ_SCRIPT_ENQUEUE,    /* KEYS queue, scheduled, unique, ids; ARGV job, due, unique,
+                               channel. {id, duplicate} (the code of FCALL jobq_enqueue) */
+    JOBQ_SCRIPT_CANCEL,     /* KEYS queue or scheduled, unique; ARGV payload, l|z,
+                               id, event, channel. 1 removed, 0 gone */
+    JOBQ_SCRIPT_DEAD_RETRY, /* KEYS dead, queue; ARGV entry, payload, id, queue, handler,
+                               channel. 1 re-queued, 0 the entry was gone */
+    JOBQ_SCRIPT_DEAD_PURGE, /* KEYS dead. The count removed */
+    JOBQ_SCRIPT_COUNT
+};
+
+/* Lua source of a script (static). */
+const char *jobq_script_source(enum jobq_script s);
+
+/* Name for messages. */
+const char *jobq_script_name(enum jobq_script s);
+
+/* The source of the jobq FUNCTION library ("#!lua name=jobq"...; static):
+ * jobq_enqueue, jobq_enqueue_unique and jobq_version over the enqueue code
+ * of JOBQ_SCRIPT_ENQUEUE. */
+const char *jobq_script_function_library(void);
+
+/* The library's version (jobq_version), bumped on every change of it. */
+int jobq_script_function_version(void);
+
+#endif
