@@ -1,0 +1,142 @@
+/* Unit tests for protocol/outcome.c: the one outcome policy (ok, retry with
+ * backoff, failed for good, rejected, cancelled, poison) and what each
+ * outcome writes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "core/job.h"
+#include "protocol/outcome.h"
+
+static const jobq_job_defaults defaults = {180, 3, 86400, 0};
+static const jobq_outcome_policy policy = {1.0, 10.0, 2};
+
+static void parse(struct jobq_job *job, const char *raw) {
+    jobq_err err;
+    assert_int_equal(jobq_job_parse(job, raw, strlen(raw), "q", &defaults, 1000, &err), 0);
+}
+
+static json_t *doc(const char *text) {
+    json_t *o = json_loads(text, 0, NULL);
+    assert_non_null(o);
+    return o;
+}
+
+static void test_ok(void **state) {
+    (void)state;
+    struct jobq_job job;
+    parse(&job, "{\"id\":\"a\",\"handler\":\"echo\",\"_jobq\":{\"unique\":true}}");
+    jobq_outcome out;
+    assert_int_equal(jobq_outcome_build(&out, &job, JOBQ_CAUSE_RAN, NULL, &policy, "h:1", 2000), 0);
+    assert_int_equal(out.kind, JOBQ_OUTCOME_OK);
+    assert_string_equal(out.id, "a");
+    assert_non_null(out.result_json);
+    assert_null(out.dead_json);
+    assert_null(out.retry_payload);
+    assert_true(out.finished && !out.failed);
+    assert_string_equal(out.unique_id, "a"); /* the unique hold ends with the job */
+    json_t *e = doc(out.event_json);
+    assert_string_equal(json_string_value(json_object_get(e, "event")), "ok");
+    json_decref(e);
+    jobq_outcome_fini(&out);
+    jobq_job_fini(&job);
+}
+
+static void test_retry_then_fail(void **state) {
+    (void)state;
+    struct jobq_job job;
+    parse(&job, "{\"id\":\"b\",\"handler\":\"fail\",\"max_attempts\":2}");
+    jobq_job_set_failed(&job, "boom");
+    jobq_outcome out;
+    assert_int_equal(jobq_outcome_build(&out, &job, JOBQ_CAUSE_RAN, NULL, &policy, "h:1", 2000), 0);
+    assert_int_equal(out.kind, JOBQ_OUTCOME_RETRY);
+    assert_null(out.id); /* no result until it ends */
+    assert_non_null(out.retry_payload);
+    assert_true(out.retry_delay >= 0.5 && out.retry_delay < 1.0); /* equal jitter on base 1 */
+    assert_true(out.retry_at == 2000 + out.retry_delay);
+    assert_false(out.finished);
+    struct jobq_job second;
+    parse(&second, out.retry_payload);
+    jobq_outcome_fini(&out);
+    jobq_job_fini(&job);
+    assert_int_equal(second.attempt, 2);
+    jobq_job_set_failed(&second, "boom again");
+    assert_int_equal(jobq_outcome_build(&out, &second, JOBQ_CAUSE_RAN, NULL, &policy, "h:1", 2001), 0);
+    assert_int_equal(out.kind, JOBQ_OUTCOME_FAILED);
+    assert_non_null(out.result_json);
+    assert_non_null(out.dead_json);
+    assert_true(out.finished && out.failed);
+    json_t *d = doc(out.dead_json);
+    assert_int_equal(json_array_size(json_object_get(d, "errors")), 2);
+    json_decref(d);
+    jobq_outcome_fini(&out);
+    jobq_job_fini(&second);
+}
+
+/* A job that keeps killing its worker is given up at poison_limit deaths,
+ * whatever attempts it has left. */
+static void test_poison(void **state) {
+    (void)state;
+    struct jobq_job job;
+    parse(&job, "{\"id\":\"c\",\"handler\":\"crash\",\"max_attempts\":10,\"_jobq\":{\"attempts\":1,\"deaths\":1}}");
+    jobq_outcome out;
+    assert_int_equal(jobq_outcome_build(&out, &job, JOBQ_CAUSE_DIED, "killed by SIGSEGV", &policy, "h:1", 5), 0);
+    assert_int_equal(out.kind, JOBQ_OUTCOME_FAILED);
+    assert_non_null(strstr(job.error, "poison job"));
+    jobq_outcome_fini(&out);
+    jobq_job_fini(&job);
+}
+
+static void test_rejected(void **state) {
+    (void)state;
+    struct jobq_job job;
+    jobq_err err;
+    const char *raw = "{\"handler\":\"noop\",\"timeout\":-1}";
+    assert_int_equal(jobq_job_parse(&job, raw, strlen(raw), "q", &defaults, 1000, &err), -1);
+    jobq_outcome out;
+    assert_int_equal(jobq_outcome_build(&out, &job, JOBQ_CAUSE_REJECTED, err.msg, &policy, "h:1", 5), 0);
+    assert_int_equal(out.kind, JOBQ_OUTCOME_REJECTED);
+    assert_null(out.id); /* no own id: nobody can ask for a result */
+    assert_non_null(out.dead_json);
+    json_t *e = doc(out.event_json);
+    assert_string_equal(json_string_value(json_object_get(e, "event")), "dead");
+    json_decref(e);
+    jobq_outcome_fini(&out);
+    jobq_job_fini(&job);
+}
+
+static void test_cancelled_and_timed_out(void **state) {
+    (void)state;
+    struct jobq_job job;
+    parse(&job, "{\"id\":\"d\",\"handler\":\"sleep\",\"max_attempts\":1,\"timeout\":2}");
+    jobq_outcome out;
+    assert_int_equal(jobq_outcome_build(&out, &job, JOBQ_CAUSE_CANCELLED, NULL, &policy, "h:1", 5), 0);
+    assert_int_equal(out.kind, JOBQ_OUTCOME_CANCELLED);
+    assert_string_equal(job.error, "cancelled");
+    assert_false(out.finished);
+    assert_null(out.dead_json);
+    jobq_outcome_fini(&out);
+    jobq_job_fini(&job);
+    parse(&job, "{\"id\":\"e\",\"handler\":\"sleep\",\"max_attempts\":1,\"timeout\":2}");
+    assert_int_equal(jobq_outcome_build(&out, &job, JOBQ_CAUSE_TIMED_OUT, "killed by SIGTERM", &policy, "h:1", 5), 0);
+    assert_int_equal(out.kind, JOBQ_OUTCOME_FAILED);
+    assert_non_null(strstr(job.error, "timed out after 2 s"));
+    jobq_outcome_fini(&out);
+    jobq_job_fini(&job);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ok),
+        cmocka_unit_test(test_retry_then_fail),
+        cmocka_unit_test(test_poison),
+        cmocka_unit_test(test_rejected),
+        cmocka_unit_test(test_cancelled_and_timed_out),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
