@@ -869,8 +869,10 @@ void jobq_config_print(const jobq_config *cfg, FILE *out) {
 /* ---- secrets ---- */
 
 /* Read the first line of the password file open at fd (path for messages)
- * into a new string in *out. 0, or -1 with err. */
-static int read_password(int fd, const char *path, char **out, jobq_err *err) {
+ * into a new string in *out. A credential from systemd may carry group
+ * permission bits (its ACL for the service user); a password_file must be
+ * private to its owner (mode 600 or 400). 0, or -1 with err. */
+static int read_password(int fd, const char *path, bool credential, char **out, jobq_err *err) {
     struct stat st;
     if (fstat(fd, &st) != 0) {
         jobq_err_set(err, JOBQ_E_IO, "cannot read password file '%s': %s", path, strerror(errno));
@@ -880,10 +882,12 @@ static int read_password(int fd, const char *path, char **out, jobq_err *err) {
         jobq_err_set(err, JOBQ_E_CONFIG, "password file '%s' is not a regular file", path);
         return -1;
     }
-    /* Group bits are allowed: systemd's credential files carry an ACL for
-     * the service user, which shows as group permission bits. */
-    if (st.st_mode & S_IROTH) {
-        jobq_err_set(err, JOBQ_E_CONFIG, "password file '%s' is readable by others (chmod 600)", path);
+    mode_t forbidden = credential ? (S_IROTH | S_IWOTH) : (S_IRWXG | S_IRWXO);
+    if (st.st_mode & forbidden) {
+        mode_t bad = st.st_mode & forbidden;
+        jobq_err_set(err, JOBQ_E_CONFIG, "password file '%s' is %s by %s (chmod 600)", path,
+                     bad & (S_IRGRP | S_IROTH) ? "readable" : "writable",
+                     bad & S_IRWXO ? "others" : "its group");
         return -1;
     }
     char buf[MAX_PASSWORD + 2]; /* the longest password, then "\r\n" */
@@ -953,7 +957,7 @@ int jobq_config_load_secrets(jobq_config *cfg, jobq_err *err) {
         return 0;
     }
     char *password = NULL;
-    int rc = read_password(fd, path, &password, err);
+    int rc = read_password(fd, path, path == cred, &password, err);
     close(fd);
     if (rc != 0) return -1;
     wipe_password(&cfg->redis_password);

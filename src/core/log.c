@@ -95,9 +95,18 @@ void jobq_log_vwrite(int level, const char *job_id, const char *fmt, va_list ap)
                      ts.tv_nsec / 1000000, level_names[level], log_role);
     }
     if (n < 0) n = 0;
-    if (job_id && (size_t)n < sizeof line)
-        n += snprintf(line + n, sizeof line - (size_t)n, "job=%s ", job_id);
-    if ((size_t)n < sizeof line) n += vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    char text[1600];
+    text[0] = '\0';
+    if (job_id) snprintf(text, sizeof text, "job=%s ", job_id);
+    size_t t = strlen(text);
+    vsnprintf(text + t, sizeof text - t, fmt, ap);
+    /* One event, one line: control characters from job data (a newline in
+     * an id, terminal escapes) are written as \xNN, never as themselves. */
+    for (const char *c = text; *c && (size_t)n < sizeof line - 6; c++) {
+        unsigned char ch = (unsigned char)*c;
+        if (ch < 0x20 || ch == 0x7f) n += snprintf(line + n, sizeof line - (size_t)n, "\\x%02x", ch);
+        else line[n++] = (char)ch;
+    }
     if ((size_t)n >= sizeof line - 1) n = (int)sizeof line - 2;
     line[n++] = '\n';
     fwrite(line, 1, (size_t)n, stderr);

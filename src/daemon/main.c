@@ -4,6 +4,7 @@
  * place that decides the process exit status.
  */
 #include <getopt.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,9 +82,22 @@ static int load_config(jobq_config *cfg, void *ctx, jobq_err *err) {
 }
 
 /* Everything after the flags: config, plugins, supervisor. */
+/* Enough file descriptors for the loop, Redis and the workers' pipes?
+ * libev aborts when it cannot make its own, so say it clearly first. */
+static int check_fd_limit(void) {
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur < 32) {
+        fprintf(stderr, "jobqd: the open files limit is %llu; jobqd needs at least 32 (ulimit -n, LimitNOFILE=)\n",
+                (unsigned long long)lim.rlim_cur);
+        return -1;
+    }
+    return 0;
+}
+
 static int run_daemon(options *o) {
     jobq_config cfg;
     jobq_err err;
+    if (!o->check_config && check_fd_limit() != 0) return 1;
     if (load_config(&cfg, o, &err) != 0) {
         fprintf(stderr, "jobqd: %s\n", err.msg);
         return 1;

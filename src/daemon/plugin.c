@@ -6,6 +6,9 @@
 #include "daemon/plugin.h"
 
 #include <dirent.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -155,6 +158,61 @@ static int load_builtin(const char *name, init_fn init, jobq_err *err) {
     return 0;
 }
 
+/* May this file be loaded? Loading a .so runs its code (its constructors
+ * run before any ABI check can), so only a regular file inside the plugin
+ * directory, owned by root or this process's user and writable by nobody
+ * else, is trusted (the way sshd treats its keys). why says what is wrong. */
+static bool trusted_file(const char *real_dir, const char *path, char *why, size_t size) {
+    char real[PATH_MAX];
+    struct stat st;
+    if (!realpath(path, real)) {
+        snprintf(why, size, "cannot resolve it: %s", strerror(errno));
+        return false;
+    }
+    size_t n = strlen(real_dir);
+    if (strncmp(real, real_dir, n) != 0 || real[n] != '/' || strchr(real + n + 1, '/')) {
+        snprintf(why, size, "it resolves to %s, outside the plugin directory", real);
+        return false;
+    }
+    if (stat(real, &st) != 0) {
+        snprintf(why, size, "cannot stat it: %s", strerror(errno));
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, size, "not a regular file");
+        return false;
+    }
+    if (st.st_uid != 0 && st.st_uid != geteuid()) {
+        snprintf(why, size, "owned by uid %u, not by root or this daemon's user", (unsigned)st.st_uid);
+        return false;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(why, size, "writable by %s (mode %03o): anyone could replace its code",
+                 st.st_mode & S_IWOTH ? "others" : "its group", (unsigned)(st.st_mode & 0777));
+        return false;
+    }
+    return true;
+}
+
+/* The plugin directory itself must not let others add or swap files. */
+static bool trusted_dir(const char *dir, char *real, char *why, size_t size) {
+    struct stat st;
+    if (!realpath(dir, real) || stat(real, &st) != 0) {
+        snprintf(why, size, "%s", strerror(errno));
+        return false;
+    }
+    if (st.st_uid != 0 && st.st_uid != geteuid()) {
+        snprintf(why, size, "it is owned by uid %u, not by root or this daemon's user", (unsigned)st.st_uid);
+        return false;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(why, size, "it is writable by %s (mode %03o): anyone could add plugins",
+                 st.st_mode & S_IWOTH ? "others" : "its group", (unsigned)(st.st_mode & 0777));
+        return false;
+    }
+    return true;
+}
+
 static int load_file(const char *path) {
     struct jobq_plugin *p = calloc(1, sizeof *p);
     if (!p) return -1;
@@ -189,6 +247,12 @@ static int load_dir(const char *dir) {
         else jobq_log_warn("cannot read plugin directory %s: %s", dir, strerror(errno));
         return 0;
     }
+    char real_dir[PATH_MAX], why[PATH_MAX + 100];
+    if (!trusted_dir(dir, real_dir, why, sizeof why)) {
+        jobq_log_warn("plugin directory %s refused: %s; no plugins loaded", dir, why);
+        closedir(d);
+        return 0;
+    }
     char **names = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
@@ -210,7 +274,9 @@ static int load_dir(const char *dir) {
     for (size_t i = 0; i < n; i++) {
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        if (load_file(path) == 0) {
+        if (!trusted_file(real_dir, path, why, sizeof why)) {
+            jobq_log_warn("plugin %s refused: %s", path, why);
+        } else if (load_file(path) == 0) {
             ok++;
             jobq_log_info("plugin %s loaded (%s)", path, loaded->name);
         }

@@ -899,7 +899,9 @@ static void test_password_file(void **state) {
     expect_secret("\n", 1, 0600, NULL, "is empty");
     expect_secret("\r\nsecond\n", 9, 0600, NULL, "is empty");
     expect_secret("a\0b\n", 4, 0600, NULL, "NUL byte");
-    expect_secret("hunter2\n", 8, 0640, "hunter2", NULL); /* group: systemd's credential ACL */
+    expect_secret("hunter2\n", 8, 0640, NULL, "is readable by its group (chmod 600)");
+    expect_secret("hunter2\n", 8, 0620, NULL, "is writable by its group (chmod 600)");
+    expect_secret("hunter2\n", 8, 0602, NULL, "is writable by others (chmod 600)");
     expect_secret("hunter2\n", 8, 0604, NULL, "is readable by others (chmod 600)");
     expect_secret("hunter2\n", 8, 0644, NULL, "is readable by others (chmod 600)");
 
