@@ -58,6 +58,14 @@ static void postpone(jobq_supervisor *s, enum every every, double now, double pe
  * queues, then start the workers. */
 static void step_start(jobq_supervisor *s, double now) {
     if (s->ready || s->stopping || !jobq_upkeep_connect(s, now)) return;
+    int refused = jobq_upkeep_probe(s);
+    if (refused != 0) {
+        if (refused > 0) {
+            s->exit_status = 1;
+            ev_break(s->loop, EVBREAK_ALL);
+        }
+        return;
+    }
     jobq_upkeep_reclaim(s, true);
     jobq_upkeep_heartbeat(s, now);
     if (!s->leased) return; /* Redis failed meanwhile: try again */

@@ -125,6 +125,10 @@ void jobq_workers_free_all(jobq_supervisor *s);
 bool jobq_upkeep_connect(jobq_supervisor *s, double now);
 /* After a failed Redis call: log once, drop a broken connection. */
 void jobq_upkeep_failed(jobq_supervisor *s, const jobq_err *err, const char *what);
+/* Check once that Redis lets jobq run every command it needs on each
+ * queue: 0 yes (or only maxmemory refusals, logged), 1 a permanent refusal
+ * (logged as one clear error), -1 Redis failed (try again). */
+int jobq_upkeep_probe(jobq_supervisor *s);
 /* Heartbeat, leases on every queue served (re-registering the in-flight
  * lists), and the function library check. */
 void jobq_upkeep_heartbeat(jobq_supervisor *s, double now);

@@ -84,6 +84,37 @@ int jobq_upkeep_set_keys(jobq_supervisor *s, jobq_err *err) {
     return 0;
 }
 
+/* ---- permissions ---- */
+
+int jobq_upkeep_probe(jobq_supervisor *s) {
+    json_t *queues = json_array();
+    for (int i = 0; i < s->cfg.nqueues; i++) json_array_append_new(queues, json_string(s->cfg.queues[i]));
+    json_t *event = json_pack("{s:s, s:s, s:o, s:f}", "event", "daemon_started", "daemon", s->daemon_id, "queues",
+                              queues, "time", jobq_now());
+    char *message = event ? json_dumps(event, JSON_COMPACT) : NULL;
+    json_decref(event);
+    int rc = message ? 0 : -1;
+    for (int q = 0; rc == 0 && q < s->cfg.nqueues; q++) {
+        char problems[2048];
+        bool fatal = false;
+        jobq_err err;
+        int found = jobq_queue_probe(s->redis, &s->keys[q], message, problems, sizeof problems, &fatal, &err);
+        if (found < 0) {
+            jobq_upkeep_failed(s, &err, "checking Redis permissions");
+            rc = -1;
+        } else if (found > 0 && fatal) {
+            jobq_log_err("Redis at %s refuses commands jobq needs on queue %s: %s. Grant them to this user "
+                         "(ACL) or restore the commands; jobqd cannot record outcomes without them",
+                         jobq_redis_url_redacted(s->redis), s->cfg.queues[q], problems);
+            rc = 1;
+        } else if (found > 0) {
+            jobq_log_warn("Redis refuses writes for now on queue %s: %s", s->cfg.queues[q], problems);
+        }
+    }
+    free(message);
+    return rc;
+}
+
 /* ---- heartbeat and leases ---- */
 
 /* Record this heartbeat's totals and add to info the jobs done and failed

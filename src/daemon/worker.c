@@ -153,8 +153,16 @@ static void take_failed(worker *w, const jobq_err *err) {
         w->fenced = true;
         sleep_seconds(0.2);
     } else {
-        jobq_log_err("taking jobs: %s", err->msg);
-        sleep_seconds(1); /* e.g. a queue key of the wrong type */
+        /* e.g. a queue key of the wrong type: said once a minute, not per try */
+        static char last[sizeof err->msg];
+        static double last_at;
+        double now = jobq_now();
+        if (strcmp(last, err->msg) != 0 || now - last_at >= 60) {
+            jobq_log_err("taking jobs: %s (retrying every second)", err->msg);
+            snprintf(last, sizeof last, "%s", err->msg);
+            last_at = now;
+        }
+        sleep_seconds(1);
     }
 }
 

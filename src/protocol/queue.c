@@ -449,3 +449,53 @@ int jobq_queue_list(jobq_redis *r, const char *key, char ***items, size_t **lens
     freeReplyObject(reply);
     return rc;
 }
+
+/* Add "what: why; " to problems; a refusal other than maxmemory is fatal. */
+static void add_problem(char *problems, size_t size, const char *what, const char *why, bool *fatal) {
+    size_t n = strlen(problems);
+    if (n < size) snprintf(problems + n, size - n, "%s%s", what ? what : "", why);
+    if (!strstr(why, "OOM")) *fatal = true;
+}
+
+int jobq_queue_probe(jobq_redis *r, const jobq_qkeys *k, const char *message, char *problems,
+                     size_t problems_size, bool *fatal, jobq_err *err) {
+    problems[0] = '\0';
+    *fatal = false;
+    char keys[4][JOBQ_QKEY_MAX];
+    static const char *const types[] = {"list", "zset", "hash", "string"};
+    for (int i = 0; i < 4; i++) jobq_key(keys[i], sizeof keys[i], k->prefix, JOBQ_KEY_PROBE, k->name, types[i]);
+    const char *kp[] = {keys[0], keys[1], keys[2], keys[3]};
+    const char *args[] = {k->events, message};
+    jobq_err e;
+    redisReply *reply = jobq_redis_eval(r, &e, JOBQ_SCRIPT_PROBE, 4, kp, 2, args, NULL);
+    if (!reply) {
+        if (e.code == JOBQ_E_IO) {
+            *err = e;
+            return -1;
+        }
+        add_problem(problems, problems_size, "EVALSHA: ", e.msg, fatal); /* refused before any command ran */
+    } else {
+        for (size_t i = 0; jobq_reply_is_array(reply, 0) && i < reply->elements; i++) {
+            const redisReply *el = reply->element[i];
+            if (jobq_reply_is_string(el)) {
+                char line[600];
+                snprintf(line, sizeof line, "%.*s; ", (int)el->len, el->str);
+                add_problem(problems, problems_size, NULL, line, fatal);
+            }
+        }
+        freeReplyObject(reply);
+    }
+    const char *blmove[] = {"BLMOVE", keys[0], keys[0], "LEFT", "RIGHT", "0.001"};
+    reply = jobq_redis_call(r, &e, "BLMOVE", 6, blmove, NULL);
+    if (reply) {
+        freeReplyObject(reply);
+    } else if (e.code == JOBQ_E_IO) {
+        *err = e;
+        return -1;
+    } else {
+        add_problem(problems, problems_size, "", e.msg, fatal);
+    }
+    size_t n = strlen(problems);
+    if (n >= 2 && problems[n - 2] == ';') problems[n - 2] = '\0';
+    return problems[0] ? 1 : 0;
+}

@@ -122,6 +122,16 @@ long jobq_queue_bury(jobq_redis *r, const jobq_qkeys *k, char *const *members, c
 /* Forget a handled cancel request. */
 int jobq_queue_cancel_done(jobq_redis *r, const jobq_qkeys *k, const char *id, jobq_err *err);
 
+/* Check that Redis lets this connection run what jobq needs on k's queue:
+ * every command of the scripts (on scratch keys of the queue's slot),
+ * EVALSHA itself and BLMOVE; message is published on the events channel.
+ * Returns 0 when all were accepted, 1 when some were refused (each as
+ * "COMMAND: error; " in problems, and in *fatal whether any refusal is
+ * permanent: a missing permission or command, not maxmemory), -1 with err
+ * when the check itself could not run. */
+int jobq_queue_probe(jobq_redis *r, const jobq_qkeys *k, const char *message, char *problems,
+                     size_t problems_size, bool *fatal, jobq_err *err);
+
 /* The whole list at key (e.g. a dead worker's in-flight list). Each element
  * malloc'd into *items (count *n); free with jobq_queue_free_list. */
 int jobq_queue_list(jobq_redis *r, const char *key, char ***items, size_t **lens, size_t *n, jobq_err *err);

@@ -339,6 +339,43 @@ static const char dead_purge_lua[] =
     "redis.call('DEL', KEYS[1])\n"
     "return n\n";
 
+/* Run, on scratch keys of one queue's slot, every command the scripts use,
+ * and return the ones Redis refuses (an ACL without them, a command renamed
+ * away, maxmemory), so that the daemon can say so once at start instead of
+ * failing job after job. The message is published on the events channel:
+ * a "daemon_started" event. */
+static const char probe_lua[] =
+    "local refused = {}\n"
+    "local function try(...)\n"
+    "  local ok, r = pcall(redis.pcall, ...)\n"
+    "  if not ok then r = {err = tostring(r)} end\n"
+    "  if type(r) == 'table' and r.err then refused[#refused + 1] = select(1, ...) .. ': ' .. r.err end\n"
+    "end\n"
+    "try('TIME')\n"
+    "try('TYPE', KEYS[1])\n"
+    "try('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])\n"
+    "try('RPUSH', KEYS[1], 'a', 'b')\n"
+    "try('LPUSH', KEYS[1], 'c')\n"
+    "try('LLEN', KEYS[1])\n"
+    "try('LPOP', KEYS[1], 1)\n"
+    "try('LMOVE', KEYS[1], KEYS[1], 'RIGHT', 'LEFT')\n"
+    "try('LREM', KEYS[1], 1, 'a')\n"
+    "try('LRANGE', KEYS[1], 0, -1)\n"
+    "try('ZADD', KEYS[2], 1, 'a')\n"
+    "try('ZSCORE', KEYS[2], 'a')\n"
+    "try('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')\n"
+    "try('ZRANGEBYSCORE', KEYS[2], '-inf', 2, 'LIMIT', 0, 1)\n"
+    "try('ZREMRANGEBYSCORE', KEYS[2], '-inf', 0)\n"
+    "try('ZREM', KEYS[2], 'a')\n"
+    "try('HSET', KEYS[3], 'a', 'b')\n"
+    "try('HGET', KEYS[3], 'a')\n"
+    "try('HINCRBY', KEYS[3], 'n', 1)\n"
+    "try('HDEL', KEYS[3], 'a')\n"
+    "try('INCR', KEYS[4])\n"
+    "try('PUBLISH', ARGV[1], ARGV[2])\n"
+    "try('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])\n"
+    "return refused\n";
+
 /* The FUNCTION library. Forms (QUEUE: 1 to 64 of A-Z a-z 0-9 _ . : -):
  *   FCALL jobq_enqueue 1 PREFIX:{QUEUE}:queue JOB-JSON
  *   FCALL jobq_enqueue 0 QUEUE JOB-JSON      (prefix "jobq"; single server only)
@@ -394,6 +431,7 @@ static const struct {
     [JOBQ_SCRIPT_CANCEL] = {"cancel", cancel_lua},
     [JOBQ_SCRIPT_DEAD_RETRY] = {"dead retry", dead_retry_lua},
     [JOBQ_SCRIPT_DEAD_PURGE] = {"dead purge", dead_purge_lua},
+    [JOBQ_SCRIPT_PROBE] = {"probe", probe_lua},
 };
 
 const char *jobq_script_source(enum jobq_script s) {

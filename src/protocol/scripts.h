@@ -36,6 +36,8 @@ enum jobq_script {
     JOBQ_SCRIPT_DEAD_RETRY, /* KEYS dead, queue; ARGV entry, payload, id, queue, handler,
                                channel. 1 re-queued, 0 the entry was gone */
     JOBQ_SCRIPT_DEAD_PURGE, /* KEYS dead. The count removed */
+    JOBQ_SCRIPT_PROBE,      /* KEYS probe list, zset, hash, string; ARGV channel, message.
+                               {"COMMAND: error"...} for each command Redis refused */
     JOBQ_SCRIPT_COUNT
 };
 
