@@ -52,11 +52,18 @@ test_plugin_OBJS    := daemon/registry daemon/plugin $(HANDLER_OBJS)
 obj = $(addprefix $(BUILD)/obj/,$(addsuffix .o,$(1)))
 CORE_LIB := $(BUILD)/libjobq-core.a
 
-.PHONY: all deps run test unit integration check-asan bench profile install uninstall clean plugins
+.PHONY: all deps run test unit integration unit-file check-asan bench profile install uninstall clean plugins
 
 all: $(BUILD)/jobqd $(BUILD)/jobq plugins
 
 HEADERS := $(wildcard src/*/*.h src/daemon/handlers/*.h include/jobq/*.h)
+
+# The plugin directory is compiled into jobqd (the [plugins] dir default):
+# building, then installing with another PREFIX or PLUGINDIR rebuilds what
+# uses it, so the installed jobqd and jobq.pc always agree.
+PLUGINDIR_STAMP := $(BUILD)/plugindir.stamp
+$(shell mkdir -p $(BUILD) && (echo '$(PLUGINDIR)' | cmp -s - $(PLUGINDIR_STAMP) || echo '$(PLUGINDIR)' > $(PLUGINDIR_STAMP)))
+$(BUILD)/obj/core/config.o: $(PLUGINDIR_STAMP)
 
 $(BUILD)/obj/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -133,6 +140,12 @@ install: all
 	[ -e $(DESTDIR)$(SYSCONFDIR)/jobq/jobq.conf ] || \
 	    install -m 644 config/jobq.conf $(DESTDIR)$(SYSCONFDIR)/jobq/jobq.conf
 	sed -e 's|@BINDIR@|$(PREFIX)/bin|g' systemd/jobqd.service > $(DESTDIR)$(UNITDIR)/jobqd.service
+
+# The unit as installed, for `systemd-analyze security --offline=true build/jobqd.service`.
+unit-file: $(BUILD)/jobqd.service
+$(BUILD)/jobqd.service: systemd/jobqd.service
+	@mkdir -p $(dir $@)
+	sed -e 's|@BINDIR@|$(PREFIX)/bin|g' $< > $@
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/jobqd $(DESTDIR)$(PREFIX)/bin/jobq \
