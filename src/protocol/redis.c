@@ -39,6 +39,13 @@ jobq_redis *jobq_redis_new(const char *url, double io_timeout, jobq_err *err) {
         free(r);
         return NULL;
     }
+    if (r->url.kind != JOBQ_REDIS_SERVER || r->url.tls) {
+        jobq_err_set(err, JOBQ_E_INVALID, "%s URLs are not supported by this build",
+                     r->url.tls ? "TLS (rediss)" : r->url.kind == JOBQ_REDIS_CLUSTER ? "redis+cluster://" : "redis+sentinel://");
+        jobq_redis_url_fini(&r->url);
+        free(r);
+        return NULL;
+    }
     jobq_redis_url_format_redacted(&r->url, r->url_redacted, sizeof r->url_redacted);
     r->io_timeout = io_timeout > 0 ? io_timeout : 5;
     return r;
