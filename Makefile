@@ -35,7 +35,8 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lresolv -ldl 
 # The shared core (job model, config, URL, JSON) and the Redis protocol,
 # built once into an archive: each binary links only the members it uses.
 CORE_OBJS  := core/err core/log core/config core/redis_url core/json_writer core/job core/backoff \
-              core/random protocol/keys protocol/redis protocol/scripts protocol/functions \
+              core/random protocol/keys protocol/node protocol/tls protocol/cluster protocol/sentinel \
+              protocol/redis protocol/scripts protocol/functions \
               protocol/documents protocol/outcome protocol/queue protocol/daemons protocol/jobs
 HANDLER_OBJS := daemon/handlers/libcurl daemon/handlers/wordcount daemon/handlers/words \
               daemon/handlers/testing

@@ -77,7 +77,7 @@ int jobq_upkeep_set_keys(jobq_supervisor *s, jobq_err *err) {
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
         return -1;
     }
-    for (int i = 0; i < s->cfg.nqueues; i++) jobq_qkeys_init(&keys[i], s->cfg.prefix, s->cfg.queues[i], NULL);
+    for (int i = 0; i < s->cfg.nqueues; i++) jobq_qkeys_init(&keys[i], s->redis, s->cfg.prefix, s->cfg.queues[i], NULL);
     free(s->keys);
     s->keys = keys;
     memset(s->bad_queue_type, 0, sizeof s->bad_queue_type);
@@ -226,7 +226,7 @@ static void add_names(json_t *set, json_t *names) {
 static bool reclaim_queue(jobq_supervisor *s, const char *queue, bool at_start, const char *const *forced,
                           int nforced) {
     jobq_qkeys k;
-    jobq_qkeys_init(&k, s->cfg.prefix, queue, NULL);
+    jobq_qkeys_init(&k, s->redis, s->cfg.prefix, queue, NULL);
     char **gone = NULL;
     size_t ngone = 0;
     jobq_err err;

@@ -351,7 +351,7 @@ static int worker_init(worker *w, const jobq_worker_params *p) {
     }
     jobq_redis_set_password(w->redis, cfg->redis_password);
     for (int i = 0; i < w->nq; i++) {
-        jobq_qkeys_init(&w->keys[i], cfg->prefix, cfg->queues[i], w->id);
+        jobq_qkeys_init(&w->keys[i], w->redis, cfg->prefix, cfg->queues[i], w->id);
         jobq_config_queue_settings(cfg, cfg->queues[i], &w->settings[i]);
         w->defaults[i] = (jobq_job_defaults){w->settings[i].timeout, w->settings[i].max_attempts,
                                              w->settings[i].result_ttl, cfg->max_payload};

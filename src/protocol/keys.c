@@ -15,7 +15,7 @@ static const char *const kind_names[JOBQ_KEY_KIND_COUNT] = {
     [JOBQ_KEY_HOLDERS] = "holders",   [JOBQ_KEY_LEASES] = "leases",
     [JOBQ_KEY_STATS] = "stats",       [JOBQ_KEY_CANCEL] = "cancel",
     [JOBQ_KEY_UNIQUE] = "unique",     [JOBQ_KEY_IDS] = "ids",
-    [JOBQ_KEY_PROBE] = "probe",
+    [JOBQ_KEY_PROBE] = "probe",       [JOBQ_KEY_EVENTS] = "events",
 };
 
 char *jobq_key(char *buf, size_t size, const char *prefix, enum jobq_key_kind kind, const char *queue,

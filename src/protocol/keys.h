@@ -28,6 +28,7 @@ enum jobq_key_kind {
     JOBQ_KEY_UNIQUE,    /* sorted set: ids held by jobq_enqueue_unique -> expiry */
     JOBQ_KEY_IDS,       /* string: counter for ids assigned by jobq_enqueue */
     JOBQ_KEY_PROBE,     /* (with a type suffix) scratch keys of the start-up permission check */
+    JOBQ_KEY_EVENTS,    /* sharded pub/sub channel of the queue's events (Redis Cluster) */
     JOBQ_KEY_KIND_COUNT
 };
 

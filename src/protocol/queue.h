@@ -25,12 +25,15 @@ typedef struct jobq_qkeys {
     char queue[JOBQ_QKEY_MAX], scheduled[JOBQ_QKEY_MAX], dead[JOBQ_QKEY_MAX], holders[JOBQ_QKEY_MAX],
         leases[JOBQ_QKEY_MAX], stats[JOBQ_QKEY_MAX], cancel[JOBQ_QKEY_MAX], unique[JOBQ_QKEY_MAX];
     char inflight[JOBQ_INFLIGHT_MAX]; /* worker worker_id's list; "" without one */
-    char events[JOBQ_QKEY_MAX];       /* the events channel */
+    char events[JOBQ_QKEY_MAX];       /* the events channel: <prefix>:events, or on a cluster
+                                       * the queue's sharded <prefix>:{<q>}:events */
+    const char *publish;              /* "PUBLISH", or "SPUBLISH" on a cluster */
 } jobq_qkeys;
 
-/* Fill k for queue under prefix; worker_id ("host:pid") names the
- * in-flight list, or NULL for none. */
-void jobq_qkeys_init(jobq_qkeys *k, const char *prefix, const char *queue, const char *worker_id);
+/* Fill k for queue under prefix, for Redis r (a cluster has sharded event
+ * channels); worker_id ("host:pid") names the in-flight list, or NULL. */
+void jobq_qkeys_init(jobq_qkeys *k, const jobq_redis *r, const char *prefix, const char *queue,
+                     const char *worker_id);
 
 /* ---- worker side ---- */
 
