@@ -39,15 +39,17 @@ CORE_OBJS  := core/err core/log core/config core/redis_url core/json_writer core
               protocol/redis protocol/scripts protocol/functions \
               protocol/documents protocol/outcome protocol/queue protocol/daemons protocol/jobs
 HANDLER_OBJS := daemon/handlers/libcurl daemon/handlers/wordcount daemon/handlers/words \
-              daemon/handlers/testing
+              daemon/handlers/addr_policy daemon/handlers/url_redact daemon/handlers/testing
 JOBQD_OBJS := daemon/main daemon/supervisor daemon/workers daemon/upkeep daemon/worker \
               daemon/job_run daemon/notify daemon/plugin daemon/registry daemon/slots $(HANDLER_OBJS)
 JOBQ_OBJS  := cli/main cli/util cli/jobs cli/status cli/dead
 UNIT_TESTS := test_config test_redis_url test_job test_json_writer test_words test_backoff test_plugin \
-              test_keys test_outcome
+              test_keys test_outcome test_addr_policy test_url_redact
 
 # What each unit test links besides its own object and the core archive.
 test_words_OBJS     := daemon/handlers/words
+test_addr_policy_OBJS := daemon/handlers/addr_policy
+test_url_redact_OBJS := daemon/handlers/url_redact
 test_plugin_OBJS    := daemon/registry daemon/plugin $(HANDLER_OBJS)
 
 obj = $(addprefix $(BUILD)/obj/,$(addsuffix .o,$(1)))

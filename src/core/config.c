@@ -125,6 +125,8 @@ static const struct option options[] = {
      "seconds to connect to the server"},
     {"wordcount", "preload", T_BOOL, OFF(wordcount_preload), "no", 0, 0, NULL,
      "load libcurl in the supervisor so that workers share it (yes) or in each worker at its first job (no)"},
+    {"wordcount", "deny_private", T_BOOL, OFF(wordcount_deny_private), "no", 0, 0, NULL,
+     "yes refuses to connect to loopback, private, link-local, unspecified and CGNAT addresses, after redirects too"},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])

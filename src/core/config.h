@@ -74,6 +74,7 @@ typedef struct jobq_config {
     long wordcount_max_body;   /* bytes; larger bodies fail the job */
     double wordcount_connect_timeout; /* seconds */
     bool wordcount_preload;    /* load libcurl in the supervisor, before forking */
+    bool wordcount_deny_private; /* refuse loopback, private, link-local... addresses */
     /* [queue.NAME] sections, in the order they first appear; any queue name,
      * served by this daemon or not */
     jobq_config_queue_section queue_sections[JOBQ_MAX_QUEUES];

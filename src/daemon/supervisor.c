@@ -230,8 +230,11 @@ static void do_reload(jobq_supervisor *s) {
     jobq_plugin_unload_all();
     if (jobq_plugin_load_all(fresh.test_handlers, fresh.plugins_dir, &err) < 0) jobq_log_err("%s", err.msg);
     char why[300];
-    if (jobq_wordcount_configure(fresh.wordcount_max_body, fresh.wordcount_connect_timeout, fresh.wordcount_preload,
-                                 why, sizeof why) != 0)
+    jobq_wordcount_settings wc = {.max_body = fresh.wordcount_max_body,
+                                  .connect_timeout = fresh.wordcount_connect_timeout,
+                                  .deny_private = fresh.wordcount_deny_private,
+                                  .preload = fresh.wordcount_preload};
+    if (jobq_wordcount_configure(&wc, why, sizeof why) != 0)
         jobq_log_warn("wordcount: preload: %s; workers will try again", why);
     jobq_log_set_level(fresh.log_level);
     jobq_config_fini(&s->cfg);
