@@ -60,6 +60,13 @@ typedef struct jobq_config {
     char *redis_password_file; /* owned; "" = none; an absolute path otherwise */
     char *redis_password;      /* owned; NULL unless read from a file by
                                 * jobq_config_load_secrets; never printed */
+    char *sentinel_password;   /* owned; "" = the sentinels use the Redis password; printed as *** */
+    int wait_replicas;         /* WAIT for this many replicas after enqueues and commits; 0 = none */
+    double wait_timeout;       /* seconds a WAIT may take */
+    char *tls_ca_file;         /* owned; "" = the system's CAs */
+    char *tls_cert_file;       /* owned; "" = no client certificate */
+    char *tls_key_file;        /* owned */
+    char *tls_server_name;     /* owned; "" = the URL's host */
     /* [jobs] defaults for jobs that don't say */
     double job_timeout;        /* seconds */
     int max_attempts;

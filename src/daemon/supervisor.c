@@ -196,9 +196,8 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents) {
 
 /* Switch to a new Redis address or prefix: a fresh connection and keys. */
 static int switch_redis(jobq_supervisor *s, const jobq_config *fresh, jobq_err *err) {
-    jobq_redis *r = jobq_redis_new(fresh->redis_url, 2.0, err);
+    jobq_redis *r = jobq_redis_open_config(fresh, 2.0, err);
     if (!r) return -1;
-    jobq_redis_set_password(r, fresh->redis_password);
     jobq_redis_free(s->redis);
     s->redis = r;
     s->redis_down = false;
@@ -206,10 +205,15 @@ static int switch_redis(jobq_supervisor *s, const jobq_config *fresh, jobq_err *
     return 0;
 }
 
+static bool same_string(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
+
+/* Does the new configuration reach Redis the same way? */
 static bool same_redis(const jobq_config *a, const jobq_config *b) {
-    bool same_password = (!a->redis_password && !b->redis_password) ||
-                         (a->redis_password && b->redis_password && strcmp(a->redis_password, b->redis_password) == 0);
-    return same_password && strcmp(a->redis_url, b->redis_url) == 0 && strcmp(a->prefix, b->prefix) == 0;
+    return same_string(a->redis_password, b->redis_password) && same_string(a->redis_url, b->redis_url) &&
+           same_string(a->prefix, b->prefix) && same_string(a->sentinel_password, b->sentinel_password) &&
+           same_string(a->tls_ca_file, b->tls_ca_file) && same_string(a->tls_cert_file, b->tls_cert_file) &&
+           same_string(a->tls_key_file, b->tls_key_file) && same_string(a->tls_server_name, b->tls_server_name) &&
+           a->wait_replicas == b->wait_replicas && a->wait_timeout == b->wait_timeout;
 }
 
 static void do_reload(jobq_supervisor *s) {
@@ -298,9 +302,8 @@ jobq_supervisor *jobq_supervisor_new(jobq_config *cfg, jobq_config_loader reload
         jobq_err_set(err, JOBQ_E_NOMEM, "cannot map worker slots: %s", strerror(errno));
         goto fail;
     }
-    s->redis = jobq_redis_new(s->cfg.redis_url, 2.0, err);
+    s->redis = jobq_redis_open_config(&s->cfg, 2.0, err);
     if (!s->redis || jobq_upkeep_set_keys(s, err) != 0) goto fail;
-    jobq_redis_set_password(s->redis, s->cfg.redis_password);
     s->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
     if (!s->loop) {
         jobq_err_set(err, JOBQ_E_IO, "cannot create the event loop: %s (too few file descriptors?)",

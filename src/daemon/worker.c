@@ -88,6 +88,7 @@ typedef struct worker {
     bool redis_down;         /* for logging once per state change */
     bool fenced;             /* the daemon's lease lapsed: for logging once */
     int refusals;            /* consecutive refused commits */
+    bool unacked;            /* the last commit was not acknowledged by enough replicas */
     bool reclaim_own;        /* a take may have moved jobs we never saw */
     bool must_exit;          /* an outcome could not be built: exit, the supervisor requeues */
     int connect_failures;
@@ -211,8 +212,10 @@ static bool commit_batch(worker *w, int qi, size_t n) {
         size_t skipped = 0;
         if (jobq_queue_commit(w->redis, &w->keys[qi], w->outs, n, &skipped, &err) == 0) {
             if (w->refusals) jobq_log_info("outcomes recorded again after %d refused commit(s)", w->refusals);
+            bool retried_durable = w->unacked; /* the first try was recorded but not yet replicated */
             w->refusals = 0;
-            if (skipped)
+            w->unacked = false;
+            if (skipped && !retried_durable)
                 jobq_log_warn("%zu job(s) of this batch were no longer in flight (reclaimed by another "
                               "daemon, or already recorded): their outcomes were not written again", skipped);
             return true;
@@ -221,6 +224,7 @@ static bool commit_batch(worker *w, int qi, size_t n) {
             lost_connection(w, &err);
             continue;
         }
+        if (err.code == JOBQ_E_REPLICAS) w->unacked = true;
         if (w->refusals++ == 0)
             jobq_log_err("Redis refused to record %zu outcome(s): %s; the jobs stay in flight, no job is "
                          "taken, and the commit is retried", n, err.msg);
@@ -344,12 +348,11 @@ static int worker_init(worker *w, const jobq_worker_params *p) {
     w->jobs = calloc((size_t)cfg->batch_size, sizeof *w->jobs);
     w->outs = calloc((size_t)cfg->batch_size, sizeof *w->outs);
     jobq_err err;
-    w->redis = jobq_redis_new(cfg->redis_url, 5.0, &err);
+    w->redis = jobq_redis_open_config(cfg, 5.0, &err);
     if (!w->keys || !w->jobs || !w->outs || !w->redis) {
         jobq_log_err("cannot start: %s", w->redis ? "out of memory" : err.msg);
         return -1;
     }
-    jobq_redis_set_password(w->redis, cfg->redis_password);
     for (int i = 0; i < w->nq; i++) {
         jobq_qkeys_init(&w->keys[i], w->redis, cfg->prefix, cfg->queues[i], w->id);
         jobq_config_queue_settings(cfg, cfg->queues[i], &w->settings[i]);

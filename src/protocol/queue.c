@@ -191,6 +191,11 @@ static int write_results(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome 
         if (replies[i]->type == REDIS_REPLY_ERROR && rc == 0) rc = jobq_redis_reply_error(err, "writing a result", replies[i]);
         freeReplyObject(replies[i]);
     }
+    /* Durable before the jobs leave their in-flight list ([redis] wait_replicas). */
+    const char **routes = rc == 0 ? calloc(sent ? sent : 1, sizeof *routes) : NULL;
+    for (size_t i = 0; routes && i < sent; i++) routes[i] = keys[i];
+    if (rc == 0) rc = routes ? jobq_redis_wait(r, routes, sent, err) : (jobq_err_set(err, JOBQ_E_NOMEM, "out of memory"), -1);
+    free(routes);
 out:
     free(cmds);
     free(replies);
@@ -246,7 +251,8 @@ int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *ou
     if (reply->type != REDIS_REPLY_ARRAY) rc = unexpected(err, "commit");
     else if (skipped) *skipped = reply->elements;
     freeReplyObject(reply);
-    return rc;
+    const char *route = k->inflight;
+    return rc == 0 ? jobq_redis_wait(r, &route, 1, err) : rc;
 }
 
 long jobq_queue_requeue(jobq_redis *r, const jobq_qkeys *k, bool unregister, jobq_err *err) {

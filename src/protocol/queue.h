@@ -75,9 +75,11 @@ int jobq_queue_register(jobq_redis *r, const jobq_qkeys *k, const char *daemon_i
  * records the rest for each job still in flight. *skipped (may be NULL)
  * counts the jobs no longer there (reclaimed by another daemon, or already
  * committed by an earlier try whose reply was lost): nothing is written
- * for them twice. 0, or -1 with err: JOBQ_E_IO (nothing known; send it
- * again after reconnecting) or a refusal such as JOBQ_E_OOM, in which case
- * no job left its in-flight list.
+ * for them twice. With [redis] wait_replicas, the results and then the
+ * commit wait for that many replicas. 0, or -1 with err: JOBQ_E_IO
+ * (nothing known; send it again after reconnecting), a refusal such as
+ * JOBQ_E_OOM (no job left its in-flight list), or JOBQ_E_REPLICAS (not
+ * durable yet: send it again, jobs already recorded are skipped).
  */
 int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
                       size_t *skipped, jobq_err *err);

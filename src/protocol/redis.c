@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/config.h"
 #include "core/redis_url.h"
 #include "protocol/cluster.h"
 #include "protocol/keys.h"
@@ -41,6 +42,8 @@ struct jobq_redis {
     int nprimaries;
     int16_t map[JOBQ_CLUSTER_SLOTS]; /* cluster: node index per slot */
     bool connected;           /* a server connected, or a cluster map read */
+    int wait_replicas;        /* WAIT after durable writes; 0 = none */
+    double wait_timeout;      /* seconds */
     bool subscribed[MAX_NODES];
 };
 
@@ -89,6 +92,8 @@ jobq_redis *jobq_redis_open(const char *url, const jobq_redis_options *options, 
     r->password = dup_or_null(o->password);
     r->sentinel_password = dup_or_null(o->sentinel_password);
     r->tls_server_name = dup_or_null(o->tls_server_name);
+    r->wait_replicas = o->wait_replicas;
+    r->wait_timeout = o->wait_timeout > 0 ? o->wait_timeout : 1;
     if (r->url.tls) {
         jobq_tls_settings ts = {o->tls_ca_file, o->tls_cert_file, o->tls_key_file};
         if (!(r->tls = jobq_tls_new(&ts, err))) goto fail;
@@ -103,6 +108,23 @@ nomem:
 fail:
     jobq_redis_free(r);
     return NULL;
+}
+
+static const char *nonempty(const char *s) { return s && *s ? s : NULL; }
+
+jobq_redis *jobq_redis_open_config(const struct jobq_config *cfg, double io_timeout, jobq_err *err) {
+    jobq_redis_options o = {
+        .io_timeout = io_timeout,
+        .password = cfg->redis_password,
+        .sentinel_password = nonempty(cfg->sentinel_password),
+        .tls_ca_file = nonempty(cfg->tls_ca_file),
+        .tls_cert_file = nonempty(cfg->tls_cert_file),
+        .tls_key_file = nonempty(cfg->tls_key_file),
+        .tls_server_name = nonempty(cfg->tls_server_name),
+        .wait_replicas = cfg->wait_replicas,
+        .wait_timeout = cfg->wait_timeout,
+    };
+    return jobq_redis_open(cfg->redis_url, &o, err);
 }
 
 jobq_redis *jobq_redis_new(const char *url, double io_timeout, jobq_err *err) {
@@ -449,6 +471,41 @@ int jobq_redis_pipeline(jobq_redis *r, jobq_err *err, const char *what, const jo
     }
     free(at);
     return rc;
+}
+
+int jobq_redis_wait(jobq_redis *r, const char *const *routes, size_t n, jobq_err *err) {
+    if (r->wait_replicas <= 0 || n == 0) return 0;
+    char want[16], ms[24];
+    snprintf(want, sizeof want, "%d", r->wait_replicas);
+    snprintf(ms, sizeof ms, "%lld", (long long)(r->wait_timeout * 1000 + 0.5));
+    /* One WAIT per node written to. */
+    jobq_node *done[MAX_NODES];
+    int ndone = 0;
+    for (size_t i = 0; i < n; i++) {
+        jobq_node *node = node_for(r, routes[i], err);
+        if (!node) return -1;
+        bool seen = false;
+        for (int k = 0; k < ndone && !seen; k++) seen = done[k] == node;
+        if (seen) continue;
+        done[ndone++] = node;
+        const char *argv[] = {"WAIT", want, ms};
+        jobq_node_extend_timeout(node, &r->opts, r->wait_timeout);
+        redisReply *reply = node_call(node, err, "WAIT", 3, argv, NULL);
+        jobq_node_extend_timeout(node, &r->opts, 0);
+        if (!reply) {
+            r->connected = false;
+            return -1;
+        }
+        long long acked = -1;
+        int rc = 0;
+        if (reply->type == REDIS_REPLY_ERROR) rc = jobq_redis_reply_error(err, "WAIT", reply);
+        else if (!jobq_reply_integer(reply, &acked) || acked < r->wait_replicas)
+            rc = -1, jobq_err_set(err, JOBQ_E_REPLICAS, "only %lld of %d replica(s) of %s acknowledged within %g s",
+                                  acked < 0 ? 0 : acked, r->wait_replicas, node->addr, r->wait_timeout);
+        freeReplyObject(reply);
+        if (rc != 0) return -1;
+    }
+    return 0;
 }
 
 /* ---- scripts ---- */

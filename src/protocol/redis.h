@@ -30,12 +30,20 @@ typedef struct jobq_redis_options {
     const char *tls_cert_file;     /* rediss: client certificate, or NULL */
     const char *tls_key_file;      /* rediss: its key, or NULL */
     const char *tls_server_name;   /* rediss: the name to expect (NULL: the host) */
+    int wait_replicas;             /* writes that must be durable wait for this many replicas */
+    double wait_timeout;           /* seconds such a WAIT may take */
 } jobq_redis_options;
 
 /* A new, unconnected handle for url with options (both copied; options may
  * be NULL). NULL with err when the URL is invalid, TLS cannot be set up,
  * or memory ran out. */
 jobq_redis *jobq_redis_open(const char *url, const jobq_redis_options *options, jobq_err *err);
+
+/* jobq_redis_open with the [redis] settings of a configuration (the URL,
+ * its password from a credential, the sentinel password, TLS files,
+ * wait_replicas). */
+struct jobq_config;
+jobq_redis *jobq_redis_open_config(const struct jobq_config *cfg, double io_timeout, jobq_err *err);
 
 /* jobq_redis_open with only an I/O timeout. */
 jobq_redis *jobq_redis_new(const char *url, double io_timeout, jobq_err *err);

@@ -40,6 +40,12 @@ typedef struct jobq_cmd {
 int jobq_redis_pipeline(jobq_redis *r, jobq_err *err, const char *what, const jobq_cmd *cmds, size_t n,
                         double block, redisReply **replies);
 
+/* Make the writes just made on the nodes serving routes (n keys) durable:
+ * WAIT for [redis] wait_replicas replicas on each of those nodes. 0 when
+ * they acknowledged (or none are asked for), -1 with err: JOBQ_E_REPLICAS
+ * ("only K of N replicas ...") or a broken connection. */
+int jobq_redis_wait(jobq_redis *r, const char *const *routes, size_t n, jobq_err *err);
+
 /* Run script s with EVALSHA on the node serving keys[0], loading it there
  * first when needed (and again after NOSCRIPT: a restarted server, SCRIPT
  * FLUSH). arglens: NULL for C strings. The reply, or NULL with err as for

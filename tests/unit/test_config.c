@@ -688,7 +688,7 @@ static void test_sample_config(void **state) {
         if (!at || (next && at > next)) fail_msg("key '%s' is not documented in %s", line, path);
         keys++;
     }
-    assert_int_equal(keys, 26);
+    assert_int_equal(keys, 33);
     free(printed);
     free(sample);
     jobq_config_fini(&c);
