@@ -57,6 +57,14 @@ bool jobq_upkeep_connect(jobq_supervisor *s, double now) {
 }
 
 void jobq_upkeep_failed(jobq_supervisor *s, const jobq_err *err, const char *what) {
+    if (err->code == JOBQ_E_IO && jobq_redis_is_cluster(s->redis) && jobq_redis_connected(s->redis)) {
+        /* One shard is away (a failover): the others go on; said once a minute. */
+        static double last_at;
+        double now = ev_now(s->loop);
+        if (now - last_at >= 60) jobq_log_warn("%s: %s (a cluster node is away; retrying)", what, err->msg);
+        last_at = now;
+        return;
+    }
     if (err->code == JOBQ_E_IO || err->code == JOBQ_E_READONLY) {
         if (!s->redis_down)
             jobq_log_warn("%s during %s: %s; reconnecting with backoff",

@@ -42,6 +42,8 @@ struct jobq_redis {
     int nprimaries;
     int16_t map[JOBQ_CLUSTER_SLOTS]; /* cluster: node index per slot */
     bool connected;           /* a server connected, or a cluster map read */
+    bool map_stale;           /* cluster: a node failed, read the map again */
+    double refresh_at;        /* monotonic seconds: not before */
     int wait_replicas;        /* WAIT after durable writes; 0 = none */
     double wait_timeout;      /* seconds */
     bool subscribed[MAX_NODES];
@@ -168,6 +170,8 @@ int jobq_redis_primaries(const jobq_redis *r) { return jobq_redis_is_cluster(r) 
 
 /* ---- nodes and the slot map ---- */
 
+static int load_script(jobq_node *n, enum jobq_script s, jobq_err *err);
+
 /* The index of node host:port, added when new; -1 when full or out of memory. */
 static int node_index(void *ctx, const char *host, int port) {
     jobq_redis *r = ctx;
@@ -262,6 +266,39 @@ int jobq_redis_connect(jobq_redis *r, jobq_err *err) {
     return rc;
 }
 
+/* A node's connection failed (or could not be made). A server or master
+ * is lost: the owner reconnects (and asks the sentinels again). On a
+ * cluster only that node is: the others keep serving, and the slot map is
+ * read again (a failover may have promoted a replica) before the next call
+ * that needs it, at most every 0.2 s. */
+static void node_failed(jobq_redis *r) {
+    if (!jobq_redis_is_cluster(r)) {
+        r->connected = false;
+        return;
+    }
+    r->map_stale = true;
+}
+
+static double monotonic_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Read the slot map again from a node that answers, after a node failed. */
+static void refresh_map(jobq_redis *r) {
+    double now = monotonic_now();
+    if (!r->map_stale || now < r->refresh_at) return;
+    r->refresh_at = now + 0.2;
+    for (int i = 0; i < r->nnodes; i++) {
+        jobq_err ignored;
+        if (read_map_from(r, i, &ignored) == 0) {
+            r->map_stale = false;
+            return;
+        }
+    }
+}
+
 /* The node for key route (NULL: any), connected. NULL with err. */
 static jobq_node *node_for(jobq_redis *r, const char *route, jobq_err *err) {
     if (!r->connected) {
@@ -270,6 +307,7 @@ static jobq_node *node_for(jobq_redis *r, const char *route, jobq_err *err) {
     }
     int i = 0;
     if (jobq_redis_is_cluster(r)) {
+        refresh_map(r);
         i = route ? r->map[jobq_key_slot(route, strlen(route))] : r->primaries[0];
         if (i < 0) {
             jobq_err_set(err, JOBQ_E_IO, "no cluster node serves the slot of %s", route);
@@ -277,8 +315,8 @@ static jobq_node *node_for(jobq_redis *r, const char *route, jobq_err *err) {
         }
     }
     jobq_node *n = r->nodes[i];
-    if (jobq_node_connect(n, &r->opts, err) != 0) { /* a cluster node met for the first time */
-        r->connected = false; /* it is gone: rediscover on reconnect */
+    if (jobq_node_connect(n, &r->opts, err) != 0) { /* a cluster node met first, or again */
+        node_failed(r);
         return NULL;
     }
     return n;
@@ -300,6 +338,18 @@ static void pause_seconds(double s) {
     nanosleep(&ts, NULL);
 }
 
+/* A redirected EVALSHA goes to a node that may not have its script yet:
+ * load it there (the SHA names the same source on every node). */
+static void script_for(jobq_redis *r, jobq_node *n, int argc, const char **argv, jobq_err *err) {
+    if (argc < 2 || strcmp(argv[0], "EVALSHA") != 0) return;
+    for (int s = 0; s < JOBQ_SCRIPT_COUNT; s++)
+        for (int i = 0; i < r->nnodes; i++)
+            if (strcmp(r->nodes[i]->sha[s], argv[1]) == 0) {
+                load_script(n, (enum jobq_script)s, err);
+                return;
+            }
+}
+
 /* One command on n: its reply (error replies included), or NULL (IO). */
 static redisReply *node_call(jobq_node *n, jobq_err *err, const char *what, int argc, const char **argv,
                              const size_t *lens) {
@@ -317,6 +367,7 @@ static redisReply *follow(jobq_redis *r, redisReply *reply, jobq_err *err, const
         if (jobq_cluster_redirect(reply->str, &rd)) {
             freeReplyObject(reply);
             if (!(n = redirect_node(r, &rd, err))) return NULL;
+            script_for(r, n, argc, argv, err);
             if (rd.ask) {
                 const char *asking[] = {"ASKING"};
                 if (jobq_node_append(n, err, 1, asking, NULL) != 0) return NULL;
@@ -352,7 +403,7 @@ static redisReply *call_raw(jobq_redis *r, jobq_err *err, const char *what, cons
     redisReply *reply = node_call(n, err, what, argc, argv, lens);
     if (reply && reply->type == REDIS_REPLY_ERROR && jobq_redis_is_cluster(r))
         reply = follow(r, reply, err, what, argc, argv, lens);
-    if (!reply) r->connected = false; /* reconnect (and rediscover) before the next call */
+    if (!reply) node_failed(r);
     return reply;
 }
 
@@ -433,7 +484,7 @@ redisReply *jobq_redis_call(jobq_redis *r, jobq_err *err, const char *what, cons
 static void close_pending(jobq_redis *r) {
     for (int i = 0; i < r->nnodes; i++)
         if (r->nodes[i]->pending > 0) jobq_node_close(r->nodes[i]);
-    r->connected = false;
+    node_failed(r);
 }
 
 int jobq_redis_pipeline(jobq_redis *r, jobq_err *err, const char *what, const jobq_cmd *cmds, size_t n,
@@ -493,7 +544,7 @@ int jobq_redis_wait(jobq_redis *r, const char *const *routes, size_t n, jobq_err
         redisReply *reply = node_call(node, err, "WAIT", 3, argv, NULL);
         jobq_node_extend_timeout(node, &r->opts, 0);
         if (!reply) {
-            r->connected = false;
+            node_failed(r);
             return -1;
         }
         long long acked = -1;
