@@ -195,9 +195,10 @@ static void renew_leases(jobq_supervisor *s) {
             continue;
         }
         if (s->leased && previous != 1)
-            jobq_log_warn("this daemon's lease on queue %s had %s (was the supervisor stopped or cut off?); "
-                          "renewed it and re-registered %d in-flight list(s); jobs another daemon reclaimed "
-                          "meanwhile may run twice, their outcomes are recorded once",
+            jobq_log_warn("this daemon's lease on queue %s had %s (the supervisor was stopped, cut off from "
+                          "Redis, or the queue's shard failed over); renewed it and re-registered %d in-flight "
+                          "list(s); jobs another daemon reclaimed meanwhile may run twice, their outcomes are "
+                          "recorded once",
                           s->cfg.queues[q], previous == 0 ? "been taken away" : "lapsed", n);
     }
     if (!lists || !ptrs) jobq_log_err("out of memory renewing the leases");
