@@ -21,16 +21,26 @@ OPT        := -O2
 endif
 
 # libcurl is loaded at run time by the worker that first needs it
-# (src/handlers/libcurl.c): its headers only, no link.
+# (src/daemon/handlers/libcurl.c): its headers only, no link.
 PKGS       := hiredis jansson inih libsystemd
+
+# TLS (rediss://) needs a hiredis with TLS: hiredis >= 1.0, or hiredict's
+# hiredis shims (Debian 12: bookworm-backports' libhiredict-shims-dev, which
+# `make deps` installs). Against hiredis 0.14 jobq builds without TLS and
+# says so when a rediss:// URL is given.
+HAVE_TLS   := $(shell pkg-config --exists hiredis_ssl && pkg-config --atleast-version=1.0 hiredis && echo yes)
+ifeq ($(HAVE_TLS),yes)
+TLS_CFLAGS := -DJOBQ_HAVE_TLS
+TLS_LIBS   := $(shell pkg-config --libs hiredis_ssl) -lssl -lcrypto
+endif
 CC         ?= cc
 CFLAGS     ?= $(OPT) -g
 CFLAGS     += -std=c11 -Wall -Wextra -Werror -Wformat=2 -Wstrict-prototypes \
               -Wno-format-nonliteral -D_GNU_SOURCE -Iinclude -Isrc \
               -DJOBQ_VERSION='"$(VERSION)"' -DJOBQ_PLUGIN_DIR='"$(PLUGINDIR)"' \
-              $(SANFLAGS) $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null)
+              $(SANFLAGS) $(TLS_CFLAGS) $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null)
 LDFLAGS    += $(SANFLAGS)
-LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lresolv -ldl -lm
+LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(TLS_LIBS) -lev -lresolv -ldl -lm
 
 # The shared core (job model, config, URL, JSON) and the Redis protocol,
 # built once into an archive: each binary links only the members it uses.
@@ -68,7 +78,13 @@ PLUGINDIR_STAMP := $(BUILD)/plugindir.stamp
 $(shell mkdir -p $(BUILD) && (echo '$(PLUGINDIR)' | cmp -s - $(PLUGINDIR_STAMP) || echo '$(PLUGINDIR)' > $(PLUGINDIR_STAMP)))
 $(BUILD)/obj/core/config.o: $(PLUGINDIR_STAMP)
 
-$(BUILD)/obj/%.o: src/%.c $(HEADERS)
+# hiredis 0.14 and 1.x (or hiredict) differ in their structures: objects
+# built against one are rebuilt when the other is installed.
+HIREDIS_STAMP := $(BUILD)/hiredis.stamp
+HIREDIS_ID := $(shell pkg-config --modversion hiredis 2>/dev/null) tls=$(HAVE_TLS)
+$(shell mkdir -p $(BUILD) && (echo '$(HIREDIS_ID)' | cmp -s - $(HIREDIS_STAMP) || echo '$(HIREDIS_ID)' > $(HIREDIS_STAMP)))
+
+$(BUILD)/obj/%.o: src/%.c $(HEADERS) $(HIREDIS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -83,7 +99,7 @@ $(BUILD)/jobq: $(call obj,$(JOBQ_OBJS)) $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests: one cmocka binary per module, linked with the core objects.
-$(BUILD)/tests/%.o: tests/unit/%.c $(HEADERS)
+$(BUILD)/tests/%.o: tests/unit/%.c $(HEADERS) $(HIREDIS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) -Wno-strict-prototypes -c -o $@ $<
 
