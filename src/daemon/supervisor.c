@@ -105,6 +105,17 @@ static void step_heartbeat(jobq_supervisor *s, double now) {
     update_status(s);
 }
 
+/* Sentinel: when the master changes, move at once (the supervisor and,
+ * through SIGUSR1, every worker), instead of waiting for errors. */
+static void step_failover(jobq_supervisor *s, double now) {
+    (void)now;
+    char msg[512];
+    if (jobq_redis_master_switched(s->redis, msg, sizeof msg) != 1) return;
+    jobq_log_warn("sentinel: the master changed (%s); reconnecting supervisor and workers", msg);
+    jobq_redis_disconnect(s->redis);
+    jobq_workers_signal(s, SIGUSR1, false);
+}
+
 /* Ping the watchdog only from a turning loop whose Redis is either
  * connected or being retried on schedule. */
 static void step_watchdog(jobq_supervisor *s, double now) {
@@ -154,6 +165,7 @@ static const struct step steps[JOBQ_SUPERVISOR_STEPS] = {
     {"promote", RUNNING, PROMOTE_PERIOD, step_promote},
     {"heartbeat", RUNNING, HEARTBEAT_PERIOD, step_heartbeat},
     {"watchdog", ALWAYS, WATCHDOG_PERIOD, step_watchdog},
+    {"failover", ALWAYS, TICK, step_failover},
     {"drain", STOPPING, TICK, step_drain},
 };
 

@@ -48,7 +48,7 @@ typedef struct wrec {
     struct wrec *next;
 } wrec;
 
-#define JOBQ_SUPERVISOR_STEPS 9 /* the periodic steps of supervisor.c */
+#define JOBQ_SUPERVISOR_STEPS 10 /* the periodic steps of supervisor.c */
 #define RATE_SAMPLES 64   /* totals kept for the rates, at most one a second */
 #define RATE_WINDOW 60.0  /* seconds */
 

@@ -33,6 +33,13 @@
 
 /* Set by SIGTERM/SIGINT outside a take: finish the current job, then exit. */
 static volatile sig_atomic_t stop_requested;
+/* Set by SIGUSR1 (the supervisor heard that the master changed): reconnect. */
+static volatile sig_atomic_t reconnect_requested;
+
+static void on_reconnect_signal(int sig) {
+    (void)sig;
+    reconnect_requested = 1;
+}
 /* The worker's slot, for the signal handler. */
 static jobq_slot *signal_slot;
 
@@ -62,6 +69,8 @@ static void setup_signals(void) {
     sa.sa_handler = on_stop_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_reconnect_signal;
+    sigaction(SIGUSR1, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
@@ -454,6 +463,11 @@ int jobq_worker_main(const jobq_worker_params *p) {
     jobq_log_debug("started as %s", w.id);
     while (!stop_requested && !orphaned(&w)) {
         jobq_slot_set_state(p->slot, JOBQ_SLOT_IDLE);
+        if (reconnect_requested) {
+            reconnect_requested = 0;
+            jobq_err moved = {JOBQ_E_IO, "the master changed"};
+            lost_connection(&w, &moved);
+        }
         if (ensure_connected(&w) != 0) break;
         jobq_taken taken;
         /* The supervisor kills a worker that stays in a take far longer than

@@ -47,6 +47,8 @@ struct jobq_redis {
     int wait_replicas;        /* WAIT after durable writes; 0 = none */
     double wait_timeout;      /* seconds */
     bool subscribed[MAX_NODES];
+    jobq_node *watch;         /* sentinel: subscribed to +switch-master, or NULL */
+    double watch_retry_at;    /* monotonic seconds */
 };
 
 /* ---- handles ---- */
@@ -145,6 +147,7 @@ void jobq_redis_set_password(jobq_redis *r, const char *password) {
 
 void jobq_redis_free(jobq_redis *r) {
     if (!r) return;
+    jobq_node_free(r->watch);
     for (int i = 0; i < r->nnodes; i++) jobq_node_free(r->nodes[i]);
     jobq_tls_free(r->tls);
     jobq_redis_url_fini(&r->url);
@@ -689,6 +692,27 @@ int jobq_redis_publish_nowait(jobq_redis *r, const char *channel, const char *me
     n->pending--;
     n->unread++;
     return send_now ? jobq_node_flush(n, err) : 0;
+}
+
+int jobq_redis_master_switched(jobq_redis *r, char *msg, size_t msg_size) {
+    if (r->url.kind != JOBQ_REDIS_SENTINEL) return 0;
+    double now = monotonic_now();
+    if (!r->watch) {
+        if (now < r->watch_retry_at) return 0;
+        jobq_err ignored;
+        if (jobq_sentinel_watch(&r->url, &r->sentinel_opts, &r->watch, &ignored) != 0) {
+            r->watch_retry_at = now + 1;
+            return 0;
+        }
+    }
+    int rc = jobq_sentinel_switched(r->watch, r->url.master_name, msg, msg_size);
+    if (rc < 0) {
+        jobq_node_free(r->watch);
+        r->watch = NULL;
+        r->watch_retry_at = now + 1;
+        return 0;
+    }
+    return rc;
 }
 
 /* ---- pub/sub ---- */

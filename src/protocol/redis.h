@@ -67,6 +67,11 @@ const char *jobq_redis_url_redacted(const jobq_redis *r);
  * (SPUBLISH), and SCAN must visit every primary. */
 bool jobq_redis_is_cluster(const jobq_redis *r);
 
+/* A sentinel URL: has a sentinel announced that our master changed? Opens
+ * (and reopens) a +switch-master subscription as needed and never blocks.
+ * 1 with what it said in msg, 0 otherwise (also for other URL kinds). */
+int jobq_redis_master_switched(jobq_redis *r, char *msg, size_t msg_size);
+
 /* Primaries to visit for SCAN-like commands (1 unless a cluster); valid
  * once connected. */
 int jobq_redis_primaries(const jobq_redis *r);

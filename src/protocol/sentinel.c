@@ -1,6 +1,7 @@
 /* Redis Sentinel discovery (see sentinel.h). */
 #include "protocol/sentinel.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,4 +68,61 @@ int jobq_sentinel_check_role(jobq_node *n, jobq_err *err) {
     }
     freeReplyObject(reply);
     return rc;
+}
+
+int jobq_sentinel_watch(const jobq_redis_url *url, const jobq_node_opts *sentinel_opts, jobq_node **out,
+                        jobq_err *err) {
+    *out = NULL;
+    for (int i = 0; i < url->nhosts; i++) {
+        jobq_node *n = jobq_node_new(url->hosts[i].host, url->hosts[i].port, NULL);
+        if (!n) {
+            jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+            return -1;
+        }
+        const char *argv[] = {"SUBSCRIBE", "+switch-master"};
+        redisReply *reply = NULL;
+        if (jobq_node_connect(n, sentinel_opts, err) == 0 && jobq_node_append(n, err, 2, argv, NULL) == 0)
+            reply = jobq_node_read(n, err, "SUBSCRIBE +switch-master");
+        bool ok = reply && reply->type == REDIS_REPLY_ARRAY;
+        if (reply) freeReplyObject(reply);
+        if (ok) {
+            *out = n;
+            return 0;
+        }
+        jobq_node_free(n);
+    }
+    jobq_err_set(err, JOBQ_E_IO, "no sentinel accepted a +switch-master subscription");
+    return -1;
+}
+
+int jobq_sentinel_switched(jobq_node *n, const char *master_name, char *msg, size_t msg_size) {
+    int found = 0;
+    for (;;) {
+        if (!n->ctx) return -1;
+        void *r = NULL;
+        if (redisGetReplyFromReader(n->ctx, &r) != REDIS_OK) {
+            jobq_node_close(n);
+            return -1;
+        }
+        if (!r) {
+            struct pollfd p = {.fd = n->ctx->fd, .events = POLLIN};
+            if (poll(&p, 1, 0) <= 0) return found;
+            if (redisBufferRead(n->ctx) != REDIS_OK) {
+                jobq_node_close(n);
+                return -1;
+            }
+            continue;
+        }
+        redisReply *reply = r;
+        /* ["message", "+switch-master", "<name> <old ip> <old port> <new ip> <new port>"] */
+        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 && reply->element[2]->type == REDIS_REPLY_STRING) {
+            const char *text = reply->element[2]->str;
+            size_t len = strlen(master_name);
+            if (strncmp(text, master_name, len) == 0 && text[len] == ' ') {
+                snprintf(msg, msg_size, "%s", text);
+                found = 1;
+            }
+        }
+        freeReplyObject(reply);
+    }
 }

@@ -24,4 +24,14 @@ int jobq_sentinel_find_master(const jobq_redis_url *url, const jobq_node_opts *s
  * the sentinels' answer is stale, ask again shortly). */
 int jobq_sentinel_check_role(jobq_node *n, jobq_err *err);
 
+/* Subscribe n (a sentinel, not yet connected) to +switch-master, trying
+ * each sentinel of url in turn. 0, or -1 with err. */
+int jobq_sentinel_watch(const jobq_redis_url *url, const jobq_node_opts *sentinel_opts, jobq_node **n,
+                        jobq_err *err);
+
+/* Read the +switch-master messages waiting on a watch, without blocking:
+ * 1 when one names url's master (what it says in msg), 0 when none did,
+ * -1 when the watch connection failed (it is closed: watch again). */
+int jobq_sentinel_switched(jobq_node *n, const char *master_name, char *msg, size_t msg_size);
+
 #endif
