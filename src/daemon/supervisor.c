@@ -198,7 +198,9 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents) {
     for (size_t i = 0; i < JOBQ_SUPERVISOR_STEPS; i++) {
         const struct step *st = &steps[i];
         double p = period(s, st->every);
-        if (!due(s, st) || p < 0 || now < s->next_run[i]) continue;
+        bool forced = st->every == HEARTBEAT_PERIOD && s->heartbeat_now;
+        if (!due(s, st) || p < 0 || (now < s->next_run[i] && !forced)) continue;
+        if (forced) s->heartbeat_now = false;
         s->next_run[i] = now + p;
         st->run(s, now);
     }

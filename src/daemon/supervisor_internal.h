@@ -69,6 +69,7 @@ struct jobq_supervisor {
     int redis_failures;
     double redis_retry_at;
     bool leased;                  /* the leases were taken at least once */
+    bool heartbeat_now;           /* run the heartbeat step at the next tick (reconnected) */
     bool ready;                   /* READY=1 sent */
     bool stopping;
     double stop_deadline;

@@ -44,6 +44,9 @@ bool jobq_upkeep_connect(jobq_supervisor *s, double now) {
     jobq_err err;
     if (jobq_redis_connect(s->redis, &err) == 0) {
         jobq_log_info("connected to Redis %sat %s", s->redis_down ? "again " : "", jobq_redis_url_redacted(s->redis));
+        /* Renew the leases at once: while Redis was away (a failover) they
+         * may have lapsed, and the workers take nothing until they are. */
+        if (s->redis_down) s->heartbeat_now = true;
         s->redis_down = false;
         s->redis_failures = 0;
         ensure_functions(s);
