@@ -31,8 +31,9 @@ static const char migrate_usage[] =
     "while a 0.1.0 daemon's heartbeat is current). New daemons may already run.\n"
     "It can be run again: it moves what is left. Producers must push to the new keys.\n\n"
     "      --dry-run  only print what it would move\n\n"
-    "Exit status: 0 done (or nothing to do), 2 an error, or something was left\n"
-    "behind (a key of an unexpected type, a queue name the new keys cannot hold).\n";
+    "Exit status: 0 done (or nothing to do), 2 an error, or something was (with\n"
+    "--dry-run: would be) left behind, each named: a key of an unexpected type, or\n"
+    "a job whose queue name the new keys cannot hold.\n";
 
 typedef struct migration {
     jobq_cli *c;
@@ -140,12 +141,13 @@ static void count_to(json_t *counts, const char *dest) {
     json_object_set_new(counts, dest, json_integer(n ? json_integer_value(n) + 1 : 1));
 }
 
-static void report_counts(migration *m, json_t *counts, const char *what, const char *from) {
+/* what: the noun, singular and plural ("dead entry", "dead entries"). */
+static void report_counts(migration *m, json_t *counts, const char *const what[2], const char *from) {
     const char *dest;
     json_t *n;
     json_object_foreach(counts, dest, n) {
-        say("%s %lld %s: %s -> %s", verb(m, "moved", "would move"), (long long)json_integer_value(n), what, from,
-            dest);
+        say("%s %lld %s: %s -> %s", verb(m, "moved", "would move"), (long long)json_integer_value(n),
+            what[json_integer_value(n) != 1], from, dest);
         m->moved += json_integer_value(n);
     }
 }
@@ -204,7 +206,8 @@ static int move_scheduled(migration *m, const char *key, const char *star, const
         json_decref(page);
         if (rc != 0 || n == 0) break;
     }
-    report_counts(m, counts, "scheduled job(s)", key);
+    static const char *const what[] = {"scheduled job", "scheduled jobs"};
+    report_counts(m, counts, what, key);
     json_decref(counts);
     return rc;
 }
@@ -239,7 +242,8 @@ static int move_dead(migration *m, const char *key, const char *star, const char
         json_decref(entry);
         if (end || rc != 0) break;
     }
-    report_counts(m, counts, "dead entr(y/ies)", key);
+    static const char *const what[] = {"dead entry", "dead entries"};
+    report_counts(m, counts, what, key);
     json_decref(counts);
     return rc;
 }
