@@ -367,6 +367,18 @@ static json_t *parse_args(const char *text) {
     return args;
 }
 
+/* Are handler, the queue and the id usable? 0, or -1 after printing why. */
+static int check_enqueue(const enqueue_opts *o, const char *handler) {
+    if (!handler || !*handler) return jobq_cli_error("enqueue: missing HANDLER (see 'jobq enqueue --help')"), -1;
+    if (!jobq_job_valid_name(handler, strlen(handler), strlen(handler)))
+        return jobq_cli_error("enqueue: bad HANDLER: control characters are not allowed"), -1;
+    if (!jobq_key_valid_queue(o->queue))
+        return jobq_cli_error("enqueue: bad queue name '%s': use 1 to 64 of A-Z a-z 0-9 _ . : -", o->queue), -1;
+    if (o->id && !valid_id(o->id))
+        return jobq_cli_error("enqueue: --id must be 1 to %d bytes without control characters", JOBQ_JOB_ID_MAX), -1;
+    return 0;
+}
+
 /* --unique found the id held: the enqueued_at of the job already queued
  * (0 when it is not found any more), for --wait. */
 static double held_job_enqueued_at(jobq_cli *c, const char *id) {
@@ -385,13 +397,7 @@ int jobq_cli_enqueue(jobq_cli *c, int argc, char **argv) {
     int parsed = jobq_cli_parse(c, &spec, argc, argv, &nargs);
     if (parsed != JOBQ_CLI_PARSED) return parsed;
     const char *handler = args_in[0];
-    if (!handler || !*handler) return jobq_cli_error("enqueue: missing HANDLER (see 'jobq enqueue --help')");
-    if (!jobq_job_valid_name(handler, strlen(handler), strlen(handler)))
-        return jobq_cli_error("enqueue: bad HANDLER: control characters are not allowed");
-    if (!jobq_key_valid_queue(o.queue))
-        return jobq_cli_error("enqueue: bad queue name '%s': use 1 to 64 of A-Z a-z 0-9 _ . : -", o.queue);
-    if (o.id && !valid_id(o.id))
-        return jobq_cli_error("enqueue: --id must be 1 to %d bytes without control characters", JOBQ_JOB_ID_MAX);
+    if (check_enqueue(&o, handler) != 0) return JOBQ_CLI_USAGE;
     json_t *args = args_in[1] ? parse_args(args_in[1]) : NULL;
     if (args_in[1] && !args) return JOBQ_CLI_USAGE;
     char new_id[40];

@@ -34,55 +34,68 @@ static jobq_redis *connect_to(jobq_cli *c, const char *source) {
     return r;
 }
 
-int jobq_cli_connect(jobq_cli *c) {
-    if (c->r) return 0;
-    const char *env = getenv("JOBQ_REDIS_URL");
-    const char *url = c->redis_url, *source = "--redis", *prefix = c->prefix;
-    if (!url && env && *env) {
-        url = env;
-        source = "JOBQ_REDIS_URL";
-    }
-    jobq_config cfg;
-    bool have_cfg = false, url_from_file = false;
+/* Load -c FILE, else the default config file when readable, into cfg:
+ * 1 loaded, 0 there is none, -1 after printing why. */
+static int load_config(const jobq_cli *c, jobq_config *cfg, const char **path) {
     jobq_err err;
-    if (!url || !prefix) {
-        const char *path = c->config_path;
-        if (!path && access(JOBQ_DEFAULT_CONFIG_PATH, R_OK) == 0) path = JOBQ_DEFAULT_CONFIG_PATH;
-        if (path) {
-            if (jobq_config_load(&cfg, path, &err) != 0) return jobq_cli_error("%s", err.msg), -1;
-            have_cfg = true;
-            if (!url) {
-                url = cfg.redis_url;
-                source = path;
-                url_from_file = true;
-            }
-            if (!prefix) prefix = cfg.prefix;
-        }
-    }
-    if (!url) source = "default URL";
+    *path = c->config_path;
+    if (!*path && access(JOBQ_DEFAULT_CONFIG_PATH, R_OK) == 0) *path = JOBQ_DEFAULT_CONFIG_PATH;
+    if (!*path) return 0;
+    if (jobq_config_load(cfg, *path, &err) != 0) return jobq_cli_error("%s", err.msg), -1;
+    return 1;
+}
+
+/* The password of the config file's [redis] section into c->password. */
+static int take_password(jobq_cli *c, jobq_config *cfg) {
+    jobq_err err;
+    if (jobq_config_load_secrets(cfg, &err) != 0) return jobq_cli_error("%s", err.msg), -1;
+    if (cfg->redis_password && !(c->password = strdup(cfg->redis_password)))
+        return jobq_cli_error("out of memory"), -1;
+    return 0;
+}
+
+/* c->url and c->key_prefix: copies of url and prefix, else the defaults. */
+static int set_names(jobq_cli *c, const char *url, const char *prefix) {
     c->url = strdup(url ? url : DEFAULT_URL);
     c->key_prefix = strdup(prefix ? prefix : "jobq");
-    int rc = -1;
-    if (url_from_file) {
-        if (jobq_config_load_secrets(&cfg, &err) != 0) {
-            jobq_cli_error("%s", err.msg);
-            goto out;
-        }
-        if (cfg.redis_password) c->password = strdup(cfg.redis_password);
+    if (!c->url || !c->key_prefix) return jobq_cli_error("out of memory"), -1;
+    if (!jobq_key_valid_prefix(c->key_prefix))
+        return jobq_cli_error("bad key prefix '%s': use 1 to 64 of A-Z a-z 0-9 _ . : -", c->key_prefix), -1;
+    return 0;
+}
+
+/* Where Redis is and the key prefix: --redis, else $JOBQ_REDIS_URL, else
+ * the config file's (which also gives the password), else the defaults;
+ * *source names where the URL came from. 0, or -1 after printing why. */
+static int resolve(jobq_cli *c, const char **source) {
+    const char *env = getenv("JOBQ_REDIS_URL");
+    const char *url = c->redis_url, *prefix = c->prefix, *path = NULL;
+    *source = "--redis";
+    if (!url && env && *env) {
+        url = env;
+        *source = "JOBQ_REDIS_URL";
     }
-    if (!c->url || !c->key_prefix) {
-        jobq_cli_error("out of memory");
-        goto out;
+    jobq_config cfg;
+    int have = !url || !prefix ? load_config(c, &cfg, &path) : 0, rc = 0;
+    if (have < 0) return -1;
+    if (have && !url) {
+        url = cfg.redis_url;
+        *source = path;
+        rc = take_password(c, &cfg);
     }
-    if (!jobq_key_valid_prefix(c->key_prefix)) {
-        jobq_cli_error("bad key prefix '%s': use 1 to 64 of A-Z a-z 0-9 _ . : -", c->key_prefix);
-        goto out;
-    }
-    c->r = connect_to(c, source);
-    rc = c->r ? 0 : -1;
-out:
-    if (have_cfg) jobq_config_fini(&cfg);
+    if (have && !prefix) prefix = cfg.prefix;
+    if (!url) *source = "default URL";
+    if (rc == 0) rc = set_names(c, url, prefix);
+    if (have) jobq_config_fini(&cfg);
     return rc;
+}
+
+int jobq_cli_connect(jobq_cli *c) {
+    if (c->r) return 0;
+    const char *source;
+    if (resolve(c, &source) != 0) return -1;
+    c->r = connect_to(c, source);
+    return c->r ? 0 : -1;
 }
 
 /* ---- events ---- */

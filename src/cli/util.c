@@ -244,7 +244,7 @@ static int global_option(jobq_cli *c, const char *cmd, int id, const char *value
         return JOBQ_CLI_END;
     case G_PREFIX:
         if (!jobq_key_valid_prefix(value)) {
-            jobq_cli_error("%s: --prefix must be 1 to 64 of A-Z a-z 0-9 _ . : -, got '%s'", cmd, value);
+            jobq_cli_error("%s--prefix must be 1 to 64 of A-Z a-z 0-9 _ . : -, got '%s'", cmd, value);
             return JOBQ_CLI_BAD;
         }
         c->prefix = value;
@@ -257,16 +257,54 @@ static int global_option(jobq_cli *c, const char *cmd, int id, const char *value
     }
 }
 
+/* The option arg names (a subcommand's, else a global one), with its
+ * inline value ("--opt=V", "-oV") in *inline_value and its name as typed in
+ * shown; NULL when there is none. */
+static const jobq_cli_opt *lookup(const jobq_cli_parser *p, const char *arg, const char **inline_value,
+                                  char *shown, size_t shown_size) {
+    const jobq_cli_opt *o;
+    *inline_value = NULL;
+    if (arg[1] == '-') {
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        if (!(o = find_opt(p->opts, name, len, 0))) o = find_opt(global_opts, name, len, 0);
+        if (eq) *inline_value = eq + 1;
+        snprintf(shown, shown_size, "--%.*s", (int)len, name);
+    } else {
+        if (!(o = find_opt(p->opts, NULL, 0, arg[1]))) o = find_opt(global_opts, NULL, 0, arg[1]);
+        if (arg[2]) *inline_value = arg + 2;
+        snprintf(shown, shown_size, "-%c", arg[1]);
+    }
+    return o;
+}
+
+/* The value of option o: its inline one, else (when it takes one) the next
+ * argument. 0, or -1 after printing why. */
+static int option_value(jobq_cli_parser *p, const jobq_cli_opt *o, const char *cmd, const char *shown,
+                        const char **value) {
+    if (o->arg == JOBQ_CLI_NOARG && *value) return jobq_cli_error("%s%s takes no value", cmd, shown), -1;
+    bool more = p->i < p->argc;
+    if (o->arg == JOBQ_CLI_ARG && !*value && !more) return jobq_cli_error("%s%s needs a value", cmd, shown), -1;
+    if (!*value && more && (o->arg == JOBQ_CLI_ARG || (o->arg == JOBQ_CLI_OPTARG && looks_numeric(p->argv[p->i]))))
+        *value = p->argv[p->i++];
+    return 0;
+}
+
+static bool is_positional(const jobq_cli_parser *p, const char *arg) {
+    return p->positional_only || arg[0] != '-' || arg[1] == '\0' ||
+           (arg[1] != '-' && (isdigit((unsigned char)arg[1]) || arg[1] == '.'));
+}
+
 int jobq_cli_next(jobq_cli_parser *p, const char **value) {
     jobq_cli *c = p->cli;
-    const char *cmd = c->cmd ? c->cmd : "jobq";
+    char cmd[48] = ""; /* "CMD: " in messages, none before the subcommand */
+    if (c->cmd) snprintf(cmd, sizeof cmd, "%s: ", c->cmd);
     for (;;) {
         *value = NULL;
         p->last = NULL;
         if (p->i >= p->argc) return JOBQ_CLI_END;
         char *arg = p->argv[p->i++];
-        if (p->positional_only || arg[0] != '-' || arg[1] == '\0' ||
-            (arg[1] != '-' && (isdigit((unsigned char)arg[1]) || arg[1] == '.'))) {
+        if (is_positional(p, arg)) {
             *value = arg;
             return JOBQ_CLI_POSITIONAL;
         }
@@ -274,42 +312,16 @@ int jobq_cli_next(jobq_cli_parser *p, const char **value) {
             p->positional_only = true;
             continue;
         }
-        const jobq_cli_opt *o;
-        const char *inline_value = NULL;
         char shown[80];
-        if (arg[1] == '-') {
-            const char *name = arg + 2, *eq = strchr(name, '=');
-            size_t len = eq ? (size_t)(eq - name) : strlen(name);
-            o = find_opt(p->opts, name, len, 0);
-            if (!o) o = find_opt(global_opts, name, len, 0);
-            if (eq) inline_value = eq + 1;
-            snprintf(shown, sizeof shown, "--%.*s", (int)len, name);
-        } else {
-            o = find_opt(p->opts, NULL, 0, arg[1]);
-            if (!o) o = find_opt(global_opts, NULL, 0, arg[1]);
-            if (arg[2]) inline_value = arg + 2;
-            snprintf(shown, sizeof shown, "-%c", arg[1]);
-        }
+        const jobq_cli_opt *o = lookup(p, arg, value, shown, sizeof shown);
         if (!o) {
-            jobq_cli_error("%s: unknown option '%s' (see 'jobq %s --help')", cmd, arg, c->cmd ? c->cmd : "");
+            jobq_cli_error("%sunknown option '%s' (see 'jobq %s%s--help')", cmd, arg, c->cmd ? c->cmd : "",
+                           c->cmd ? " " : "");
             return JOBQ_CLI_BAD;
         }
-        if (o->arg == JOBQ_CLI_NOARG && inline_value) {
-            jobq_cli_error("%s: %s takes no value", cmd, shown);
-            return JOBQ_CLI_BAD;
-        }
-        if (o->arg == JOBQ_CLI_ARG && !inline_value) {
-            if (p->i >= p->argc) {
-                jobq_cli_error("%s: %s needs a value", cmd, shown);
-                return JOBQ_CLI_BAD;
-            }
-            inline_value = p->argv[p->i++];
-        }
-        if (o->arg == JOBQ_CLI_OPTARG && !inline_value && p->i < p->argc && looks_numeric(p->argv[p->i]))
-            inline_value = p->argv[p->i++];
-        *value = inline_value;
+        if (option_value(p, o, cmd, shown, value) != 0) return JOBQ_CLI_BAD;
         if (o->id >= G_REDIS) {
-            int rc = global_option(c, cmd, o->id, inline_value);
+            int rc = global_option(c, cmd, o->id, *value);
             if (rc == JOBQ_CLI_END) continue;
             return rc;
         }
