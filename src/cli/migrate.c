@@ -30,7 +30,7 @@ static const char migrate_usage[] =
     "jobs, which is only right when no worker runs them any more (migrate refuses\n"
     "while a 0.1.0 daemon's heartbeat is current). New daemons may already run.\n"
     "It can be run again: it moves what is left. Producers must push to the new keys.\n\n"
-    "      --dry-run  only print what it would move\n\n"
+    "  -n, --dry-run  only print what it would move\n\n"
     "Exit status: 0 done (or nothing to do), 2 an error, or something was (with\n"
     "--dry-run: would be) left behind, each named: a key of an unexpected type, or\n"
     "a job whose queue name the new keys cannot hold.\n";
