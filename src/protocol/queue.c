@@ -470,11 +470,13 @@ int jobq_queue_list(jobq_redis *r, const char *key, char ***items, size_t **lens
     return rc;
 }
 
-/* Add "what: why; " to problems; a refusal other than maxmemory is fatal. */
+/* Add "what: why; " to problems. A refusal is fatal unless it is
+ * maxmemory (it passes) or about the probe's own channel (an ACL may allow
+ * only the events channel itself). */
 static void add_problem(char *problems, size_t size, const char *what, const char *why, bool *fatal) {
     size_t n = strlen(problems);
     if (n < size) snprintf(problems + n, size - n, "%s%s", what ? what : "", why);
-    if (!strstr(why, "OOM")) *fatal = true;
+    if (!strstr(why, "OOM") && !strstr(why, "channel")) *fatal = true;
 }
 
 int jobq_queue_probe(jobq_redis *r, const jobq_qkeys *k, const char *message, char *problems,
@@ -485,7 +487,9 @@ int jobq_queue_probe(jobq_redis *r, const jobq_qkeys *k, const char *message, ch
     static const char *const types[] = {"list", "zset", "hash", "string"};
     for (int i = 0; i < 4; i++) jobq_key(keys[i], sizeof keys[i], k->prefix, JOBQ_KEY_PROBE, k->name, types[i]);
     const char *kp[] = {keys[0], keys[1], keys[2], keys[3]};
-    const char *args[] = {k->events, message, k->publish};
+    char channel[JOBQ_QKEY_MAX + 8];
+    snprintf(channel, sizeof channel, "%s:probe", k->events); /* nobody listens there */
+    const char *args[] = {channel, message, k->publish};
     jobq_err e;
     redisReply *reply = jobq_redis_eval(r, &e, JOBQ_SCRIPT_PROBE, 4, kp, 3, args, NULL);
     if (!reply) {

@@ -129,7 +129,7 @@ int jobq_queue_cancel_done(jobq_redis *r, const jobq_qkeys *k, const char *id, j
 
 /* Check that Redis lets this connection run what jobq needs on k's queue:
  * every command of the scripts (on scratch keys of the queue's slot),
- * EVALSHA itself and BLMOVE; message is published on the events channel.
+ * EVALSHA itself and BLMOVE; message is published on <events>:probe.
  * Returns 0 when all were accepted, 1 when some were refused (each as
  * "COMMAND: error; " in problems, and in *fatal whether any refusal is
  * permanent: a missing permission or command, not maxmemory), -1 with err

@@ -347,8 +347,8 @@ static const char dead_purge_lua[] =
 /* Run, on scratch keys of one queue's slot, every command the scripts use,
  * and return the ones Redis refuses (an ACL without them, a command renamed
  * away, maxmemory), so that the daemon can say so once at start instead of
- * failing job after job. The message is published on the events channel:
- * a "daemon_started" event. */
+ * failing job after job. ARGV: a channel next to the events channel,
+ * where nobody listens, the message, the publish command. */
 static const char probe_lua[] = LUA_COMMON
     "local refused = {}\n"
     "local function try(...)\n"
