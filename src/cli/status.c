@@ -59,7 +59,7 @@ typedef struct queue_counts {
 
 /* "processed" and "failed" of the stats hash: HMGET. */
 static int stats_of(jobq_cli *c, const char *key, queue_counts *n) {
-    const char *argv[] = {"HMGET", key, "processed", "failed"};
+    const char *argv[] = {"HMGET", key, JOBQ_STATS_PROCESSED, JOBQ_STATS_FAILED};
     json_t *r;
     if (jobq_cli_command(c, &r, 4, argv, NULL) != 0) return -1;
     const char *p = json_string_value(json_array_get(r, 0)), *f = json_string_value(json_array_get(r, 1));

@@ -8,6 +8,8 @@
  */
 #include "protocol/scripts.h"
 
+#include "protocol/keys.h"
+
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -211,8 +213,8 @@ static const char commit_lua[] = LUA_COMMON
     "    skipped[#skipped + 1] = i + 1\n"
     "  end\n"
     "end\n"
-    "if processed > 0 then redis.call('HINCRBY', KEYS[4], 'processed', processed) end\n"
-    "if failed > 0 then redis.call('HINCRBY', KEYS[4], 'failed', failed) end\n"
+    "if processed > 0 then redis.call('HINCRBY', KEYS[4], '" JOBQ_STATS_PROCESSED "', processed) end\n"
+    "if failed > 0 then redis.call('HINCRBY', KEYS[4], '" JOBQ_STATS_FAILED "', failed) end\n"
     "return skipped\n";
 
 /* Move due scheduled jobs (score <= now) to the queue, at most ARGV[1];
