@@ -76,8 +76,12 @@ json_t *jobq_cli_range(jobq_cli *c, const char *key, bool zset, long limit) {
         snprintf(b, sizeof b, "%ld", stop);
         const char *argv[] = {zset ? "ZRANGE" : "LRANGE", key, a, b};
         json_t *page;
-        if (jobq_cli_command(c, &page, 4, argv, NULL) != 0) {
+        jobq_err err;
+        if (jobq_redis_command_json(c->r, &page, &err, 4, argv, NULL) != 0) {
+            /* A key of another type (someone SET it) holds no job: skip it. */
+            if (err.code == JOBQ_E_REPLY && strstr(err.msg, "WRONGTYPE")) return all;
             json_decref(all);
+            jobq_cli_redis_error(c, &err);
             return NULL;
         }
         json_array_extend(all, page);

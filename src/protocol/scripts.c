@@ -170,9 +170,12 @@ static const char confirm_lua[] = LUA_COMMON
 
 /* Everything back to the head of the queue in order; with ARGV[1] == '1'
  * the list is also forgotten from the holders, in the same step, so it is
- * never forgotten while it still holds jobs. */
+ * never forgotten while it still holds jobs (a queue key of another type
+ * only matters when there is something to put back). */
 static const char requeue_lua[] = LUA_COMMON
-    "if not key_is(KEYS[2], 'list') then return wrongtype(KEYS[2], 'list') end\n"
+    "if redis.call('LLEN', KEYS[1]) > 0 and not key_is(KEYS[2], 'list') then\n"
+    "  return wrongtype(KEYS[2], 'list')\n"
+    "end\n"
     "local n = 0\n"
     "while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do n = n + 1 end\n"
     "if ARGV[1] == '1' then redis.call('HDEL', KEYS[3], KEYS[1]) end\n"
