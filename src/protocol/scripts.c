@@ -14,7 +14,7 @@
 #define STR(x) STR_(x)
 
 /* Version of the FUNCTION library; bumped on every change of its source. */
-#define FUNCTIONS_VERSION 2
+#define FUNCTIONS_VERSION 3
 
 /* Helpers every script may use. */
 #define LUA_COMMON \
@@ -386,30 +386,30 @@ static const char probe_lua[] = LUA_COMMON
     "try('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])\n"
     "return refused\n";
 
-/* The FUNCTION library. Forms (QUEUE: 1 to 64 of A-Z a-z 0-9 _ . : -):
- *   FCALL jobq_enqueue 1 PREFIX:{QUEUE}:queue JOB-JSON
- *   FCALL jobq_enqueue 0 QUEUE JOB-JSON      (prefix "jobq"; single server only)
- * and the same for jobq_enqueue_unique. They return the job id. Besides the
- * declared queue key they use PREFIX:{QUEUE}:ids (ids they assign) and
- * PREFIX:{QUEUE}:unique, both in the queue's own hash slot. */
+/* The FUNCTION library: FCALL jobq_enqueue 1 PREFIX:{QUEUE}:queue JOB-JSON
+ * (QUEUE: 1 to 64 of A-Z a-z 0-9 _ . : -) and the same for
+ * jobq_enqueue_unique. They return the job id. Besides the declared queue
+ * key they use PREFIX:{QUEUE}:ids (ids they assign), PREFIX:{QUEUE}:unique
+ * and, delayed, PREFIX:{QUEUE}:scheduled: all in the queue's own hash slot.
+ * The 0-key form of jobq 0.1.0 (FCALL jobq_enqueue 0 QUEUE JOB-JSON) is
+ * refused with the form to use: its key was not declared. */
 static const char function_library[] =
     "#!lua name=jobq\n"
     "-- jobq: enqueue jobs from any Redis client; jobq_version returns VERSION.\n"
     "--   FCALL jobq_enqueue 1 PREFIX:{QUEUE}:queue JOB-JSON\n"
-    "--   FCALL jobq_enqueue 0 QUEUE JOB-JSON          (prefix jobq, one server only)\n"
     "-- and the same for jobq_enqueue_unique. Both return the job id.\n"
     "local VERSION = " STR(FUNCTIONS_VERSION) "\n"
     LUA_COMMON LUA_ENQUEUE
     "local function call(name, keys, args, unique)\n"
-    "  local key, json\n"
-    "  if #keys == 1 and #args == 1 then\n"
-    "    key, json = keys[1], args[1]\n"
-    "  elseif #keys == 0 and #args == 2 then\n"
-    "    key, json = 'jobq:{' .. args[1] .. '}:queue', args[2]\n"
-    "  else\n"
-    "    return redis.error_reply('ERR jobq: usage: FCALL ' .. name ..\n"
-    "      ' 1 PREFIX:{QUEUE}:queue JOB-JSON, or FCALL ' .. name .. ' 0 QUEUE JOB-JSON')\n"
+    "  if #keys ~= 1 or #args ~= 1 then\n"
+    "    local hint = ''\n"
+    "    if #keys == 0 and #args == 2 then\n"
+    "      hint = \" (for queue '\" .. tostring(args[1]) .. \"': FCALL \" .. name .. \" 1 'jobq:{\" ..\n"
+    "        tostring(args[1]) .. \"}:queue' JOB-JSON)\"\n"
+    "    end\n"
+    "    return redis.error_reply('ERR jobq: usage: FCALL ' .. name .. ' 1 PREFIX:{QUEUE}:queue JOB-JSON' .. hint)\n"
     "  end\n"
+    "  local key, json = keys[1], args[1]\n"
     "  local base = string.match(key, '^(.*):queue$') or key\n"
     "  local id, why = enqueue({queue = key, scheduled = base .. ':scheduled',\n"
     "    unique = base .. ':unique', ids = base .. ':ids'}, json, {unique = unique})\n"

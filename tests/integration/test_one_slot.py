@@ -1,19 +1,25 @@
 """The one-slot rule (shared/DESIGN.md, "Keys"): every key that one script
-or transaction touches lies in one Redis Cluster hash slot. A single
-`redis-server --cluster-enabled yes` that owns every slot refuses any
-script or command whose keys cross slots ("CROSSSLOT", "do not hash to the
-same slot", "non local key"), so running every path of jobqd and jobq
-against it, through a plain redis:// URL, proves the rule: the take (batch
-and blocking), the commit of every outcome kind (ok, retry, failed, dead,
-rejected, cancelled, a worker crash settled by the supervisor), promotion
-with and without a deliverable queue key, requeue and reclaim, leases,
-enqueue (plain, delayed, unique), cancel, dead retry and purge, FCALL in
-both forms, status and the permission probe."""
+or transaction touches lies in one Redis Cluster hash slot, and every
+script declares each key it touches. Every path of jobqd and jobq runs
+against a `redis-server --cluster-enabled yes` that owns every slot (so a
+multi-key command across slots fails with CROSSSLOT), through a plain
+redis:// URL: the take (batch and blocking), the commit of every outcome
+kind (ok, retry, failed, dead, rejected, cancelled, a worker crash settled
+by the supervisor), promotion with and without a deliverable queue key,
+requeue and reclaim, leases, enqueue (plain, delayed, unique), cancel, dead
+retry and purge, FCALL, status and the permission probe.
+Meanwhile MONITOR records each command a script runs; COMMAND GETKEYS names
+its keys, which must be among the keys the script declared (FCALL's 1-key
+form may also use its queue's other keys in the same slot, as README
+says)."""
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -37,9 +43,90 @@ def jq(url, *args, timeout=20):
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+class Monitor:
+    """MONITOR on a raw connection, every line kept (in a thread)."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.sendall(b"MONITOR\r\n")
+        self.lines = []
+        self.buf = b""
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self.buf += data
+            *done, self.buf = self.buf.split(b"\r\n")
+            self.lines.extend(l.decode("latin-1") for l in done)
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self.thread.join(5)
+
+
+TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def tokens(line):
+    return [bytes(t, "latin-1").decode("unicode_escape") for t in TOKEN.findall(line)]
+
+
+def undeclared_keys(n, lines):
+    """(script call, command, key) for each key a script touched without
+    declaring it. FCALL's 1-key form may use keys of its queue's slot."""
+    import redis
+    conn = redis.Connection(host="127.0.0.1", port=n.port, decode_responses=True)
+
+    def ask(*args):  # the raw reply, without redis-py's reply callbacks
+        conn.send_command(*args)
+        return conn.read_response()
+
+    found, declared, call, same_slot_ok = [], set(), None, False
+    for line in lines:
+        if " [0 lua] " not in line and " [" in line:
+            t = tokens(line)
+            if t and t[0].upper() in ("EVALSHA", "EVAL", "FCALL"):
+                nkeys = int(t[2])
+                declared = set(t[3:3 + nkeys])
+                call, same_slot_ok = " ".join(t[:3 + nkeys]), t[0].upper() == "FCALL"
+            else:
+                call = None
+            continue
+        if " [0 lua] " not in line or call is None:
+            continue
+        t = tokens(line)
+        if t[0].upper() in ("PUBLISH", "SPUBLISH", "TIME"):
+            continue  # a channel, not a key (SPUBLISH's is in the queue's slot)
+        try:
+            keys = ask("COMMAND", "GETKEYS", *t)
+        except redis.ResponseError:
+            keys = []
+        for k in keys:
+            if k in declared:
+                continue
+            if same_slot_ok and declared and all(
+                    ask("CLUSTER", "KEYSLOT", k) == ask("CLUSTER", "KEYSLOT", d) for d in declared):
+                continue
+            found.append((call, t[0], k))
+    conn.disconnect()
+    return found
+
+
 def test_every_script_keeps_to_one_slot(node, tmp_path):
     n = node.nodes[0]
     url = node.seed_url
+    monitor = Monitor(n.port)
 
     def R(*a):
         return n.cli(*a, check=False)
@@ -101,9 +188,10 @@ def test_every_script_keeps_to_one_slot(node, tmp_path):
                  "f1 retried from the dead list")
         assert jq(url, "dead", "purge").returncode == 0
         assert jq(url, "status", "--json").returncode == 0
-        # FCALL in both forms, and the unique form.
+        # FCALL (the 0-key form of 0.1.0 is refused with the form to use), and the unique form.
         assert R("FCALL", "jobq_enqueue", "1", "jobq:{default}:queue", '{"id":"fc1","handler":"echo"}') == "fc1"
-        assert R("FCALL", "jobq_enqueue", "0", "other", '{"handler":"echo"}').endswith("-other")
+        assert R("FCALL", "jobq_enqueue", "1", "jobq:{other}:queue", '{"handler":"echo"}').endswith("-other")
+        assert "FCALL jobq_enqueue 1 'jobq:{other}:queue'" in R("FCALL", "jobq_enqueue", "0", "other", '{}')
         assert R("FCALL", "jobq_enqueue_unique", "1", "jobq:{other}:queue",
                  '{"id":"fu1","handler":"echo"}') == "fu1"
         assert result("fc1")["status"] == "ok" and result("fu1")["status"] == "ok"
@@ -129,8 +217,14 @@ def test_every_script_keeps_to_one_slot(node, tmp_path):
         for d in daemons:
             if d.running():
                 d.stop()
+        monitor.close()
     for bad in BAD:
         assert bad not in logs, "a command crossed slots (%s):\n%s" % (bad, logs[-4000:])
+    scripts = sum(1 for l in monitor.lines if '"EVALSHA"' in l)
+    assert scripts > 50, "MONITOR saw only %d script calls" % scripts
+    undeclared = undeclared_keys(n, monitor.lines)
+    assert not undeclared, "scripts touched keys they did not declare:\n" + "\n".join(
+        "%s: %s %s" % u for u in sorted(set(undeclared))[:20])
 
 
 def children(pid):
