@@ -141,7 +141,9 @@ jobq_redis *jobq_cli_subscribe(jobq_cli *c, const char *queue) {
 json_t *jobq_cli_message_event(json_t *m) {
     const char *kind = json_string_value(json_array_get(m, 0));
     json_t *data = json_array_get(m, 2);
-    if (!kind || strcmp(kind, "message") != 0 || !json_is_string(data)) return NULL;
+    /* "message" (SUBSCRIBE), "smessage" (SSUBSCRIBE, a cluster's sharded channels) */
+    if (!kind || (strcmp(kind, "message") != 0 && strcmp(kind, "smessage") != 0) || !json_is_string(data))
+        return NULL;
     json_t *e = json_loadb(json_string_value(data), json_string_length(data), 0, NULL);
     if (json_is_object(e)) return e;
     json_decref(e);
@@ -242,7 +244,8 @@ static int cmd_events(jobq_cli *c, int argc, char **argv) {
         }
         json_t *data = json_array_get(m, 2);
         const char *kind = json_string_value(json_array_get(m, 0));
-        bool message = kind && strcmp(kind, "message") == 0 && json_is_string(data);
+        bool message = kind && (strcmp(kind, "message") == 0 || strcmp(kind, "smessage") == 0) &&
+                       json_is_string(data);
         json_t *event = jobq_cli_message_event(m);
         if (o.as_json && message)
             print_raw(data);

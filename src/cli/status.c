@@ -156,9 +156,10 @@ json_t *jobq_cli_snapshot(jobq_cli *c) {
     for (size_t i = 0; i < qs.n; i++) {
         queue_counts n;
         if (count_queue(c, &qs.q[i], &n) != 0) goto fail;
-        json_array_append_new(list, json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", qs.q[i].name, "waiting",
-                                              (json_int_t)n.waiting, "inflight", (json_int_t)n.inflight,
-                                              "scheduled", (json_int_t)n.scheduled, "dead", (json_int_t)n.dead));
+        json_array_append_new(list, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "name", qs.q[i].name,
+                                              "waiting", (json_int_t)n.waiting, "inflight", (json_int_t)n.inflight,
+                                              "scheduled", (json_int_t)n.scheduled, "dead", (json_int_t)n.dead,
+                                              "processed", (json_int_t)n.processed, "failed", (json_int_t)n.failed));
         total.waiting += n.waiting;
         total.inflight += n.inflight;
         total.scheduled += n.scheduled;
