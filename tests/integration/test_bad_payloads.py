@@ -1,4 +1,4 @@
-"""Payloads that cannot be run go to jobq:dead with the raw payload and a
+"""Payloads that cannot be run go to jobq:{default}:dead with the raw payload and a
 clear error, are never retried, and the daemon goes on."""
 
 import json
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from jobqtest import dead_entries, get_result, job, push, wait_dead
+from jobqtest import dead_entries, get_result, job, push, qkey, wait_dead
 
 BIG = json.dumps({"handler": "noop", "args": {"pad": "x" * 2000}}, separators=(",", ":"))
 
@@ -54,7 +54,7 @@ def test_bad_payload_goes_to_dead(r, jobqd, name, payload, words, job_id, handle
 
     # Never retried: exactly one entry, nothing scheduled.
     assert [e["payload"] for e in dead_entries(r)].count(payload) == 1
-    assert r.zcard("jobq:scheduled") == 0
+    assert r.zcard(qkey("scheduled")) == 0
 
     # With a string id the producer also gets a failed result.
     if job_id is not None:

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from jobqtest import (Events, dead_entries, get_result, inflight_jobs, job, key, push, stat,
+from jobqtest import (Events, dead_entries, get_result, inflight_jobs, job, key, push, qkey, stat,
                       wait_dead, wait_for)
 
 RESULT_FIELDS = ("id", "status", "result", "attempts", "worker", "queue", "handler",
@@ -150,9 +150,10 @@ def test_inflight_holds_the_running_job(r, jobqd):
                 return k
         return None
 
-    k = wait_for(holding, 10, 0.02, "the sleep job in a jobq:inflight:* list")
+    k = wait_for(holding, 10, 0.02, "the sleep job in a jobq:{default}:inflight:* list")
+    assert k.startswith(qkey("inflight", "default") + ":"), k
     assert r.type(k) == "list"
-    assert r.llen(key("queue", "default")) == 0
+    assert r.llen(qkey("queue", "default")) == 0
     assert payload in r.lrange(k, 0, -1)
     res = get_result(r, "slow", timeout=15)
     assert res["status"] == "ok"
@@ -169,7 +170,7 @@ def test_stats_count_processed_and_failed(r, jobqd):
     for i in range(3):
         get_result(r, "ok%d" % i)
     get_result(r, "bad")
-    wait_for(lambda: stat(r, "processed") == 4, 5, 0.05, "stats:processed == 4")
+    wait_for(lambda: stat(r, "processed") == 4, 5, 0.05, "jobq:{default}:stats processed == 4")
     assert stat(r, "failed") == 1
     assert stat(r, "processed") == 4
 
