@@ -546,6 +546,62 @@ def test_other_daemon_reclaims_a_killed_daemons_jobs(r, jobqd, path):
             reclaim_s=t_reclaimed, held_jobs_started_again_after_s=max(redeliver), lost=0)
 
 
+@pytest.mark.parametrize("path", ["same-host", "other-host"])
+@budget(40)
+def test_reclaim_covers_the_queues_only_the_dead_daemon_served(r, jobqd, path):
+    """jobqd-a serves default and other, jobqd-b default only. jobqd-a is
+    killed while it runs a job of other: jobqd-b puts that job back on
+    jobq:{other}:queue (without running it), and drops jobqd-a's lease and
+    holders there, at once for a dead pid on this host, after the lease
+    lapses for another host. A daemon serving other then runs it."""
+    ttl, interval = 2, 0.5
+    common = {"heartbeat_interval": interval, "heartbeat_ttl": ttl, "shutdown_timeout": 2}
+    a = jobqd({"daemon": dict(common, workers=2, queues="default,other"), "jobs": {"max_attempts": 1}},
+              name="jobqd-a")
+    b = jobqd({"daemon": dict(common, workers=2, queues="default"), "jobs": {"max_attempts": 1}},
+              name="jobqd-b")
+    ready(r, a, "warm-1")
+    wait_for(lambda: retrying(r.hlen, key("daemons")) == 2, 10, 0.05, "both daemons registered")
+    a_id = "%s:%d" % (os.uname().nodename, a.pid)
+    a_workers = wait_workers(a, 2)
+    payload = job("sleep", id="o1", args={"seconds": 5})
+    r.rpush(qkey("queue", "other"), payload)
+    k, pid = worker_of_job(r, payload)
+    assert pid in a_workers and k.startswith(qkey("inflight", "other") + ":"), (k, pid)
+    lease_left = [None]
+
+    def before_kill():
+        if path == "other-host":
+            info = json.loads(r.hget(key("daemons"), a_id))
+            info["host"] = "vanished-host.invalid"
+            r.hset(key("daemons"), a_id, json.dumps(info))
+        lease_left[0] = (r.zscore(qkey("leases", "other"), a_id) - redis_time_ms(r)) / 1000.0
+
+    kill_daemon_hard(a, r, before_kill=before_kill)
+    t_kill = time.time()
+    assert retrying(r.lrange, k, 0, -1) == [payload]
+    wait_for(lambda: retrying(r.lrange, qkey("queue", "other"), 0, -1) == [payload], ttl + 5, 0.01,
+             "jobqd-b to put o1 back on jobq:{other}:queue")
+    t_reclaimed = time.time() - t_kill
+    if path == "same-host":
+        assert t_reclaimed <= interval + 0.5, "reclaim took %.2f s" % t_reclaimed
+    else:
+        assert lease_left[0] - 0.05 <= t_reclaimed <= lease_left[0] + interval + 0.5, (
+            "reclaimed %.2f s after the kill, the lease had %.2f s left" % (t_reclaimed, lease_left[0]))
+    assert not retrying(r.exists, k)
+    assert held_by(r, a_id, "other") == ([], None), "jobqd-a still holds lists or a lease on other"
+    assert held_by(r, a_id, "default") == ([], None), "jobqd-a still holds lists or a lease on default"
+    time.sleep(0.5)
+    assert retrying(r.get, key("result", "o1")) is None, "a daemon that does not serve other ran o1"
+    assert retrying(r.llen, qkey("queue", "other")) == 1
+    c = jobqd({"daemon": dict(common, workers=1, queues="other")}, name="jobqd-c")
+    res = get_result(r, "o1", timeout=15)
+    assert res["status"] == "ok" and res["queue"] == "other", res
+    assert pid_of_worker(res["worker"]) in children(c.pid), res
+    b.assert_running()
+    figures("reclaim-unserved-queue-" + path, lease_left_at_kill_s=lease_left[0], reclaim_s=t_reclaimed)
+
+
 @budget(40)
 def test_stalled_daemon_is_fenced_and_its_job_recorded_once(r, jobqd, events):
     """jobqd-a's supervisor is frozen (SIGSTOP; its workers go on) while one

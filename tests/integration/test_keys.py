@@ -128,3 +128,47 @@ def test_jobs_left_under_the_old_keys_are_not_served(r, jobqd):
     assert r.lrange("jobq:queue:default", 0, -1) == [old]
     assert r.zcard("jobq:scheduled") == 1
     assert r.get(key("result", "old-style")) is None and r.get(key("result", "old-delayed")) is None
+
+
+def test_crashed_job_is_retried_and_buried_in_its_own_queue(r, jobqd):
+    """A job of other whose worker dies: its retry waits in
+    jobq:{other}:scheduled, its dead entry goes to jobq:{other}:dead, its
+    counts to jobq:{other}:stats; default's keys stay untouched."""
+    jobqd({"daemon": {"queues": "default,other", "workers": 2, "test_handlers": "yes"},
+           "jobs": {"retry_backoff_base": 1.5, "retry_backoff_max": 2, "poison_limit": 5}})
+    push(r, job("crash", id="c1", max_attempts=2), queue="other")
+    wait_for(lambda: r.zcard(qkey("scheduled", "other")) == 1, 10, 0.01, "c1's retry in jobq:{other}:scheduled")
+    [retry] = r.zrange(qkey("scheduled", "other"), 0, -1)
+    assert json.loads(retry)["id"] == "c1"
+    assert r.zcard(qkey("scheduled")) == 0
+    res = get_result(r, "c1", timeout=15)
+    assert res["status"] == "failed" and res["attempts"] == 2 and res["queue"] == "other", res
+    assert "SIGSEGV" in res["error"], res
+    entry = wait_for(lambda: dead_entries(r, "other"), 5, 0.02, "c1's dead entry in jobq:{other}:dead")[0]
+    assert entry["id"] == "c1" and entry["queue"] == "other" and entry["attempts"] == 2, entry
+    wait_for(lambda: stat(r, "processed", "other") == 1, 5, 0.02, "processed 1 on other")
+    assert stat(r, "failed", "other") == 1
+    assert dead_entries(r, "default") == [] and stat(r, "processed") == 0
+    assert r.zcard(qkey("scheduled", "other")) == 0
+    assert not [k for k in inflight_keys(r) if r.llen(k)]
+
+
+def test_cancel_request_in_the_queues_cancel_set_stops_a_running_job(r, jobqd):
+    """ZADD jobq:{other}:cancel <now> <id> (what `jobq cancel` writes for a
+    running job of other): the supervisor kills the worker, records the job
+    failed with "cancelled" and drops the request."""
+    d = jobqd({"daemon": {"queues": "default,other", "workers": 2}, "jobs": {"max_attempts": 3}})
+    payload = push(r, job("sleep", id="long", args={"seconds": 30}), queue="other")
+    wait_for(lambda: any(payload in v for v in inflight_jobs(r, "other").values()), 10, 0.01, "long in flight")
+    t0 = time.time()
+    r.zadd(qkey("cancel", "other"), {"long": t0})
+    res = get_result(r, "long", timeout=10)
+    assert res["status"] == "failed" and res["error"] == "cancelled" and res["queue"] == "other", res
+    assert res["attempts"] == 1, res
+    assert time.time() - t0 < 5
+    wait_for(lambda: r.zcard(qkey("cancel", "other")) == 0, 5, 0.02, "the cancel request dropped")
+    time.sleep(0.5)
+    # Not retried, not waiting again.
+    assert r.llen(qkey("queue", "other")) == 0 and r.zcard(qkey("scheduled", "other")) == 0
+    assert not [k for k in inflight_keys(r) if r.llen(k)]
+    d.assert_running()
