@@ -806,3 +806,119 @@ def test_redelivery_time_after_worker_kill(r, jobqd, events):
     assert max(latencies) < 0.5, "redelivery after a worker kill took %r s" % latencies
     figures("redeliver-after-worker-kill", kills=len(latencies), median_s=statistics.median(latencies),
             max_s=max(latencies), min_s=min(latencies), retry_backoff_base=0)
+
+
+# ---------------------------------------------------------------- 9. a key of the wrong type
+
+BAD_OTHER = "other"  # its queue key is made a string: a producer's or an admin's mistake
+
+
+def break_queue_key(r, queue=BAD_OTHER):
+    r.set(qkey("queue", queue), "not a list")
+
+
+@budget(30)
+def test_wrong_type_key_of_the_first_queue_does_not_stop_the_others(r, jobqd):
+    """queues = other,default with jobq:{other}:queue a string: the workers
+    still serve default (taking from other fails, default has jobs)."""
+    break_queue_key(r)
+    jobqd({"daemon": {"queues": "other,default", "workers": 2}})
+    r.rpush(QUEUE, job("noop", id="n1"), job("noop", id="n2"))
+    for i in ("n1", "n2"):
+        assert get_result(r, i, timeout=10)["status"] == "ok"
+
+
+@budget(30)
+def test_wrong_type_key_of_a_later_queue_keeps_pickup_quick(r, jobqd):
+    """queues = default,other with jobq:{other}:queue a string: an idle
+    worker still picks up a job of default at once (as in
+    test_handlers.py::test_idle_worker_picks_up_quickly), not after a
+    pause for the failing queue."""
+    break_queue_key(r)
+    d = jobqd({"daemon": {"queues": "default,other", "workers": 1}})
+    ready(r, d)
+    took = []
+    for i in range(8):
+        time.sleep(0.3 + 0.13 * i)  # at several phases of whatever the worker does when idle
+        t0 = time.monotonic()
+        r.rpush(QUEUE, job("noop", id="q%d" % i))
+        get_result(r, "q%d" % i, timeout=5)
+        took.append(time.monotonic() - t0)
+    assert max(took) < 0.5, "an idle worker took %r s to run a noop (want < 0.5 s)" % took
+
+
+@budget(40)
+def test_wrong_type_queue_key_does_not_stall_recovery_on_other_queues(r, jobqd):
+    """queues = default,other with jobq:{other}:queue a string: the job of
+    default a dead worker held is retried, the worker replaced, and the
+    dead worker's recovery is done (its in-flight list of other is empty:
+    there is nothing to put back there)."""
+    break_queue_key(r)
+    d = jobqd({"daemon": {"queues": "default,other", "workers": 2, "test_handlers": "yes"},
+               "jobs": {"retry_backoff_base": 0, "poison_limit": 5, "max_attempts": 2}})
+    ready(r, d)
+    payload = job("sleep", id="k1", args={"seconds": 1})
+    r.rpush(QUEUE, payload)
+    _, pid = worker_of_job(r, payload)
+    time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    res = get_result(r, "k1", timeout=10)
+    assert res["status"] == "ok" and res["attempts"] == 2, res
+    r.rpush(QUEUE, job("crash", id="c1"))
+    res = get_result(r, "c1", timeout=10)
+    assert res["status"] == "failed" and res["attempts"] == 2 and "SIGSEGV" in res["error"], res
+    wait_workers(d, 2)
+    time.sleep(1)
+    assert not log_lines(d.log(), r"cannot put back the in-flight jobs of worker"), d.log_tail(3000)
+    assert queue_state(r) == {"queue": 0, "inflight": 0, "scheduled": 0, "dead": 1}
+
+
+@budget(40)
+def test_wrong_type_queue_key_does_not_stall_reclaim_on_other_queues(r, jobqd):
+    """jobqd-a serves default and is killed holding a job; jobqd-b serves
+    other,default with jobq:{other}:queue a string: jobqd-b still puts the
+    job back on default (a dead pid on this host: at its next heartbeat)."""
+    break_queue_key(r)
+    ttl, interval = 2, 0.5
+    common = {"heartbeat_interval": interval, "heartbeat_ttl": ttl, "shutdown_timeout": 2}
+    a = jobqd({"daemon": dict(common, workers=1, queues="default")}, name="jobqd-a")
+    ready(r, a, "warm-a")
+    payload = job("sleep", id="held", args={"seconds": 30})
+    r.rpush(QUEUE, payload)
+    k, pid = worker_of_job(r, payload)
+    assert pid in children(a.pid)
+    b = jobqd({"daemon": dict(common, workers=1, queues="other,default")}, name="jobqd-b")
+    wait_for(lambda: retrying(r.hlen, key("daemons")) == 2, 10, 0.05, "both daemons registered")
+    a_id = "%s:%d" % (os.uname().nodename, a.pid)
+    kill_daemon_hard(a, r)
+    t_kill = time.time()
+
+    def back():
+        return (not retrying(r.exists, k)
+                and any(payload in v for v in [retrying(r.lrange, QUEUE, 0, -1)]
+                        + list(jobqtest.inflight_jobs(r).values())))
+
+    wait_for(back, interval + 5, 0.02, "jobqd-b to put the held job back on jobq:{default}:queue")
+    assert time.time() - t_kill <= interval + 0.5 + 0.5
+    assert held_by(r, a_id) == ([], None)
+    b.assert_running()
+
+
+@budget(40)
+def test_sigterm_with_a_wrong_type_queue_key_exits_promptly(r, jobqd):
+    """An idle daemon exits at once on SIGTERM even when one of its queue
+    keys has the wrong type: its workers' in-flight lists are empty, there
+    is nothing to put back. It says nothing about Redis being unreachable
+    (it is not) and deregisters."""
+    break_queue_key(r)
+    d = jobqd({"daemon": {"queues": "default,other", "workers": 2, "shutdown_timeout": 10}})
+    ready(r, d)
+    d_id = "%s:%d" % (os.uname().nodename, d.pid)
+    t0 = time.monotonic()
+    d.send_signal(signal.SIGTERM)
+    rc = d.wait_exit(30)
+    took = time.monotonic() - t0
+    assert rc == 0, d.log_tail()
+    assert took < 5, "an idle jobqd took %.1f s to exit on SIGTERM:\n%s" % (took, d.log_tail(3000))
+    assert not log_lines(d.log(), r"Redis unreachable"), d.log_tail(3000)
+    assert retrying(r.hget, key("daemons"), d_id) is None, "the stopped daemon is still registered"

@@ -172,3 +172,64 @@ def test_cancel_request_in_the_queues_cancel_set_stops_a_running_job(r, jobqd):
     assert r.llen(qkey("queue", "other")) == 0 and r.zcard(qkey("scheduled", "other")) == 0
     assert not [k for k in inflight_keys(r) if r.llen(k)]
     d.assert_running()
+
+
+def test_queue_names_with_colons_dots_and_dashes(r, jobqd):
+    """Queue names may hold : . - _ (README.md): their keys, in-flight lists
+    and holders work like any other, and a dead worker's job goes back to
+    its own queue."""
+    q1, q2 = "mail:out.v2", "img-resize_hi"
+    d = jobqd({"daemon": {"queues": "%s,%s" % (q1, q2), "workers": 2, "test_handlers": "yes"},
+               "jobs": {"retry_backoff_base": 0, "poison_limit": 5}})
+    push(r, job("echo", id="m1", args=[1]), queue=q1)
+    push(r, job("echo", id="i1", args=[2]), queue=q2)
+    assert get_result(r, "m1")["queue"] == q1 and get_result(r, "i1")["queue"] == q2
+    payload = push(r, job("sleep", id="m2", args={"seconds": 30}, max_attempts=2), queue=q1)
+    [k] = wait_for(lambda: [k for k, v in inflight_jobs(r, q1).items() if payload in v], 10, 0.01,
+                   "m2 in flight")
+    assert k.startswith("jobq:{%s}:inflight:" % q1), k
+    daemon_id = "%s:%d" % (os.uname().nodename, d.pid)
+    assert holders(r, q1).get(k) == daemon_id, holders(r, q1)
+    os.kill(int(k.rsplit(":", 1)[1]), 9)
+    # Retried at once (backoff 0) on its own queue by another worker.
+    wait_for(lambda: any("m2" in p for v in inflight_jobs(r, q1).values() for p in v
+                         if p != payload) or r.exists(key("result", "m2")), 10, 0.01, "m2 taken again")
+    assert r.llen(qkey("queue", q2)) == 0 and r.zcard(qkey("scheduled", q2)) == 0
+    assert stat(r, "processed", q1) == 1 and stat(r, "processed", q2) == 1
+    assert schema_violations(r) == []
+
+
+def test_a_custom_prefix_prefixes_every_key(r, jobqd):
+    """[redis] prefix = acme.jobs: jobs are taken from acme.jobs:{default}:queue,
+    results written to acme.jobs:result:<id>, and nothing under jobq:."""
+    d = jobqd({"redis": {"prefix": "acme.jobs"}, "daemon": {"test_handlers": "yes"}})
+    r.rpush("acme.jobs:{default}:queue", job("noop", id="p1"), job("fail", id="p2", args={"message": "m"}))
+    r.rpush(qkey("queue"), job("noop", id="not-mine"))
+    wait_for(lambda: r.exists("acme.jobs:result:p1") and r.exists("acme.jobs:result:p2"), 10, 0.02,
+             "results under acme.jobs:result:")
+    assert json.loads(r.get("acme.jobs:result:p1"))["status"] == "ok"
+    wait_for(lambda: r.llen("acme.jobs:{default}:dead") == 1, 5, 0.02, "p2 in acme.jobs:{default}:dead")
+    wait_for(lambda: r.hget("acme.jobs:{default}:stats", "processed") == "2", 5, 0.02, "acme stats")
+    daemon_id = "%s:%d" % (os.uname().nodename, d.pid)
+    assert r.zscore("acme.jobs:{default}:leases", daemon_id) is not None
+    assert r.hget("acme.jobs:daemons", daemon_id) is not None
+    time.sleep(0.3)
+    assert r.lrange(qkey("queue"), 0, -1) == [job("noop", id="not-mine")]
+    others = sorted(k for k in r.scan_iter(count=1000) if not k.startswith("acme.jobs:"))
+    assert others == [qkey("queue")], others
+
+
+def test_due_job_for_a_queue_key_of_the_wrong_type_goes_to_that_queues_dead_list(r, jobqd):
+    """jobq:{other}:queue is a string (someone's mistake): a due job of
+    other cannot be delivered, so it goes to jobq:{other}:dead with the
+    reason, and default goes on."""
+    r.set(qkey("queue", "other"), "oops")
+    jobqd(TWO_QUEUES)
+    payload = schedule(r, job("noop", id="undeliverable"), time.time() - 1, queue="other")
+    entry = wait_dead(r, payload, queue="other")
+    assert entry["queue"] == "other" and entry["id"] == "undeliverable", entry
+    assert "not a list" in entry["error"] and qkey("queue", "other") in entry["error"], entry["error"]
+    assert r.zcard(qkey("scheduled", "other")) == 0
+    assert r.get(qkey("queue", "other")) == "oops"
+    push(r, job("noop", id="fine"))
+    assert get_result(r, "fine")["status"] == "ok"
