@@ -603,6 +603,46 @@ def test_reclaim_covers_the_queues_only_the_dead_daemon_served(r, jobqd, path):
 
 
 @budget(40)
+def test_reclaim_waits_for_the_lease_when_the_heartbeat_goes_first(r, jobqd):
+    """A dead daemon's heartbeat key can vanish before its lease lapses (it
+    is set a round trip before the leases are renewed, and a key with a TTL
+    can be evicted under a volatile-* maxmemory policy). jobqd-a (serving
+    other only, on a vanished host) dies holding a job; its heartbeat key
+    is gone at once while its lease on other still runs. jobqd-b (default
+    only) must still put the job back on jobq:{other}:queue once the lease
+    lapses, not forget jobqd-a before that and leave the job in flight."""
+    ttl, interval = 2, 0.5
+    common = {"heartbeat_interval": interval, "heartbeat_ttl": ttl, "shutdown_timeout": 2}
+    a = jobqd({"daemon": dict(common, workers=1, queues="other")}, name="jobqd-a")
+    b = jobqd({"daemon": dict(common, workers=1, queues="default")}, name="jobqd-b")
+    ready(r, b, "warm-b")
+    wait_for(lambda: retrying(r.hlen, key("daemons")) == 2, 10, 0.05, "both daemons registered")
+    a_id = "%s:%d" % (os.uname().nodename, a.pid)
+    payload = job("sleep", id="o1", args={"seconds": 30})
+    r.rpush(qkey("queue", "other"), payload)
+    k, _ = worker_of_job(r, payload)
+    lease_left = [None]
+
+    def before_kill():
+        info = json.loads(r.hget(key("daemons"), a_id))
+        info["host"] = "vanished-host.invalid"
+        r.hset(key("daemons"), a_id, json.dumps(info))
+        r.delete(key("daemon", a_id))
+        lease_left[0] = (r.zscore(qkey("leases", "other"), a_id) - redis_time_ms(r)) / 1000.0
+
+    kill_daemon_hard(a, r, before_kill=before_kill)
+    t_kill = time.time()
+    assert lease_left[0] > interval + 0.2, lease_left
+    wait_for(lambda: retrying(r.lrange, qkey("queue", "other"), 0, -1) == [payload],
+             lease_left[0] + interval + 3, 0.02, "jobqd-b to put o1 back on jobq:{other}:queue")
+    t_back = time.time() - t_kill
+    assert t_back >= lease_left[0] - 0.05, "put back %.2f s after the kill, before the lease lapsed" % t_back
+    assert not retrying(r.exists, k)
+    assert held_by(r, a_id, "other") == ([], None)
+    b.assert_running()
+
+
+@budget(40)
 def test_stalled_daemon_is_fenced_and_its_job_recorded_once(r, jobqd, events):
     """jobqd-a's supervisor is frozen (SIGSTOP; its workers go on) while one
     of its workers runs a 3 s job. Its lease lapses after heartbeat_ttl, so
