@@ -21,44 +21,70 @@ OPT        := -O2
 endif
 
 # libcurl is loaded at run time by the worker that first needs it
-# (src/handlers/libcurl.c): its headers only, no link.
+# (src/daemon/handlers/libcurl.c): its headers only, no link.
 PKGS       := hiredis jansson inih libsystemd
+
+# TLS (rediss://) needs a hiredis with TLS: hiredis >= 1.0, or hiredict's
+# hiredis shims (Debian 12: bookworm-backports' libhiredict-shims-dev, which
+# `make deps` installs). Against hiredis 0.14 jobq builds without TLS and
+# says so when a rediss:// URL is given.
+HAVE_TLS   := $(shell pkg-config --exists hiredis_ssl && pkg-config --atleast-version=1.0 hiredis && echo yes)
+ifeq ($(HAVE_TLS),yes)
+TLS_CFLAGS := -DJOBQ_HAVE_TLS
+TLS_LIBS   := $(shell pkg-config --libs hiredis_ssl) -lssl -lcrypto
+endif
 CC         ?= cc
 CFLAGS     ?= $(OPT) -g
 CFLAGS     += -std=c11 -Wall -Wextra -Werror -Wformat=2 -Wstrict-prototypes \
               -Wno-format-nonliteral -D_GNU_SOURCE -Iinclude -Isrc \
               -DJOBQ_VERSION='"$(VERSION)"' -DJOBQ_PLUGIN_DIR='"$(PLUGINDIR)"' \
-              $(SANFLAGS) $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null)
+              $(SANFLAGS) $(TLS_CFLAGS) $(shell pkg-config --cflags $(PKGS) libcurl 2>/dev/null)
 LDFLAGS    += $(SANFLAGS)
-LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lresolv -ldl -lm
+LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(TLS_LIBS) -lev -lresolv -ldl -lm
 
 # The shared core (job model, config, URL, JSON) and the Redis protocol,
 # built once into an archive: each binary links only the members it uses.
 CORE_OBJS  := core/err core/log core/config core/redis_url core/json_writer core/job core/backoff \
-              core/random protocol/keys protocol/redis protocol/scripts protocol/functions \
+              core/random protocol/keys protocol/node protocol/tls protocol/cluster protocol/sentinel \
+              protocol/redis protocol/scripts protocol/functions \
               protocol/documents protocol/outcome protocol/queue protocol/daemons protocol/jobs
 HANDLER_OBJS := daemon/handlers/libcurl daemon/handlers/wordcount daemon/handlers/words \
-              daemon/handlers/testing
+              daemon/handlers/addr_policy daemon/handlers/url_redact daemon/handlers/testing
 JOBQD_OBJS := daemon/main daemon/supervisor daemon/workers daemon/upkeep daemon/worker \
               daemon/job_run daemon/notify daemon/plugin daemon/registry daemon/slots $(HANDLER_OBJS)
-JOBQ_OBJS  := cli/main cli/util cli/jobs cli/status cli/dead
+JOBQ_OBJS  := cli/main cli/util cli/jobs cli/status cli/dead cli/migrate
 UNIT_TESTS := test_config test_redis_url test_job test_json_writer test_words test_backoff test_plugin \
-              test_keys test_outcome
+              test_keys test_outcome test_addr_policy test_url_redact
 
 # What each unit test links besides its own object and the core archive.
 test_words_OBJS     := daemon/handlers/words
+test_addr_policy_OBJS := daemon/handlers/addr_policy
+test_url_redact_OBJS := daemon/handlers/url_redact
 test_plugin_OBJS    := daemon/registry daemon/plugin $(HANDLER_OBJS)
 
 obj = $(addprefix $(BUILD)/obj/,$(addsuffix .o,$(1)))
 CORE_LIB := $(BUILD)/libjobq-core.a
 
-.PHONY: all deps run test unit integration check-asan bench profile install uninstall clean plugins
+.PHONY: all deps run test unit integration unit-file check-asan bench profile install uninstall clean plugins
 
 all: $(BUILD)/jobqd $(BUILD)/jobq plugins
 
 HEADERS := $(wildcard src/*/*.h src/daemon/handlers/*.h include/jobq/*.h)
 
-$(BUILD)/obj/%.o: src/%.c $(HEADERS)
+# The plugin directory is compiled into jobqd (the [plugins] dir default):
+# building, then installing with another PREFIX or PLUGINDIR rebuilds what
+# uses it, so the installed jobqd and jobq.pc always agree.
+PLUGINDIR_STAMP := $(BUILD)/plugindir.stamp
+$(shell mkdir -p $(BUILD) && (echo '$(PLUGINDIR)' | cmp -s - $(PLUGINDIR_STAMP) || echo '$(PLUGINDIR)' > $(PLUGINDIR_STAMP)))
+$(BUILD)/obj/core/config.o: $(PLUGINDIR_STAMP)
+
+# hiredis 0.14 and 1.x (or hiredict) differ in their structures: objects
+# built against one are rebuilt when the other is installed.
+HIREDIS_STAMP := $(BUILD)/hiredis.stamp
+HIREDIS_ID := $(shell pkg-config --modversion hiredis 2>/dev/null) tls=$(HAVE_TLS)
+$(shell mkdir -p $(BUILD) && (echo '$(HIREDIS_ID)' | cmp -s - $(HIREDIS_STAMP) || echo '$(HIREDIS_ID)' > $(HIREDIS_STAMP)))
+
+$(BUILD)/obj/%.o: src/%.c $(HEADERS) $(HIREDIS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -73,7 +99,7 @@ $(BUILD)/jobq: $(call obj,$(JOBQ_OBJS)) $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests: one cmocka binary per module, linked with the core objects.
-$(BUILD)/tests/%.o: tests/unit/%.c $(HEADERS)
+$(BUILD)/tests/%.o: tests/unit/%.c $(HEADERS) $(HIREDIS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) -Wno-strict-prototypes -c -o $@ $<
 
@@ -133,6 +159,12 @@ install: all
 	[ -e $(DESTDIR)$(SYSCONFDIR)/jobq/jobq.conf ] || \
 	    install -m 644 config/jobq.conf $(DESTDIR)$(SYSCONFDIR)/jobq/jobq.conf
 	sed -e 's|@BINDIR@|$(PREFIX)/bin|g' systemd/jobqd.service > $(DESTDIR)$(UNITDIR)/jobqd.service
+
+# The unit as installed, for `systemd-analyze security --offline=true build/jobqd.service`.
+unit-file: $(BUILD)/jobqd.service
+$(BUILD)/jobqd.service: systemd/jobqd.service
+	@mkdir -p $(dir $@)
+	sed -e 's|@BINDIR@|$(PREFIX)/bin|g' $< > $@
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/jobqd $(DESTDIR)$(PREFIX)/bin/jobq \

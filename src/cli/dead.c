@@ -1,38 +1,136 @@
 /*
- * jobq dead: list, show, retry and purge the dead-letter list (<prefix>:dead,
- * newest first). A retry removes the exact entry and re-pushes its payload in
- * one script, with fresh attempts, so two retries never queue a job twice.
+ * jobq dead: list, show, retry and purge the dead-letter lists
+ * (<prefix>:{QUEUE}:dead, each newest first), of one queue (-q) or of every
+ * queue merged newest first. Each action is a row of one table. A retry is
+ * jobq_jobs_dead_retry: it removes the exact entry and re-pushes its payload
+ * in one script, with fresh attempts, so two retries never queue a job twice.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "core/job.h"
+#include "protocol/jobs.h"
 
 static const char dead_usage[] =
-    "Usage: jobq dead list [--json] [--limit N]\n"
-    "       jobq dead show ID\n"
-    "       jobq dead retry ID | jobq dead retry --all\n"
-    "       jobq dead purge\n"
-    "Jobs that failed for good, or could not be read, newest first.\n\n"
+    "Usage: jobq dead [-q QUEUE] list [--json] [--limit N]\n"
+    "       jobq dead [-q QUEUE] show ID\n"
+    "       jobq dead [-q QUEUE] retry ID | jobq dead [-q QUEUE] retry --all\n"
+    "       jobq dead [-q QUEUE] purge\n"
+    "Jobs that failed for good, or could not be read: each queue's dead list\n"
+    "(<prefix>:{QUEUE}:dead), every queue's merged newest first unless -q names one.\n\n"
     "  list   one line per job (--limit N, default 100; 0: all); --json: a JSON array\n"
     "  show   the whole entry of job ID as JSON: payload, last error, every attempt's error\n"
-    "  retry  put job ID (--all: every job whose payload is a JSON object) back on its\n"
-    "         queue with fresh attempts, and forget its failed result\n"
-    "  purge  delete every entry\n";
+    "  retry  put job ID (--all: every job whose payload is a JSON object) back on the\n"
+    "         queue it died on with fresh attempts, and forget its failed result\n"
+    "  purge  delete every entry (of every queue, or of QUEUE)\n\n"
+    "  -q, --queue QUEUE  only this queue's dead list\n";
 
-/* KEYS: dead list, queue, result; ARGV: entry, payload, event, channel. */
-static const char retry_lua[] = "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end\n"
-                                "redis.call('RPUSH', KEYS[2], ARGV[2])\n"
-                                "redis.call('DEL', KEYS[3])\n"
-                                "redis.call('PUBLISH', ARGV[4], ARGV[3])\n"
-                                "return 1\n";
+typedef struct dead_opts {
+    const char *queue; /* -q, or NULL for every queue */
+    bool as_json, all;
+    double limit;
+} dead_opts;
 
-static const char purge_lua[] = "local n = redis.call('LLEN', KEYS[1])\n"
-                                "redis.call('DEL', KEYS[1])\n"
-                                "return n\n";
+/* One entry with the queue whose list holds it. */
+typedef struct dead_entry {
+    const char *queue; /* borrowed from the jobq_cli_queues */
+    json_t *raw;       /* the exact text (a JSON string) */
+    json_t *doc;       /* decoded, or {"unreadable": text} */
+    double failed_at;
+    size_t seq; /* load order: queue, then place in its list */
+} dead_entry;
 
-/* One line of text: newlines and tabs as spaces, cut at max bytes. */
+typedef struct dead_set {
+    dead_entry *e;
+    size_t n, cap;
+    long long total; /* entries in the lists, loaded or not */
+} dead_set;
+
+static void set_fini(dead_set *s) {
+    for (size_t i = 0; i < s->n; i++) {
+        json_decref(s->e[i].raw);
+        json_decref(s->e[i].doc);
+    }
+    free(s->e);
+    memset(s, 0, sizeof *s);
+}
+
+static int add_entry(dead_set *s, const char *queue, json_t *raw) {
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 64;
+        dead_entry *grown = realloc(s->e, cap * sizeof *grown);
+        if (!grown) return -1;
+        s->e = grown;
+        s->cap = cap;
+    }
+    json_t *doc = json_loadb(json_string_value(raw), json_string_length(raw), 0, NULL);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        doc = json_pack("{s:O}", "unreadable", raw);
+    }
+    json_t *at = json_object_get(doc, "failed_at");
+    s->e[s->n] = (dead_entry){queue, json_incref(raw), doc, json_is_number(at) ? json_number_value(at) : 0, s->n};
+    s->n++;
+    return 0;
+}
+
+/* Newest first; entries of the same time in load order. */
+static int cmp_entries(const void *a, const void *b) {
+    const dead_entry *x = a, *y = b;
+    if (x->failed_at != y->failed_at) return x->failed_at > y->failed_at ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static bool has_dead_list(const jobq_cli_queue *q) { return q->kinds & (1u << JOBQ_KEY_DEAD); }
+
+/* The first limit entries (<= 0: all) of queue q's dead list into s, and its
+ * length into s->total. 0, or -1 after printing. */
+static int load_list(jobq_cli *c, const jobq_cli_queue *q, long limit, dead_set *s) {
+    char key[JOBQ_KEY_MAX];
+    jobq_cli_key(c, key, JOBQ_KEY_DEAD, q->name);
+    const char *llen[] = {"LLEN", key};
+    long long len;
+    if (jobq_cli_integer(c, &len, 2, llen) != 0) return -1;
+    s->total += len;
+    json_t *all = len ? jobq_cli_range(c, key, false, limit) : json_array();
+    if (!all) return -1;
+    size_t i;
+    json_t *raw;
+    int rc = 0;
+    json_array_foreach(all, i, raw) {
+        if (rc == 0 && add_entry(s, q->name, raw) != 0) {
+            jobq_cli_error("out of memory");
+            rc = -1;
+        }
+    }
+    json_decref(all);
+    return rc;
+}
+
+/* The entries of every dead list in qs (at most limit of each), newest
+ * first. 0, or -1 after printing. */
+static int load_entries(jobq_cli *c, const jobq_cli_queues *qs, long limit, dead_set *s) {
+    memset(s, 0, sizeof *s);
+    for (size_t i = 0; i < qs->n; i++)
+        if (has_dead_list(&qs->q[i]) && load_list(c, &qs->q[i], limit, s) != 0) return -1;
+    if (s->n) qsort(s->e, s->n, sizeof *s->e, cmp_entries);
+    return 0;
+}
+
+/* The newest entry of job id in s, or NULL. */
+static const dead_entry *find_entry(const dead_set *s, const char *id) {
+    for (size_t i = 0; i < s->n; i++) {
+        const char *text = json_string_value(s->e[i].raw);
+        if (!memmem(text, json_string_length(s->e[i].raw), id, strlen(id))) continue;
+        const char *did = json_string_value(json_object_get(s->e[i].doc, "id"));
+        if (did && strcmp(did, id) == 0) return &s->e[i];
+    }
+    return NULL;
+}
+
+/* One line of text: newlines and tabs as spaces, cut at max bytes (control
+ * characters are escaped when the table is built). */
 static void one_line(char *buf, size_t size, const char *s, size_t max) {
     size_t n = 0;
     for (; s && *s && n + 4 < size; s++) {
@@ -46,251 +144,201 @@ static void one_line(char *buf, size_t size, const char *s, size_t max) {
     buf[n] = '\0';
 }
 
-static int dead_list(jobq_cli *c, bool as_json, long limit) {
-    char key[512];
-    jobq_cli_key(c, key, sizeof key, "dead");
-    const char *llen[] = {"LLEN", key};
-    json_t *total_r, *entries;
-    if (jobq_cli_command(c, &total_r, 2, llen, NULL) != 0) return JOBQ_CLI_USAGE;
-    json_int_t total = json_integer_value(total_r);
-    json_decref(total_r);
-    if (!(entries = jobq_cli_range(c, key, false, limit))) return JOBQ_CLI_USAGE;
-    json_t *docs = json_array();
-    size_t i;
-    json_t *s;
-    json_array_foreach(entries, i, s) {
-        json_t *doc = json_loadb(json_string_value(s), json_string_length(s), 0, NULL);
-        json_array_append_new(docs, doc ? doc : json_pack("{s:O}", "unreadable", s));
-    }
-    json_decref(entries);
-    if (as_json) {
-        jobq_cli_print_json(docs, true);
-        json_decref(docs);
-        return JOBQ_CLI_OK;
-    }
-    if (total == 0) {
-        printf("no dead jobs\n");
-        json_decref(docs);
-        return JOBQ_CLI_OK;
-    }
+static void print_table(const dead_set *s, size_t shown) {
     jobq_cli_table t;
     jobq_cli_table_init(&t, 6, 1u << 4);
     jobq_cli_table_add(&t, "ID", "QUEUE", "HANDLER", "FAILED AT", "ATTEMPTS", "ERROR");
-    json_t *d;
-    json_array_foreach(docs, i, d) {
+    for (size_t i = 0; i < shown; i++) {
+        json_t *d = s->e[i].doc;
         char when[40], attempts[16], error[128];
-        json_t *at = json_object_get(d, "failed_at");
-        jobq_cli_time(when, sizeof when, json_is_number(at) ? json_number_value(at) : 0, false);
-        snprintf(attempts, sizeof attempts, "%lld",
-                 (long long)json_integer_value(json_object_get(d, "attempts")));
+        jobq_cli_time(when, sizeof when, s->e[i].failed_at, false);
+        snprintf(attempts, sizeof attempts, "%lld", (long long)json_integer_value(json_object_get(d, "attempts")));
         one_line(error, sizeof error, json_string_value(json_object_get(d, "error")), 80);
         const char *id = json_string_value(json_object_get(d, "id"));
         const char *handler = json_string_value(json_object_get(d, "handler"));
-        jobq_cli_table_add(&t, id ? id : "-", json_string_value(json_object_get(d, "queue")),
-                           handler ? handler : "-", when, attempts, error);
+        jobq_cli_table_add(&t, id ? id : "-", s->e[i].queue, handler ? handler : "-", when, attempts, error);
     }
     jobq_cli_table_print(&t, stdout, 0);
     jobq_cli_table_fini(&t);
-    if ((json_int_t)json_array_size(docs) < total)
-        printf("(showing the newest %zu of %lld: --limit 0 shows all)\n", json_array_size(docs),
-               (long long)total);
-    json_decref(docs);
+}
+
+/* ---- the actions ---- */
+
+typedef int (*dead_fn)(jobq_cli *c, const dead_opts *o, const jobq_cli_queues *qs, const char *id);
+
+static int dead_list(jobq_cli *c, const dead_opts *o, const jobq_cli_queues *qs, const char *id) {
+    (void)id;
+    long limit = (long)o->limit;
+    dead_set s;
+    if (load_entries(c, qs, limit, &s) != 0) return set_fini(&s), JOBQ_CLI_USAGE;
+    size_t shown = limit > 0 && s.n > (size_t)limit ? (size_t)limit : s.n;
+    if (o->as_json) {
+        json_t *docs = json_array();
+        for (size_t i = 0; i < shown; i++) json_array_append(docs, s.e[i].doc);
+        jobq_cli_print_json(docs, true);
+        json_decref(docs);
+    } else if (s.total == 0) {
+        printf("no dead jobs\n");
+    } else {
+        print_table(&s, shown);
+        if ((long long)shown < s.total)
+            printf("(showing the newest %zu of %lld: --limit 0 shows all)\n", shown, s.total);
+    }
+    set_fini(&s);
     return JOBQ_CLI_OK;
 }
 
-/* The newest entry for job id: its exact text (a JSON string) in *raw and
- * decoded in *doc (new references). 1 found, 0 not, -1 error. */
-static int find_entry(jobq_cli *c, const char *id, json_t **raw, json_t **doc) {
-    char key[512];
-    jobq_cli_key(c, key, sizeof key, "dead");
-    json_t *all = jobq_cli_range(c, key, false, 0);
-    if (!all) return -1;
-    size_t i;
-    json_t *s;
-    int rc = 0;
-    json_array_foreach(all, i, s) {
-        const char *text = json_string_value(s);
-        if (!text || !strstr(text, id)) continue;
-        json_t *d = json_loadb(text, json_string_length(s), 0, NULL);
-        const char *did = json_string_value(json_object_get(d, "id"));
-        if (did && strcmp(did, id) == 0) {
-            *raw = json_incref(s);
-            *doc = d;
-            rc = 1;
-            break;
+static int dead_show(jobq_cli *c, const dead_opts *o, const jobq_cli_queues *qs, const char *id) {
+    (void)o;
+    dead_set s;
+    int rc = JOBQ_CLI_USAGE;
+    if (load_entries(c, qs, 0, &s) == 0) {
+        const dead_entry *e = find_entry(&s, id);
+        if (e) jobq_cli_print_json(e->doc, true);
+        rc = e ? JOBQ_CLI_OK : jobq_cli_error("no dead job %s (see jobq dead list)", id);
+    }
+    set_fini(&s);
+    return rc;
+}
+
+/* Re-queue entry e. 1 done, 0 it was no longer there, -1 after printing an
+ * error, -2 when it cannot be retried (why says so). */
+static int retry_entry(jobq_cli *c, const dead_entry *e, char *why, size_t why_size) {
+    jobq_err err;
+    int r = jobq_jobs_dead_retry(c->r, c->key_prefix, e->queue, json_string_value(e->raw),
+                                 json_string_length(e->raw), why, why_size, &err);
+    return r == -1 ? jobq_cli_redis_error(c, &err) : r;
+}
+
+static int retry_one(jobq_cli *c, const jobq_cli_queues *qs, const char *id) {
+    for (int tries = 0; tries < 3; tries++) {
+        dead_set s;
+        if (load_entries(c, qs, 0, &s) != 0) return set_fini(&s), JOBQ_CLI_USAGE;
+        const dead_entry *e = find_entry(&s, id);
+        char why[160], queue[256];
+        int r = e ? retry_entry(c, e, why, sizeof why) : -3;
+        if (e) snprintf(queue, sizeof queue, "%s", e->queue);
+        set_fini(&s);
+        if (r == -3) return jobq_cli_error("no dead job %s (see jobq dead list)", id);
+        if (r == -2) return jobq_cli_error("dead retry: job %s cannot be retried: %s", id, why);
+        if (r == -1) return JOBQ_CLI_USAGE;
+        if (r == 1) {
+            printf("retrying job ");
+            jobq_cli_put(stdout, id);
+            printf(" on queue ");
+            jobq_cli_put(stdout, queue);
+            putchar('\n');
+            return JOBQ_CLI_OK;
         }
-        json_decref(d);
+        /* 0: the entry changed under us (retried by someone else?): look again */
     }
-    json_decref(all);
-    return rc;
+    return jobq_cli_error("dead retry: job %s kept changing; try again", id);
 }
 
-/*
- * Re-queue one dead entry (raw: its exact text, doc: decoded) and name its
- * queue in queue_out. 1 done, 0 it was no longer there, -1 after printing an
- * error, -2 when its payload cannot be retried (why in reason).
- */
-static int retry_entry(jobq_cli *c, json_t *raw, json_t *doc, char *reason, size_t reason_size,
-                       char *queue_out, size_t queue_size) {
-    json_t *payload_s = json_object_get(doc, "payload");
-    const char *id = json_string_value(json_object_get(doc, "id"));
-    json_t *payload = json_is_string(payload_s) ? json_loadb(json_string_value(payload_s),
-                                                             json_string_length(payload_s), 0, NULL)
-                                                : NULL;
-    if (!json_is_object(payload) || !id) {
-        snprintf(reason, reason_size, "its payload is not a JSON object");
-        json_decref(payload);
-        return -2;
-    }
-    /* Fresh attempts: drop the attempt bookkeeping, keep the assigned id
-     * and the queue. */
-    json_t *meta = json_object_get(payload, "_jobq");
-    if (json_is_object(meta)) {
-        json_object_del(meta, "attempts");
-        json_object_del(meta, "deaths");
-        json_object_del(meta, "errors");
-    }
-    const char *own_id = json_string_value(json_object_get(payload, "id"));
-    if (!own_id || !*own_id) {
-        if (!json_is_object(meta)) json_object_set_new(payload, "_jobq", meta = json_object());
-        json_object_set_new(meta, "id", json_string(id));
-    }
-    const char *queue = json_string_value(json_object_get(meta, "queue"));
-    if (!queue) queue = json_string_value(json_object_get(doc, "queue"));
-    if (!queue || !*queue) queue = json_string_value(json_object_get(payload, "queue"));
-    if (!queue || !*queue) queue = "default";
-    snprintf(queue_out, queue_size, "%s", queue);
-    if (json_is_object(meta) && json_object_size(meta) == 0) json_object_del(payload, "_jobq");
-    char dead_key[512], queue_key[512], result_key[512], channel[300];
-    jobq_cli_key(c, dead_key, sizeof dead_key, "dead");
-    jobq_cli_key(c, queue_key, sizeof queue_key, "queue:%s", queue);
-    jobq_cli_key(c, result_key, sizeof result_key, "result:%s", id);
-    jobq_cli_key(c, channel, sizeof channel, "events");
-    json_t *handler = json_object_get(payload, "handler");
-    json_t *event = json_pack("{s:s, s:s, s:s, s:O, s:f}", "event", "queued", "id", id, "queue", queue,
-                              "handler", handler ? handler : json_null(), "time", jobq_now());
-    char *ptext = json_dumps(payload, JSON_COMPACT), *etext = json_dumps(event, JSON_COMPACT);
-    json_decref(payload);
-    json_decref(event);
-    const char *argv[] = {
-        "EVAL", retry_lua, "3",    dead_key, queue_key, result_key, json_string_value(raw),
-        ptext,  etext,     channel};
-    size_t lens[10];
-    for (int i = 0; i < 10; i++) lens[i] = argv[i] ? strlen(argv[i]) : 0;
-    lens[6] = json_string_length(raw);
-    json_t *r = NULL;
-    int rc = ptext && etext ? jobq_cli_command(c, &r, 10, argv, lens) : -1;
-    if (rc == 0) rc = json_integer_value(r) == 1 ? 1 : 0;
-    json_decref(r);
-    free(ptext);
-    free(etext);
-    return rc;
-}
-
-static int dead_retry_all(jobq_cli *c) {
-    char key[512];
-    jobq_cli_key(c, key, sizeof key, "dead");
-    json_t *all = jobq_cli_range(c, key, false, 0);
-    if (!all) return JOBQ_CLI_USAGE;
+/* Every entry of every list, oldest first in each, so that the jobs queue
+ * in the order they died. */
+static int retry_all(jobq_cli *c, const jobq_cli_queues *qs) {
     long retried = 0, kept = 0;
     int rc = JOBQ_CLI_OK;
-    /* Oldest first, so the jobs queue in the order they died. */
-    for (size_t i = json_array_size(all); i-- > 0;) {
-        json_t *raw = json_array_get(all, i);
-        json_t *doc = json_loadb(json_string_value(raw), json_string_length(raw), 0, NULL);
-        char why[128], queue[128];
-        int r = doc ? retry_entry(c, raw, doc, why, sizeof why, queue, sizeof queue) : -2;
-        json_decref(doc);
-        if (r == -1) {
-            rc = JOBQ_CLI_USAGE;
-            break;
+    for (size_t i = 0; i < qs->n && rc == JOBQ_CLI_OK; i++) {
+        if (!has_dead_list(&qs->q[i])) continue;
+        dead_set s = {0};
+        if (load_list(c, &qs->q[i], 0, &s) != 0) rc = JOBQ_CLI_USAGE;
+        for (size_t j = s.n; rc == JOBQ_CLI_OK && j-- > 0;) {
+            char why[160];
+            int r = retry_entry(c, &s.e[j], why, sizeof why);
+            if (r == -1) rc = JOBQ_CLI_USAGE;
+            retried += r == 1;
+            kept += r == -2;
         }
-        if (r == 1) retried++;
-        if (r == -2) kept++;
+        set_fini(&s);
     }
-    json_decref(all);
     printf("retried %ld dead job(s)", retried);
-    if (kept) printf("; kept %ld whose payload is not a JSON object (see jobq dead list)", kept);
+    if (kept) printf("; kept %ld that cannot be retried (payload not a JSON object, or cut; see jobq dead list)", kept);
     putchar('\n');
     return rc;
 }
 
-int jobq_cli_dead(jobq_cli *c, int argc, char **argv) {
-    enum { O_JSON = 1, O_LIMIT, O_ALL };
-    static const jobq_cli_opt opts[] = {{"json", 0, JOBQ_CLI_NOARG, O_JSON},
-                                        {"limit", 'n', JOBQ_CLI_ARG, O_LIMIT},
-                                        {"all", 'a', JOBQ_CLI_NOARG, O_ALL},
-                                        {NULL, 0, 0, 0}};
-    const char *action = NULL, *id = NULL, *v;
-    bool as_json = false, all = false;
-    double limit = 100;
-    jobq_cli_parser p;
-    jobq_cli_parser_init(&p, c, opts, argc, argv);
-    int o;
-    while ((o = jobq_cli_next(&p, &v)) != JOBQ_CLI_END) {
-        if (o == JOBQ_CLI_HELP) return fputs(dead_usage, stdout), JOBQ_CLI_OK;
-        if (o == JOBQ_CLI_BAD) return JOBQ_CLI_USAGE;
-        if (o == O_JSON) as_json = true;
-        if (o == O_ALL) all = true;
-        if (o == O_LIMIT &&
-            jobq_cli_number(c, "--limit", v, 0, 1e9, "a number of entries (0: all)", &limit) != 0)
-            return JOBQ_CLI_USAGE;
-        if (o == JOBQ_CLI_POSITIONAL) {
-            if (!action)
-                action = v;
-            else if (!id)
-                id = v;
-            else
-                return jobq_cli_error("dead: unexpected argument '%s'", v);
-        }
-    }
-    if (!action) action = "list";
-    bool list = !strcmp(action, "list"), show = !strcmp(action, "show"),
-         retry = !strcmp(action, "retry"), purge = !strcmp(action, "purge");
-    if (!list && !show && !retry && !purge)
-        return jobq_cli_error(
-            "dead: unknown action '%s': use list, show ID, retry ID, retry --all or purge", action);
-    if ((list || purge) && id) return jobq_cli_error("dead %s: unexpected argument '%s'", action, id);
-    if (show && !id) return jobq_cli_error("dead show: missing ID");
-    if (retry && !id && !all) return jobq_cli_error("dead retry: missing ID (or --all)");
-    if (retry && id && all) return jobq_cli_error("dead retry: give an ID or --all, not both");
-    if (all && !retry) return jobq_cli_error("dead %s: --all goes with retry", action);
-    if (jobq_cli_connect(c) != 0) return JOBQ_CLI_USAGE;
+static int dead_retry(jobq_cli *c, const dead_opts *o, const jobq_cli_queues *qs, const char *id) {
+    return o->all ? retry_all(c, qs) : retry_one(c, qs, id);
+}
 
-    if (list) return dead_list(c, as_json, (long)limit);
-    if (purge) {
-        char key[512];
-        jobq_cli_key(c, key, sizeof key, "dead");
-        const char *eval[] = {"EVAL", purge_lua, "1", key};
-        json_t *r;
-        if (jobq_cli_command(c, &r, 4, eval, NULL) != 0) return JOBQ_CLI_USAGE;
-        printf("removed %lld dead job(s)\n", (long long)json_integer_value(r));
-        json_decref(r);
-        return JOBQ_CLI_OK;
-    }
-    if (all) return dead_retry_all(c);
-    for (int tries = 0; tries < 3; tries++) {
-        json_t *raw = NULL, *doc = NULL;
-        int found = find_entry(c, id, &raw, &doc);
-        if (found < 0) return JOBQ_CLI_USAGE;
-        if (found == 0) return jobq_cli_error("no dead job %s (see jobq dead list)", id);
-        if (show) {
-            jobq_cli_print_json(doc, true);
-            json_decref(raw);
-            json_decref(doc);
-            return JOBQ_CLI_OK;
+static int dead_purge(jobq_cli *c, const dead_opts *o, const jobq_cli_queues *qs, const char *id) {
+    (void)o, (void)id;
+    long long removed = 0;
+    for (size_t i = 0; i < qs->n; i++) {
+        if (!has_dead_list(&qs->q[i])) continue;
+        jobq_err err;
+        long n = jobq_jobs_dead_purge(c->r, c->key_prefix, qs->q[i].name, &err);
+        if (n < 0) {
+            printf("removed %lld dead job(s) before the error\n", removed);
+            return jobq_cli_redis_error(c, &err), JOBQ_CLI_USAGE;
         }
-        char why[128], queue[128];
-        int r = retry_entry(c, raw, doc, why, sizeof why, queue, sizeof queue);
-        json_decref(raw);
-        json_decref(doc);
-        if (r == 1) {
-            printf("retrying job %s on queue %s\n", id, queue);
-            return JOBQ_CLI_OK;
-        }
-        if (r == -2) return jobq_cli_error("dead retry: job %s cannot be retried: %s", id, why);
-        if (r == -1) return JOBQ_CLI_USAGE;
-        /* 0: the entry changed under us (retried by someone else?): look again */
+        removed += n;
     }
-    return jobq_cli_error("dead retry: job %s kept changing; try again", id);
+    printf("removed %lld dead job(s)\n", removed);
+    return JOBQ_CLI_OK;
+}
+
+enum { NO_ID, NEEDS_ID, ID_OR_ALL };
+
+static const struct dead_action {
+    const char *name;
+    int id; /* NO_ID, NEEDS_ID, ID_OR_ALL (retry --all) */
+    dead_fn run;
+} dead_actions[] = {
+    {"list", NO_ID, dead_list},
+    {"show", NEEDS_ID, dead_show},
+    {"retry", ID_OR_ALL, dead_retry},
+    {"purge", NO_ID, dead_purge},
+};
+
+/* Does the action get the ID (or --all) it needs? JOBQ_CLI_PARSED, or the
+ * exit status after printing why not. */
+static int check_action(const struct dead_action *a, const dead_opts *o, const char *id) {
+    if (a->id == NO_ID && id) return jobq_cli_error("dead %s: unexpected argument '%s'", a->name, id);
+    if (a->id == NEEDS_ID && !id) return jobq_cli_error("dead %s: missing ID", a->name);
+    if (a->id == ID_OR_ALL && !id && !o->all) return jobq_cli_error("dead %s: missing ID (or --all)", a->name);
+    if (a->id == ID_OR_ALL && id && o->all) return jobq_cli_error("dead %s: give an ID or --all, not both", a->name);
+    if (a->id != ID_OR_ALL && o->all) return jobq_cli_error("dead %s: --all goes with retry", a->name);
+    return JOBQ_CLI_PARSED;
+}
+
+/* The queues whose dead lists the action reads: -q's, or every queue's. */
+static int dead_queues(jobq_cli *c, const dead_opts *o, jobq_cli_queues *qs) {
+    if (!o->queue) return jobq_cli_queues_scan(c, qs);
+    memset(qs, 0, sizeof *qs);
+    jobq_cli_queue *q = jobq_cli_queues_add(qs, o->queue);
+    if (!q) return jobq_cli_error("out of memory"), -1;
+    q->kinds |= 1u << JOBQ_KEY_DEAD;
+    return 0;
+}
+
+int jobq_cli_dead(jobq_cli *c, int argc, char **argv) {
+    static const jobq_cli_opt opts[] = {
+        JOBQ_CLI_OPT_STRING("queue", 'q', dead_opts, queue),
+        JOBQ_CLI_OPT_FLAG("json", 0, dead_opts, as_json),
+        JOBQ_CLI_OPT_INTEGER("limit", 'n', dead_opts, limit, 0, 1e9, "a number of entries (0: all)"),
+        JOBQ_CLI_OPT_FLAG("all", 'a', dead_opts, all),
+        JOBQ_CLI_OPT_END,
+    };
+    dead_opts o = {NULL, false, false, 100};
+    const char *args[2] = {"list", NULL};
+    int nargs;
+    const jobq_cli_spec spec = {dead_usage, opts, &o, args, 2, NULL};
+    int parsed = jobq_cli_parse(c, &spec, argc, argv, &nargs);
+    if (parsed != JOBQ_CLI_PARSED) return parsed;
+    const struct dead_action *a = NULL;
+    for (size_t i = 0; i < sizeof dead_actions / sizeof *dead_actions; i++)
+        if (strcmp(dead_actions[i].name, args[0]) == 0) a = &dead_actions[i];
+    if (!a)
+        return jobq_cli_error("dead: unknown action '%s': use list, show ID, retry ID, retry --all or purge", args[0]);
+    if ((parsed = check_action(a, &o, args[1])) != JOBQ_CLI_PARSED) return parsed;
+    if (o.queue && !jobq_key_valid_queue(o.queue))
+        return jobq_cli_error("dead: bad queue name '%s': use 1 to 64 of A-Z a-z 0-9 _ . : -", o.queue);
+    if (jobq_cli_connect(c) != 0) return JOBQ_CLI_USAGE;
+    jobq_cli_queues qs;
+    int rc = dead_queues(c, &o, &qs) == 0 ? a->run(c, &o, &qs, args[1]) : JOBQ_CLI_USAGE;
+    jobq_cli_queues_fini(&qs);
+    return rc;
 }

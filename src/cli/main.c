@@ -1,7 +1,7 @@
 /*
  * jobq, the command-line client: entry point, where Redis is, the event
  * subscription (jobq events and every --wait) and jobq functions. The other
- * subcommands live in cli_jobs.c, cli_status.c and cli_dead.c.
+ * subcommands live in jobs.c, status.c, dead.c and migrate.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -9,102 +9,106 @@
 
 #include "cli/cli.h"
 #include "core/config.h"
-#include "protocol/functions.h"
 #include "core/job.h"
+#include "protocol/functions.h"
+#include "protocol/scripts.h"
 
 #define DEFAULT_URL "redis://127.0.0.1:6379/0"
 
 /* ---- connection ---- */
 
-int jobq_cli_connect(jobq_cli *c) {
-    if (c->q) return 0;
-    const char *env = getenv("JOBQ_REDIS_URL");
-    const char *url = c->redis_url, *source = "--redis", *prefix = c->prefix;
-    if (!url && env && *env) {
-        url = env;
-        source = "JOBQ_REDIS_URL";
-    }
-    jobq_config cfg;
-    bool have_cfg = false, url_from_file = false;
+/* A connected handle on c's URL, or NULL after printing why. */
+static jobq_redis *connect_to(jobq_cli *c, const char *source) {
     jobq_err err;
-    if (!url || !prefix) {
-        const char *path = c->config_path;
-        if (!path && access(JOBQ_DEFAULT_CONFIG_PATH, R_OK) == 0) path = JOBQ_DEFAULT_CONFIG_PATH;
-        if (path) {
-            if (jobq_config_load(&cfg, path, &err) != 0) return jobq_cli_error("%s", err.msg), -1;
-            have_cfg = true;
-            if (!url) {
-                url = cfg.redis_url;
-                source = path;
-                url_from_file = true;
-            }
-            if (!prefix) prefix = cfg.prefix;
-        }
+    jobq_redis *r = jobq_redis_new(c->url, 5.0, &err);
+    if (!r) {
+        jobq_cli_error("%s: %s", source, err.msg);
+        return NULL;
     }
+    jobq_redis_set_password(r, c->password);
+    if (jobq_redis_connect(r, &err) != 0) {
+        jobq_cli_error("%s", err.msg);
+        jobq_redis_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Load -c FILE, else the default config file when readable, into cfg:
+ * 1 loaded, 0 there is none, -1 after printing why. */
+static int load_config(const jobq_cli *c, jobq_config *cfg, const char **path) {
+    jobq_err err;
+    *path = c->config_path;
+    if (!*path && access(JOBQ_DEFAULT_CONFIG_PATH, R_OK) == 0) *path = JOBQ_DEFAULT_CONFIG_PATH;
+    if (!*path) return 0;
+    if (jobq_config_load(cfg, *path, &err) != 0) return jobq_cli_error("%s", err.msg), -1;
+    return 1;
+}
+
+/* The password of the config file's [redis] section into c->password. */
+static int take_password(jobq_cli *c, jobq_config *cfg) {
+    jobq_err err;
+    if (jobq_config_load_secrets(cfg, &err) != 0) return jobq_cli_error("%s", err.msg), -1;
+    if (cfg->redis_password && !(c->password = strdup(cfg->redis_password)))
+        return jobq_cli_error("out of memory"), -1;
+    return 0;
+}
+
+/* c->url and c->key_prefix: copies of url and prefix, else the defaults. */
+static int set_names(jobq_cli *c, const char *url, const char *prefix) {
     c->url = strdup(url ? url : DEFAULT_URL);
     c->key_prefix = strdup(prefix ? prefix : "jobq");
-    int rc = -1;
-    if (url_from_file) {
-        if (jobq_config_load_secrets(&cfg, &err) != 0) {
-            jobq_cli_error("%s", err.msg);
-            goto out;
-        }
-        if (cfg.redis_password) c->password = strdup(cfg.redis_password);
+    if (!c->url || !c->key_prefix) return jobq_cli_error("out of memory"), -1;
+    if (!jobq_key_valid_prefix(c->key_prefix))
+        return jobq_cli_error("bad key prefix '%s': use 1 to 64 of A-Z a-z 0-9 _ . : -", c->key_prefix), -1;
+    return 0;
+}
+
+/* Where Redis is and the key prefix: --redis, else $JOBQ_REDIS_URL, else
+ * the config file's (which also gives the password), else the defaults;
+ * *source names where the URL came from. 0, or -1 after printing why. */
+static int resolve(jobq_cli *c, const char **source) {
+    const char *env = getenv("JOBQ_REDIS_URL");
+    const char *url = c->redis_url, *prefix = c->prefix, *path = NULL;
+    *source = "--redis";
+    if (!url && env && *env) {
+        url = env;
+        *source = "JOBQ_REDIS_URL";
     }
-    if (!c->url || !c->key_prefix) {
-        jobq_cli_error("out of memory");
-        goto out;
+    jobq_config cfg;
+    int have = !url || !prefix ? load_config(c, &cfg, &path) : 0, rc = 0;
+    if (have < 0) return -1;
+    if (have && !url) {
+        url = cfg.redis_url;
+        *source = path;
+        rc = take_password(c, &cfg);
     }
-    c->q = jobq_queue_new(c->url, c->key_prefix, 5.0, &err);
-    if (!c->q) {
-        jobq_cli_error("%s: %s", url ? source : "default URL", err.msg);
-        goto out;
-    }
-    jobq_queue_set_password(c->q, c->password);
-    if (jobq_queue_connect(c->q, &err) != 0) {
-        jobq_cli_error("%s", err.msg);
-        jobq_queue_free(c->q);
-        c->q = NULL;
-        goto out;
-    }
-    rc = 0;
-out:
-    if (have_cfg) jobq_config_fini(&cfg);
+    if (have && !prefix) prefix = cfg.prefix;
+    if (!url) *source = "default URL";
+    if (rc == 0) rc = set_names(c, url, prefix);
+    if (have) jobq_config_fini(&cfg);
     return rc;
 }
 
-jobq_queue *jobq_cli_connect_another(jobq_cli *c) {
-    jobq_err err;
-    jobq_queue *q = jobq_queue_new(c->url, c->key_prefix, 5.0, &err);
-    if (!q) {
-        jobq_cli_error("%s", err.msg);
-        return NULL;
-    }
-    jobq_queue_set_password(q, c->password);
-    if (jobq_queue_connect(q, &err) != 0) {
-        jobq_cli_error("%s", err.msg);
-        jobq_queue_free(q);
-        return NULL;
-    }
-    return q;
+int jobq_cli_connect(jobq_cli *c) {
+    if (c->r) return 0;
+    const char *source;
+    if (resolve(c, &source) != 0) return -1;
+    c->r = connect_to(c, source);
+    return c->r ? 0 : -1;
 }
 
 /* ---- events ---- */
 
-jobq_queue *jobq_cli_subscribe(jobq_cli *c) {
-    jobq_queue *s = jobq_cli_connect_another(c);
+jobq_redis *jobq_cli_subscribe(jobq_cli *c) {
+    jobq_redis *s = connect_to(c, "--redis");
     if (!s) return NULL;
-    char channel[300];
-    jobq_cli_key(c, channel, sizeof channel, "events");
-    const char *argv[] = {"SUBSCRIBE", channel};
-    jobq_err err = {0};
-    json_t *confirm = NULL;
-    int rc = jobq_queue_send(s, &err, 2, argv);
-    if (rc == 0) rc = jobq_queue_read_json(s, 5, &confirm, &err);
-    json_decref(confirm);
-    if (rc != 0) {
-        jobq_cli_error("cannot subscribe to %s: %s", channel, rc > 0 ? "no reply" : err.msg);
-        jobq_queue_free(s);
+    char channel[JOBQ_KEY_MAX];
+    jobq_key_events(channel, sizeof channel, c->key_prefix);
+    jobq_err err;
+    if (jobq_redis_subscribe(s, channel, &err) != 0) {
+        jobq_cli_error("cannot subscribe to %s: %s", channel, err.msg);
+        jobq_redis_free(s);
         return NULL;
     }
     return s;
@@ -112,9 +116,9 @@ jobq_queue *jobq_cli_subscribe(jobq_cli *c) {
 
 json_t *jobq_cli_message_event(json_t *m) {
     const char *kind = json_string_value(json_array_get(m, 0));
-    const char *data = json_string_value(json_array_get(m, 2));
-    if (!kind || strcmp(kind, "message") != 0 || !data) return NULL;
-    json_t *e = json_loads(data, 0, NULL);
+    json_t *data = json_array_get(m, 2);
+    if (!kind || strcmp(kind, "message") != 0 || !json_is_string(data)) return NULL;
+    json_t *e = json_loadb(json_string_value(data), json_string_length(data), 0, NULL);
     if (json_is_object(e)) return e;
     json_decref(e);
     return NULL;
@@ -123,57 +127,74 @@ json_t *jobq_cli_message_event(json_t *m) {
 static const char events_usage[] =
     "Usage: jobq events [--json] [--count N]\n"
     "Follow <prefix>:events and print one line per job event until interrupted\n"
-    "(reconnecting if Redis goes away).\n\n"
+    "(reconnecting if Redis goes away). Control characters in ids, handlers and\n"
+    "errors are shown as \\xNN.\n\n"
     "      --json     print each event as received (one JSON object per line)\n"
     "  -n, --count N  exit after N events\n";
 
+/* One event's line: its time, name and the fields below as name=value. */
 static void print_event(json_t *e) {
     char when[40];
     json_t *t = json_object_get(e, "time");
     jobq_cli_time(when, sizeof when, json_is_number(t) ? json_number_value(t) : jobq_now(), true);
     const char *name = json_string_value(json_object_get(e, "event"));
-    printf("%s  %-9s", when, name ? name : "?");
-    static const char *const fields[] = {"id",     "queue",  "handler", "attempt",
-                                         "worker", "due_at", "error"};
+    char shown[64];
+    printf("%s  %-9s", when, jobq_cli_escape(shown, sizeof shown, name ? name : "?", name ? strlen(name) : 1));
+    static const char *const fields[] = {"id", "queue", "handler", "attempt", "worker", "due_at", "error"};
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
         json_t *v = json_object_get(e, fields[i]);
-        if (!v || json_is_null(v)) continue;
-        if (json_is_string(v) && strcmp(fields[i], "error") != 0 &&
-            !strpbrk(json_string_value(v), " \t\""))
-            printf(" %s=%s", fields[i], json_string_value(v));
-        else if (json_is_string(v) || json_is_integer(v) || json_is_real(v)) {
-            char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-            printf(" %s=%s", fields[i], s ? s : "");
-            free(s);
-        }
+        char *s = NULL;
+        if (json_is_string(v) && strcmp(fields[i], "error") != 0 && !strpbrk(json_string_value(v), " \t\""))
+            s = jobq_cli_escape_dup(json_string_value(v), json_string_length(v));
+        else if (json_is_string(v) || json_is_integer(v) || json_is_real(v))
+            s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        if (!s) continue;
+        printf(" %s=", fields[i]);
+        jobq_cli_put(stdout, s);
+        free(s);
     }
     putchar('\n');
 }
 
-static int cmd_events(jobq_cli *c, int argc, char **argv) {
-    enum { O_JSON = 1, O_COUNT };
-    static const jobq_cli_opt opts[] = {
-        {"json", 0, JOBQ_CLI_NOARG, O_JSON}, {"count", 'n', JOBQ_CLI_ARG, O_COUNT}, {NULL, 0, 0, 0}};
-    bool as_json = false;
-    double count = 0;
-    jobq_cli_parser p;
-    jobq_cli_parser_init(&p, c, opts, argc, argv);
-    const char *v;
-    int o;
-    while ((o = jobq_cli_next(&p, &v)) != JOBQ_CLI_END) {
-        if (o == JOBQ_CLI_HELP) return fputs(events_usage, stdout), JOBQ_CLI_OK;
-        if (o == JOBQ_CLI_BAD) return JOBQ_CLI_USAGE;
-        if (o == O_JSON) as_json = true;
-        if (o == O_COUNT && jobq_cli_number(c, "--count", v, 1, 1e12, "a positive integer", &count) != 0)
-            return JOBQ_CLI_USAGE;
-        if (o == JOBQ_CLI_POSITIONAL) return jobq_cli_error("events: unexpected argument '%s'", v);
+/* A message's text for --json: as received, unless it has control
+ * characters (valid one-line JSON has none): then escaped. */
+static void print_raw(json_t *data) {
+    const char *s = json_string_value(data);
+    size_t len = json_string_length(data);
+    bool plain = true;
+    for (size_t i = 0; i < len && plain; i++) plain = (unsigned char)s[i] >= 0x20 && s[i] != 0x7f;
+    if (plain) {
+        fwrite(s, 1, len, stdout);
+    } else {
+        char *e = jobq_cli_escape_dup(s, len);
+        fputs(e ? e : "", stdout);
+        free(e);
     }
+    putchar('\n');
+}
+
+typedef struct events_opts {
+    bool as_json;
+    double count;
+} events_opts;
+
+static int cmd_events(jobq_cli *c, int argc, char **argv) {
+    static const jobq_cli_opt opts[] = {
+        JOBQ_CLI_OPT_FLAG("json", 0, events_opts, as_json),
+        JOBQ_CLI_OPT_INTEGER("count", 'n', events_opts, count, 1, 1e12, "a positive integer"),
+        JOBQ_CLI_OPT_END,
+    };
+    events_opts o = {false, 0};
+    int nargs;
+    const jobq_cli_spec spec = {events_usage, opts, &o, NULL, 0, NULL};
+    int parsed = jobq_cli_parse(c, &spec, argc, argv, &nargs);
+    if (parsed != JOBQ_CLI_PARSED) return parsed;
     if (jobq_cli_connect(c) != 0) return JOBQ_CLI_USAGE;
-    jobq_queue *sub = jobq_cli_subscribe(c);
+    jobq_redis *sub = jobq_cli_subscribe(c);
     if (!sub) return JOBQ_CLI_USAGE;
     double seen = 0;
     int failures = 0;
-    while (count == 0 || seen < count) {
+    while (o.count == 0 || seen < o.count) {
         if (!sub) {
             sleep(failures < 5 ? (unsigned)failures : 5);
             if (!(sub = jobq_cli_subscribe(c))) {
@@ -185,29 +206,30 @@ static int cmd_events(jobq_cli *c, int argc, char **argv) {
         }
         json_t *m = NULL;
         jobq_err err;
-        int r = jobq_queue_read_json(sub, 60, &m, &err);
+        int r = jobq_redis_read_json(sub, 60, &m, &err);
         if (r != 0) { /* timed out (the connection is then closed) or lost */
             if (r < 0) {
-                fprintf(stderr, "jobq: events: lost the connection (%s); reconnecting\n", err.msg);
+                jobq_cli_error("events: lost the connection (%s); reconnecting", err.msg);
                 failures = 1;
             }
-            jobq_queue_free(sub);
+            jobq_redis_free(sub);
             sub = NULL;
             continue;
         }
-        const char *data = json_string_value(json_array_get(m, 2));
+        json_t *data = json_array_get(m, 2);
+        const char *kind = json_string_value(json_array_get(m, 0));
+        bool message = kind && strcmp(kind, "message") == 0 && json_is_string(data);
         json_t *event = jobq_cli_message_event(m);
-        if (as_json && data) {
-            printf("%s\n", data);
-        } else if (event) {
+        if (o.as_json && message)
+            print_raw(data);
+        else if (event)
             print_event(event);
-        }
         fflush(stdout);
-        if (event || data) seen++;
+        if (message) seen++;
         json_decref(event);
         json_decref(m);
     }
-    jobq_queue_free(sub);
+    jobq_redis_free(sub);
     return JOBQ_CLI_OK;
 }
 
@@ -220,50 +242,49 @@ static const char functions_usage[] =
     "  jobq functions | redis-cli -x FUNCTION LOAD REPLACE\n\n"
     "      --load  install it now unless the server has it (or a newer one)\n";
 
+typedef struct functions_opts {
+    bool load;
+} functions_opts;
+
 static int cmd_functions(jobq_cli *c, int argc, char **argv) {
-    enum { O_LOAD = 1 };
-    static const jobq_cli_opt opts[] = {{"load", 0, JOBQ_CLI_NOARG, O_LOAD}, {NULL, 0, 0, 0}};
-    bool load = false;
-    jobq_cli_parser p;
-    jobq_cli_parser_init(&p, c, opts, argc, argv);
-    const char *v;
-    int o;
-    while ((o = jobq_cli_next(&p, &v)) != JOBQ_CLI_END) {
-        if (o == JOBQ_CLI_HELP) return fputs(functions_usage, stdout), JOBQ_CLI_OK;
-        if (o == JOBQ_CLI_BAD) return JOBQ_CLI_USAGE;
-        if (o == O_LOAD) load = true;
-        if (o == JOBQ_CLI_POSITIONAL) return jobq_cli_error("functions: unexpected argument '%s'", v);
-    }
-    if (!load) {
-        fputs(jobq_functions_source(), stdout);
+    static const jobq_cli_opt opts[] = {JOBQ_CLI_OPT_FLAG("load", 0, functions_opts, load), JOBQ_CLI_OPT_END};
+    functions_opts o = {false};
+    int nargs;
+    const jobq_cli_spec spec = {functions_usage, opts, &o, NULL, 0, NULL};
+    int parsed = jobq_cli_parse(c, &spec, argc, argv, &nargs);
+    if (parsed != JOBQ_CLI_PARSED) return parsed;
+    if (!o.load) {
+        fputs(jobq_script_function_library(), stdout);
         return JOBQ_CLI_OK;
     }
     if (jobq_cli_connect(c) != 0) return JOBQ_CLI_USAGE;
     jobq_err err;
-    int rc = jobq_functions_ensure(c->q, &err);
+    int rc = jobq_functions_ensure(c->r, &err);
     if (rc < 0) return jobq_cli_error("cannot install the function library: %s", err.msg);
     printf(rc ? "installed the jobq function library, version %d\n"
               : "the jobq function library is up to date (version %d or newer)\n",
-           JOBQ_FUNCTIONS_VERSION);
+           jobq_script_function_version());
     return JOBQ_CLI_OK;
 }
 
 /* ---- main ---- */
 
 static const char usage[] =
-    "Usage: jobq [--redis URL] [--prefix P] [-c FILE] COMMAND [ARGS]\n"
+    "Usage: jobq [OPTIONS] COMMAND [ARGS]\n"
     "The jobq client: enqueue jobs, wait for results, inspect and repair queues.\n\n"
     "Commands (jobq COMMAND --help for details):\n"
     "  enqueue [-q QUEUE] [--id ID] [--timeout S] [--attempts N] [--delay S]\n"
-    "          [--wait[=S]] HANDLER [ARGS-JSON]    queue a job, print its id\n"
+    "          [--unique] [--wait[=S]] HANDLER [ARGS-JSON]\n"
+    "                                   queue a job, print its id\n"
     "  result ID [--wait[=S]]           print a job's result\n"
     "  status [--json] [--watch]        queues, daemons, workers and totals\n"
-    "  dead list|show ID|retry ID|retry --all|purge\n"
+    "  dead [-q QUEUE] list|show ID|retry ID|retry --all|purge\n"
     "                                   jobs that failed for good\n"
     "  cancel ID                        remove a waiting job, stop a running one\n"
     "  events [--json]                  follow job events, one line each\n"
     "  metrics [-o FILE]                Prometheus text exposition\n"
-    "  functions [--load]               the Redis function library (FCALL jobq_enqueue)\n\n"
+    "  functions [--load]               the Redis function library (FCALL jobq_enqueue)\n"
+    "  migrate [--dry-run]              move jobs from the keys of jobq 0.1.0\n\n"
     "Options (accepted anywhere on the line):\n"
     "      --redis URL    redis://[[user]:password@]host[:port][/db] or\n"
     "                     unix:///path/redis.sock[?db=N]; else $JOBQ_REDIS_URL, else\n"
@@ -273,6 +294,8 @@ static const char usage[] =
     "                     (default " JOBQ_DEFAULT_CONFIG_PATH " when readable)\n"
     "      --version      print the version\n"
     "  -h, --help         print this help\n\n"
+    "Keys: the keys of queue Q are <prefix>:{Q}:queue, :scheduled, :dead, ...\n"
+    "(see README.md, \"Redis keys\"); results are <prefix>:result:<id>.\n\n"
     "Exit status: 0 ok, 1 the job failed, 2 usage or connection error,\n"
     "3 a wait timed out (or no result yet).\n";
 
@@ -282,14 +305,15 @@ typedef struct subcommand {
 } subcommand;
 
 static const subcommand subcommands[] = {
-    {"enqueue", jobq_cli_enqueue}, {"result", jobq_cli_result},  {"status", jobq_cli_status},
-    {"dead", jobq_cli_dead},       {"cancel", jobq_cli_cancel},  {"events", cmd_events},
-    {"metrics", jobq_cli_metrics}, {"functions", cmd_functions},
+    {"enqueue", jobq_cli_enqueue}, {"result", jobq_cli_result},   {"status", jobq_cli_status},
+    {"dead", jobq_cli_dead},       {"cancel", jobq_cli_cancel},   {"events", cmd_events},
+    {"metrics", jobq_cli_metrics}, {"functions", cmd_functions}, {"migrate", jobq_cli_migrate},
 };
 
 int main(int argc, char **argv) {
     enum { O_VERSION = 1 };
-    static const jobq_cli_opt opts[] = {{"version", 'V', JOBQ_CLI_NOARG, O_VERSION}, {NULL, 0, 0, 0}};
+    static const jobq_cli_opt opts[] = {JOBQ_CLI_OPT_ID("version", 'V', JOBQ_CLI_NOARG, O_VERSION),
+                                        JOBQ_CLI_OPT_END};
     jobq_cli c = {0};
     jobq_cli_parser p;
     jobq_cli_parser_init(&p, &c, opts, argc, argv);
@@ -319,7 +343,7 @@ int main(int argc, char **argv) {
     if (status < 0) status = jobq_cli_error("missing command (see 'jobq --help')");
     fflush(stdout);
     if (ferror(stdout)) status = status ? status : jobq_cli_error("cannot write the output");
-    jobq_queue_free(c.q);
+    jobq_redis_free(c.r);
     free(c.url_copy);
     free(c.url);
     free(c.key_prefix);

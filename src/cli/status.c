@@ -1,7 +1,8 @@
 /*
- * jobq status and jobq metrics: one snapshot of the queues, the daemons and
- * workers from the registry (a daemon without its heartbeat key is dead) and
- * the counters, printed for humans, as JSON, or as Prometheus text.
+ * jobq status and jobq metrics: one snapshot of the queues (found with SCAN,
+ * each counted from its own keys), the daemons and workers from the registry
+ * (a daemon without its heartbeat key is dead) and the counters of every
+ * queue's stats hash, printed for humans, as JSON, or as Prometheus text.
  */
 #include <errno.h>
 #include <math.h>
@@ -12,63 +13,26 @@
 
 #include "cli/cli.h"
 #include "core/job.h"
+#include "protocol/daemons.h"
 
-/* Per-queue scheduled and dead counts decode at most this many entries. */
-#define SAMPLE_LIMIT 10000
-
-static json_t *queue_entry(json_t *queues, const char *name) {
-    json_t *q = json_object_get(queues, name);
-    if (!q) {
-        q = json_pack("{s:s, s:i, s:i, s:i, s:i}", "name", name, "waiting", 0, "inflight", 0,
-                      "scheduled", 0, "dead", 0);
-        json_object_set_new(queues, name, q);
-    }
-    return q;
-}
-
-static void add_count(json_t *queues, const char *name, const char *field, json_int_t n) {
-    json_t *q = queue_entry(queues, name);
-    json_object_set_new(q, field, json_integer(json_integer_value(json_object_get(q, field)) + n));
-}
-
-static json_int_t integer_reply(jobq_cli *c, int argc, const char **argv, bool *ok) {
-    json_t *r;
-    if (jobq_cli_command(c, &r, argc, argv, NULL) != 0) {
-        *ok = false;
-        return 0;
-    }
-    json_int_t n = json_is_integer(r)  ? json_integer_value(r)
-                   : json_is_string(r) ? strtoll(json_string_value(r), NULL, 10)
-                                       : 0;
-    json_decref(r);
-    return n;
-}
-
-/* Daemons from the registry, each with "alive" and its workers' running
- * time. Adds their queues to queues. */
-static json_t *daemons(jobq_cli *c, double now, json_t *queues, bool *ok) {
-    char key[512];
-    jobq_cli_key(c, key, sizeof key, "daemons");
-    const char *argv[] = {"HGETALL", key};
-    json_t *r, *out = json_array();
-    if (jobq_cli_command(c, &r, 2, argv, NULL) != 0) {
-        *ok = false;
-        return out;
-    }
-    for (size_t i = 0; i + 1 < json_array_size(r); i += 2) {
-        const char *id = json_string_value(json_array_get(r, i));
-        json_t *info = json_loads(json_string_value(json_array_get(r, i + 1)), 0, NULL);
-        if (!id) continue;
+/* Each daemon of the registry (protocol/daemons.h): its info with "id",
+ * "alive" and its busy workers' "running_for". The queues it serves are
+ * added to qs when qs is given. NULL after printing the error. */
+static json_t *daemons(jobq_cli *c, double now, jobq_cli_queues *qs) {
+    jobq_daemon_entry *entries;
+    size_t n;
+    jobq_err err;
+    if (jobq_daemons_list(c->r, c->key_prefix, &entries, &n, &err) != 0) return jobq_cli_redis_error(c, &err), NULL;
+    json_t *out = json_array();
+    for (size_t i = 0; out && i < n; i++) {
+        json_t *info = json_loads(entries[i].info, 0, NULL);
         if (!json_is_object(info)) {
             json_decref(info);
             info = json_object();
         }
-        char hb[600];
-        jobq_cli_key(c, hb, sizeof hb, "daemon:%s", id);
-        const char *exists[] = {"EXISTS", hb};
-        bool alive = integer_reply(c, 2, exists, ok) > 0;
-        json_t *d = json_pack("{s:s, s:b}", "id", id, "alive", alive);
+        json_t *d = json_pack("{s:s, s:b}", "id", entries[i].id, "alive", entries[i].alive);
         json_object_update_missing(d, info);
+        json_decref(info);
         size_t j;
         json_t *w, *qname;
         json_array_foreach(json_object_get(d, "workers"), j, w) {
@@ -77,172 +41,131 @@ static json_t *daemons(jobq_cli *c, double now, json_t *queues, bool *ok) {
                 json_object_set_new(w, "running_for", json_real(now - json_number_value(started)));
         }
         json_array_foreach(json_object_get(d, "queues"), j, qname) {
-            if (json_is_string(qname)) queue_entry(queues, json_string_value(qname));
+            if (qs && json_is_string(qname)) jobq_cli_queues_add(qs, json_string_value(qname));
         }
         json_array_append_new(out, d);
-        json_decref(info);
     }
-    json_decref(r);
+    jobq_daemons_free(entries, n);
     return out;
 }
 
-static int cmp_names(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+json_t *jobq_cli_daemons(jobq_cli *c) { return daemons(c, jobq_now(), NULL); }
+
+/* The counts of one queue, each command run only for the keys the scan
+ * found. */
+typedef struct queue_counts {
+    long long waiting, inflight, scheduled, dead, processed, failed;
+} queue_counts;
+
+/* "processed" and "failed" of the stats hash: HMGET. */
+static int stats_of(jobq_cli *c, const char *key, queue_counts *n) {
+    const char *argv[] = {"HMGET", key, "processed", "failed"};
+    json_t *r;
+    if (jobq_cli_command(c, &r, 4, argv, NULL) != 0) return -1;
+    const char *p = json_string_value(json_array_get(r, 0)), *f = json_string_value(json_array_get(r, 1));
+    n->processed = p ? strtoll(p, NULL, 10) : 0;
+    n->failed = f ? strtoll(f, NULL, 10) : 0;
+    json_decref(r);
+    return 0;
 }
 
-/* The queue of a scheduled payload or a dead entry. */
-static const char *entry_queue(json_t *doc, bool dead) {
-    const char *q = json_string_value(json_object_get(json_object_get(doc, "_jobq"), "queue"));
-    if (!q) q = json_string_value(json_object_get(doc, "queue"));
-    return q && *q ? q : dead ? NULL : "default";
-}
-
-/* Count the entries of a scheduled set or the dead list per queue. Returns
- * the total; *sampled when only the first SAMPLE_LIMIT were decoded. */
-static json_int_t count_per_queue(jobq_cli *c, const char *key, bool zset, json_t *queues, bool *sampled,
-                                  bool *ok) {
-    const char *argv[] = {zset ? "ZCARD" : "LLEN", key};
-    json_int_t total = integer_reply(c, 2, argv, ok);
-    if (!*ok || total == 0) return total;
-    if (total > SAMPLE_LIMIT) *sampled = true;
-    json_t *all = jobq_cli_range(c, key, zset, SAMPLE_LIMIT);
-    if (!all) {
-        *ok = false;
-        return total;
+static int count_queue(jobq_cli *c, const jobq_cli_queue *q, queue_counts *n) {
+    static const struct {
+        enum jobq_key_kind kind;
+        const char *command;
+        size_t offset;
+    } lengths[] = {
+        {JOBQ_KEY_QUEUE, "LLEN", offsetof(queue_counts, waiting)},
+        {JOBQ_KEY_SCHEDULED, "ZCARD", offsetof(queue_counts, scheduled)},
+        {JOBQ_KEY_DEAD, "LLEN", offsetof(queue_counts, dead)},
+    };
+    char key[JOBQ_KEY_MAX];
+    memset(n, 0, sizeof *n);
+    for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
+        if (!(q->kinds & (1u << lengths[i].kind))) continue;
+        const char *argv[] = {lengths[i].command, jobq_cli_key(c, key, lengths[i].kind, q->name)};
+        if (jobq_cli_integer(c, (long long *)((char *)n + lengths[i].offset), 2, argv) != 0) return -1;
     }
-    size_t i;
-    json_t *s;
-    json_array_foreach(all, i, s) {
-        json_t *doc = json_loadb(json_string_value(s), json_string_length(s), 0, NULL);
-        const char *q = entry_queue(doc, !zset);
-        if (q) add_count(queues, q, zset ? "scheduled" : "dead", 1);
-        json_decref(doc);
-    }
-    json_decref(all);
-    return total;
-}
-
-json_t *jobq_cli_daemons(jobq_cli *c) {
-    bool ok = true;
-    json_t *queues = json_object();
-    json_t *ds = daemons(c, jobq_now(), queues, &ok);
-    json_decref(queues);
-    if (ok) return ds;
-    json_decref(ds);
-    return NULL;
-}
-
-json_t *jobq_cli_snapshot(jobq_cli *c) {
-    bool ok = true, sampled = false;
-    double now = jobq_now();
-    json_t *queues = json_object();
-    json_t *ds = daemons(c, now, queues, &ok);
-
-    char key[512], prefix[512];
-    size_t plen = strlen(jobq_cli_key(c, prefix, sizeof prefix, "queue:"));
-    json_t *keys = ok ? jobq_cli_scan(c, "queue:") : NULL;
     size_t i;
     json_t *k;
-    json_array_foreach(keys, i, k) {
-        queue_entry(queues, json_string_value(k) + plen);
-    }
-    json_decref(keys);
-
-    /* <prefix>:inflight:<queue>:<host>:<pid> */
-    plen = strlen(jobq_cli_key(c, prefix, sizeof prefix, "inflight:"));
-    json_int_t inflight = 0;
-    keys = ok ? jobq_cli_scan(c, "inflight:") : NULL;
-    json_array_foreach(keys, i, k) {
-        char name[512];
-        snprintf(name, sizeof name, "%s", json_string_value(k) + plen);
-        char *cut = strrchr(name, ':');
-        if (cut) *cut = '\0';
-        if (!cut || !(cut = strrchr(name, ':'))) continue;
-        *cut = '\0';
+    json_array_foreach(q->inflight, i, k) {
         const char *argv[] = {"LLEN", json_string_value(k)};
-        json_int_t n = integer_reply(c, 2, argv, &ok);
-        if (n > 0 || json_object_get(queues, name)) add_count(queues, name, "inflight", n);
-        inflight += n;
+        long long len;
+        if (jobq_cli_integer(c, &len, 2, argv) != 0) return -1;
+        n->inflight += len;
     }
-    json_decref(keys);
+    if (q->kinds & (1u << JOBQ_KEY_STATS)) return stats_of(c, jobq_cli_key(c, key, JOBQ_KEY_STATS, q->name), n);
+    return 0;
+}
 
-    json_int_t scheduled = 0, dead = 0;
-    if (ok) {
-        jobq_cli_key(c, key, sizeof key, "scheduled");
-        scheduled = count_per_queue(c, key, true, queues, &sampled, &ok);
-    }
-    if (ok) {
-        jobq_cli_key(c, key, sizeof key, "dead");
-        dead = count_per_queue(c, key, false, queues, &sampled, &ok);
-    }
+/* Rates and worker counts over the live daemons. */
+typedef struct daemon_totals {
+    json_int_t workers, busy;
+    double per_minute[2], window;
+    bool have_rates;
+} daemon_totals;
 
-    /* Waiting counts, and the queues sorted by name. */
-    json_int_t waiting = 0;
-    size_t nq = json_object_size(queues), at = 0;
-    const char **names = calloc(nq ? nq : 1, sizeof *names);
-    const char *name;
-    json_t *q;
-    json_object_foreach(queues, name, q) {
-        if (names) names[at++] = name;
-    }
-    if (names) qsort(names, at, sizeof *names, cmp_names);
-    json_t *list = json_array();
-    for (i = 0; i < at; i++) {
-        name = names[i];
-        q = json_object_get(queues, name);
-        jobq_cli_key(c, key, sizeof key, "queue:%s", name);
-        const char *argv[] = {"LLEN", key};
-        json_int_t n = ok ? integer_reply(c, 2, argv, &ok) : 0;
-        json_object_set_new(q, "waiting", json_integer(n));
-        waiting += n;
-        json_array_append(list, q);
-    }
-    free(names);
-    char kp[512], kf[512];
-    jobq_cli_key(c, kp, sizeof kp, "stats:processed");
-    jobq_cli_key(c, kf, sizeof kf, "stats:failed");
-    const char *gp[] = {"GET", kp}, *gf[] = {"GET", kf};
-    json_int_t processed = ok ? integer_reply(c, 2, gp, &ok) : 0;
-    json_int_t failed = ok ? integer_reply(c, 2, gf, &ok) : 0;
-
-    /* Each live daemon reports its own rates over the last minute. */
-    json_int_t total_workers = 0, busy = 0;
-    double per_minute[2] = {0, 0}, window = 0;
-    bool have_rates = false;
+static void sum_daemons(json_t *ds, daemon_totals *t) {
+    size_t i;
     json_t *d;
+    memset(t, 0, sizeof *t);
     json_array_foreach(ds, i, d) {
         if (!json_is_true(json_object_get(d, "alive"))) continue;
         json_t *pr = json_object_get(d, "processed_per_minute"), *fr = json_object_get(d, "failed_per_minute");
         if (json_is_number(pr) && json_is_number(fr)) {
-            have_rates = true;
-            per_minute[0] += json_number_value(pr);
-            per_minute[1] += json_number_value(fr);
+            t->have_rates = true;
+            t->per_minute[0] += json_number_value(pr);
+            t->per_minute[1] += json_number_value(fr);
             double w = json_number_value(json_object_get(d, "rate_window"));
-            if (w > window) window = w;
+            if (w > t->window) t->window = w;
         }
         size_t j;
         json_t *w;
         json_array_foreach(json_object_get(d, "workers"), j, w) {
-            total_workers++;
-            if (json_is_string(json_object_get(w, "job"))) busy++;
+            t->workers++;
+            if (json_is_string(json_object_get(w, "job"))) t->busy++;
         }
     }
-    json_decref(queues);
-    if (!ok) {
-        json_decref(ds);
-        json_decref(list);
-        return NULL;
+}
+
+json_t *jobq_cli_snapshot(jobq_cli *c) {
+    double now = jobq_now();
+    jobq_cli_queues qs;
+    json_t *ds = NULL, *list = json_array();
+    queue_counts total = {0};
+    if (jobq_cli_queues_scan(c, &qs) != 0 || !(ds = daemons(c, now, &qs))) goto fail;
+    jobq_cli_queues_sort(&qs);
+    for (size_t i = 0; i < qs.n; i++) {
+        queue_counts n;
+        if (count_queue(c, &qs.q[i], &n) != 0) goto fail;
+        json_array_append_new(list, json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", qs.q[i].name, "waiting",
+                                              (json_int_t)n.waiting, "inflight", (json_int_t)n.inflight,
+                                              "scheduled", (json_int_t)n.scheduled, "dead", (json_int_t)n.dead));
+        total.waiting += n.waiting;
+        total.inflight += n.inflight;
+        total.scheduled += n.scheduled;
+        total.dead += n.dead;
+        total.processed += n.processed;
+        total.failed += n.failed;
     }
+    jobq_cli_queues_fini(&qs);
+    daemon_totals t;
+    sum_daemons(ds, &t);
     return json_pack("{s:f, s:s, s:s, s:o, s:{s:I, s:I, s:I, s:I}, s:b, s:o, s:{s:I, s:I},"
                      " s:{s:I, s:I, s:o, s:o, s:o}}",
-                     "time", now, "redis", jobq_queue_url_redacted(c->q), "prefix", c->key_prefix,
-                     "queues", list, "totals", "waiting", (json_int_t)waiting, "inflight", inflight,
-                     "scheduled", scheduled, "dead", dead, "per_queue_sampled", sampled, "daemons", ds,
-                     "workers", "total", total_workers, "busy", busy, "jobs", "processed", processed,
-                     "failed", failed, "processed_per_minute",
-                     have_rates ? json_real(per_minute[0]) : json_null(), "failed_per_minute",
-                     have_rates ? json_real(per_minute[1]) : json_null(), "rate_window",
-                     have_rates ? json_real(window) : json_null());
+                     "time", now, "redis", jobq_redis_url_redacted(c->r), "prefix", c->key_prefix, "queues", list,
+                     "totals", "waiting", (json_int_t)total.waiting, "inflight", (json_int_t)total.inflight,
+                     "scheduled", (json_int_t)total.scheduled, "dead", (json_int_t)total.dead,
+                     "per_queue_sampled", false, "daemons", ds, "workers", "total", t.workers, "busy", t.busy,
+                     "jobs", "processed", (json_int_t)total.processed, "failed", (json_int_t)total.failed,
+                     "processed_per_minute", t.have_rates ? json_real(t.per_minute[0]) : json_null(),
+                     "failed_per_minute", t.have_rates ? json_real(t.per_minute[1]) : json_null(), "rate_window",
+                     t.have_rates ? json_real(t.window) : json_null());
+fail:
+    jobq_cli_queues_fini(&qs);
+    json_decref(ds);
+    json_decref(list);
+    return NULL;
 }
 
 /* ---- status ---- */
@@ -251,7 +174,9 @@ static const char status_usage[] =
     "Usage: jobq status [--json] [--watch]\n"
     "Queues (waiting, in-flight, scheduled, dead), daemons and their workers\n"
     "(current job and how long it has run), the processed/failed totals, and\n"
-    "the rates over the last minute that the live daemons report.\n\n"
+    "the rates over the last minute that the live daemons report. The queues\n"
+    "are those with keys under the prefix (<prefix>:{QUEUE}:...) plus those the\n"
+    "registered daemons serve; the totals are summed over them.\n\n"
     "      --json   one JSON document (with --watch: one per line)\n"
     "  -w, --watch  refresh every second until interrupted\n";
 
@@ -283,8 +208,6 @@ static void print_status(json_t *s) {
     jobq_cli_table_add(&t, "(total)", n[0], n[1], n[2], n[3]);
     jobq_cli_table_print(&t, stdout, 0);
     jobq_cli_table_fini(&t);
-    if (json_is_true(json_object_get(s, "per_queue_sampled")))
-        printf("(per-queue scheduled and dead counts cover the first %d entries)\n", SAMPLE_LIMIT);
 
     json_t *ds = json_object_get(s, "daemons"), *d;
     putchar('\n');
@@ -360,28 +283,28 @@ static void print_status(json_t *s) {
     }
 }
 
+typedef struct status_opts {
+    bool as_json, watch;
+} status_opts;
+
 int jobq_cli_status(jobq_cli *c, int argc, char **argv) {
-    enum { O_JSON = 1, O_WATCH };
     static const jobq_cli_opt opts[] = {
-        {"json", 0, JOBQ_CLI_NOARG, O_JSON}, {"watch", 'w', JOBQ_CLI_NOARG, O_WATCH}, {NULL, 0, 0, 0}};
-    bool as_json = false, watch = false;
-    jobq_cli_parser p;
-    jobq_cli_parser_init(&p, c, opts, argc, argv);
-    const char *v;
-    int o;
-    while ((o = jobq_cli_next(&p, &v)) != JOBQ_CLI_END) {
-        if (o == JOBQ_CLI_HELP) return fputs(status_usage, stdout), JOBQ_CLI_OK;
-        if (o == JOBQ_CLI_BAD) return JOBQ_CLI_USAGE;
-        if (o == O_JSON) as_json = true;
-        if (o == O_WATCH) watch = true;
-        if (o == JOBQ_CLI_POSITIONAL) return jobq_cli_error("status: unexpected argument '%s'", v);
-    }
+        JOBQ_CLI_OPT_FLAG("json", 0, status_opts, as_json),
+        JOBQ_CLI_OPT_FLAG("watch", 'w', status_opts, watch),
+        JOBQ_CLI_OPT_END,
+    };
+    status_opts o = {false, false};
+    int nargs;
+    const jobq_cli_spec spec = {status_usage, opts, &o, NULL, 0, NULL};
+    int parsed = jobq_cli_parse(c, &spec, argc, argv, &nargs);
+    if (parsed != JOBQ_CLI_PARSED) return parsed;
+    bool as_json = o.as_json, watch = o.watch;
     if (jobq_cli_connect(c) != 0) return JOBQ_CLI_USAGE;
     bool tty = isatty(STDOUT_FILENO);
     int shown = 0;
     for (;;) {
         double started = jobq_now();
-        json_t *s = jobq_queue_connected(c->q) ? jobq_cli_snapshot(c) : NULL;
+        json_t *s = jobq_redis_connected(c->r) ? jobq_cli_snapshot(c) : NULL;
         if (!s && !watch) return JOBQ_CLI_USAGE;
         if (s) {
             if (as_json) {
@@ -397,7 +320,7 @@ int jobq_cli_status(jobq_cli *c, int argc, char **argv) {
             json_decref(s);
         } else {
             jobq_err err;
-            if (jobq_queue_connect(c->q, &err) != 0) jobq_cli_error("%s; retrying", err.msg);
+            if (jobq_redis_connect(c->r, &err) != 0) jobq_cli_error("%s; retrying", err.msg);
         }
         if (!watch || ferror(stdout)) return JOBQ_CLI_OK;
         double left = 1.0 - (jobq_now() - started);
@@ -503,20 +426,18 @@ static void write_metrics(json_t *s, FILE *out) {
     fprintf(out, "jobq_daemons_dead %lld\n", dead);
 }
 
+typedef struct metrics_opts {
+    const char *path;
+} metrics_opts;
+
 int jobq_cli_metrics(jobq_cli *c, int argc, char **argv) {
-    enum { O_OUTPUT = 1 };
-    static const jobq_cli_opt opts[] = {{"output", 'o', JOBQ_CLI_ARG, O_OUTPUT}, {NULL, 0, 0, 0}};
-    const char *path = NULL;
-    jobq_cli_parser p;
-    jobq_cli_parser_init(&p, c, opts, argc, argv);
-    const char *v;
-    int o;
-    while ((o = jobq_cli_next(&p, &v)) != JOBQ_CLI_END) {
-        if (o == JOBQ_CLI_HELP) return fputs(metrics_usage, stdout), JOBQ_CLI_OK;
-        if (o == JOBQ_CLI_BAD) return JOBQ_CLI_USAGE;
-        if (o == O_OUTPUT) path = v;
-        if (o == JOBQ_CLI_POSITIONAL) return jobq_cli_error("metrics: unexpected argument '%s'", v);
-    }
+    static const jobq_cli_opt opts[] = {JOBQ_CLI_OPT_STRING("output", 'o', metrics_opts, path), JOBQ_CLI_OPT_END};
+    metrics_opts o = {NULL};
+    int nargs;
+    const jobq_cli_spec spec = {metrics_usage, opts, &o, NULL, 0, NULL};
+    int parsed = jobq_cli_parse(c, &spec, argc, argv, &nargs);
+    if (parsed != JOBQ_CLI_PARSED) return parsed;
+    const char *path = o.path;
     if (jobq_cli_connect(c) != 0) return JOBQ_CLI_USAGE;
     json_t *s = jobq_cli_snapshot(c);
     if (!s) return JOBQ_CLI_USAGE;

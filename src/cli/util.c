@@ -1,100 +1,68 @@
 /*
  * What jobq's subcommands share: the option parser (global options are taken
- * anywhere), aligned tables and time formats for humans, and the Redis
- * helpers (keys, SCAN, paged ranges) over the client's one connection.
+ * anywhere; subcommands describe theirs in tables), the Redis helpers over the
+ * client's one connection (commands, paged ranges, the queues found with
+ * SCAN), and output for humans: aligned tables, time formats, and the
+ * escaping that keeps terminal control sequences out of it.
  */
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli/cli.h"
+#include "core/job.h"
+#include "core/redis_url.h"
 
 int jobq_cli_error(const char *fmt, ...) {
     va_list ap;
+    char stack[1024], *msg = stack;
+    va_start(ap, fmt);
+    int n = vsnprintf(stack, sizeof stack, fmt, ap);
+    va_end(ap);
+    if (n >= (int)sizeof stack && (msg = malloc((size_t)n + 1)) != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(msg, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    if (!msg) msg = stack;
     fflush(stdout);
     fputs("jobq: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
+    jobq_cli_put(stderr, msg);
     fputc('\n', stderr);
+    if (msg != stack) free(msg);
     return JOBQ_CLI_USAGE;
 }
 
-char *jobq_cli_key(jobq_cli *c, char *buf, size_t size, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    jobq_key_vformat(buf, size, c->key_prefix ? c->key_prefix : "jobq", fmt, ap);
-    va_end(ap);
-    return buf;
+char *jobq_cli_key(const jobq_cli *c, char *buf, enum jobq_key_kind kind, const char *queue) {
+    return jobq_key(buf, JOBQ_KEY_MAX, c->key_prefix ? c->key_prefix : "jobq", kind, queue, NULL);
 }
 
-int jobq_cli_command(jobq_cli *c, json_t **out, int argc, const char **argv, const size_t *argvlen) {
+int jobq_cli_redis_error(const jobq_cli *c, const jobq_err *err) {
+    if (err->code == JOBQ_E_IO)
+        jobq_cli_error("lost the connection to Redis at %s: %s", jobq_redis_url_redacted(c->r), err->msg);
+    else
+        jobq_cli_error("Redis error: %s", err->msg);
+    return -1;
+}
+
+int jobq_cli_command(jobq_cli *c, json_t **out, int argc, const char **argv, const size_t *lens) {
     jobq_err err;
-    if (jobq_queue_command_json(c->q, out, &err, argc, argv, argvlen) != 0) {
-        if (err.code == JOBQ_E_IO)
-            jobq_cli_error("lost the connection to Redis at %s: %s", jobq_queue_url_redacted(c->q),
-                           err.msg);
-        else
-            jobq_cli_error("Redis error: %s", err.msg);
-        return -1;
-    }
+    if (jobq_redis_command_json(c->r, out, &err, argc, argv, lens) != 0) return jobq_cli_redis_error(c, &err);
     return 0;
 }
 
-/* rest with the glob characters of SCAN MATCH escaped, appended to buf. */
-static void glob_escape(char *buf, size_t size, const char *rest) {
-    size_t n = strlen(buf);
-    for (const char *s = rest; *s && n + 3 < size; s++) {
-        if (strchr("*?[]\\", *s)) buf[n++] = '\\';
-        buf[n++] = *s;
-    }
-    buf[n] = '\0';
-}
-
-static int cmp_strings(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-json_t *jobq_cli_scan(jobq_cli *c, const char *rest) {
-    char pattern[1024] = "", literal[768];
-    jobq_cli_key(c, literal, sizeof literal, "%s", rest);
-    glob_escape(pattern, sizeof pattern - 1, literal);
-    strcat(pattern, "*");
-    json_t *seen = json_object();
-    char cursor[32] = "0";
-    do {
-        const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
-        json_t *r;
-        if (jobq_cli_command(c, &r, 6, argv, NULL) != 0) {
-            json_decref(seen);
-            return NULL;
-        }
-        const char *next = json_string_value(json_array_get(r, 0));
-        snprintf(cursor, sizeof cursor, "%s", next ? next : "0");
-        size_t i;
-        json_t *k;
-        json_array_foreach(json_array_get(r, 1), i, k) {
-            if (json_is_string(k)) json_object_set_new(seen, json_string_value(k), json_true());
-        }
-        json_decref(r);
-    } while (strcmp(cursor, "0") != 0);
-    size_t n = json_object_size(seen), i = 0;
-    const char **names = calloc(n ? n : 1, sizeof *names);
-    json_t *out = json_array();
-    const char *k;
-    json_t *v;
-    json_object_foreach(seen, k, v) {
-        if (names) names[i++] = k;
-    }
-    size_t got = i;
-    if (names) qsort(names, got, sizeof *names, cmp_strings);
-    for (i = 0; i < got; i++) json_array_append_new(out, json_string(names[i]));
-    free(names);
-    json_decref(seen);
-    return out;
+int jobq_cli_integer(jobq_cli *c, long long *out, int argc, const char **argv) {
+    json_t *r;
+    if (jobq_cli_command(c, &r, argc, argv, NULL) != 0) return -1;
+    *out = json_is_integer(r)  ? (long long)json_integer_value(r)
+           : json_is_string(r) ? strtoll(json_string_value(r), NULL, 10)
+                               : 0;
+    json_decref(r);
+    return 0;
 }
 
 json_t *jobq_cli_range(jobq_cli *c, const char *key, bool zset, long limit) {
@@ -123,7 +91,109 @@ json_t *jobq_cli_range(jobq_cli *c, const char *key, bool zset, long limit) {
 const char *jobq_cli_payload_id(json_t *payload) {
     const char *id = json_string_value(json_object_get(payload, "id"));
     if (id && *id) return id;
-    return json_string_value(json_object_get(json_object_get(payload, "_jobq"), "id"));
+    return json_string_value(json_object_get(json_object_get(payload, JOBQ_META_FIELD), "id"));
+}
+
+/* ---- the queues there are ---- */
+
+jobq_cli_queue *jobq_cli_queues_find(const jobq_cli_queues *qs, const char *name) {
+    for (size_t i = 0; i < qs->n; i++)
+        if (strcmp(qs->q[i].name, name) == 0) return &qs->q[i];
+    return NULL;
+}
+
+jobq_cli_queue *jobq_cli_queues_add(jobq_cli_queues *qs, const char *name) {
+    jobq_cli_queue *q = jobq_cli_queues_find(qs, name);
+    if (q) return q;
+    if (strlen(name) >= sizeof q->name) return NULL;
+    if (qs->n == qs->cap) {
+        size_t cap = qs->cap ? 2 * qs->cap : 8;
+        jobq_cli_queue *grown = realloc(qs->q, cap * sizeof *grown);
+        if (!grown) return NULL;
+        qs->q = grown;
+        qs->cap = cap;
+    }
+    q = &qs->q[qs->n];
+    memset(q, 0, sizeof *q);
+    snprintf(q->name, sizeof q->name, "%s", name);
+    if (!(q->inflight = json_array())) return NULL;
+    qs->n++;
+    return q;
+}
+
+static int cmp_queues(const void *a, const void *b) {
+    return strcmp(((const jobq_cli_queue *)a)->name, ((const jobq_cli_queue *)b)->name);
+}
+
+void jobq_cli_queues_sort(jobq_cli_queues *qs) {
+    if (qs->n) qsort(qs->q, qs->n, sizeof *qs->q, cmp_queues);
+}
+
+void jobq_cli_queues_fini(jobq_cli_queues *qs) {
+    for (size_t i = 0; i < qs->n; i++) json_decref(qs->q[i].inflight);
+    free(qs->q);
+    memset(qs, 0, sizeof *qs);
+}
+
+static int cmp_json_strings(const void *a, const void *b) {
+    return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+}
+
+/* Sort an array of strings in place. */
+static void sort_strings(json_t *arr) {
+    size_t n = json_array_size(arr);
+    json_t **v = n ? malloc(n * sizeof *v) : NULL;
+    if (!v) return;
+    for (size_t i = 0; i < n; i++) v[i] = json_incref(json_array_get(arr, i));
+    qsort(v, n, sizeof *v, cmp_json_strings);
+    json_array_clear(arr);
+    for (size_t i = 0; i < n; i++) json_array_append_new(arr, v[i]);
+    free(v);
+}
+
+/* Record one key found by SCAN. -1 when memory ran out. */
+static int add_key(jobq_cli_queues *qs, const char *prefix, json_t *key) {
+    char name[256];
+    enum jobq_key_kind kind;
+    const char *k = json_string_value(key);
+    if (!k || !jobq_key_parse(k, prefix, name, sizeof name, &kind)) return 0;
+    jobq_cli_queue *q = jobq_cli_queues_add(qs, name);
+    if (!q) return -1;
+    q->kinds |= 1u << kind;
+    if (kind != JOBQ_KEY_INFLIGHT) return 0;
+    size_t i; /* SCAN may return a key twice */
+    json_t *seen;
+    json_array_foreach(q->inflight, i, seen) {
+        if (json_equal(seen, key)) return 0;
+    }
+    return json_array_append(q->inflight, key);
+}
+
+int jobq_cli_queues_scan(jobq_cli *c, jobq_cli_queues *qs) {
+    memset(qs, 0, sizeof *qs);
+    char pattern[JOBQ_KEY_MAX], cursor[32] = "0";
+    jobq_key_scan_pattern(pattern, sizeof pattern, c->key_prefix);
+    do {
+        const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
+        json_t *r;
+        if (jobq_cli_command(c, &r, 6, argv, NULL) != 0) return -1;
+        const char *next = json_string_value(json_array_get(r, 0));
+        snprintf(cursor, sizeof cursor, "%s", next ? next : "0");
+        size_t i;
+        json_t *k;
+        int rc = 0;
+        json_array_foreach(json_array_get(r, 1), i, k) {
+            if (rc == 0) rc = add_key(qs, c->key_prefix, k);
+        }
+        json_decref(r);
+        if (rc != 0) {
+            jobq_cli_error("out of memory");
+            return -1;
+        }
+    } while (strcmp(cursor, "0") != 0);
+    for (size_t i = 0; i < qs->n; i++) sort_strings(qs->q[i].inflight);
+    jobq_cli_queues_sort(qs);
+    return 0;
 }
 
 /* ---- options ---- */
@@ -140,15 +210,14 @@ void jobq_cli_parser_init(jobq_cli_parser *p, jobq_cli *c, const jobq_cli_opt *o
 
 enum { G_REDIS = 1000, G_PREFIX, G_CONFIG, G_HELP };
 static const jobq_cli_opt global_opts[] = {
-    {"redis", 0, JOBQ_CLI_ARG, G_REDIS},
-    {"prefix", 0, JOBQ_CLI_ARG, G_PREFIX},
-    {"config", 'c', JOBQ_CLI_ARG, G_CONFIG},
-    {"help", 'h', JOBQ_CLI_NOARG, G_HELP},
-    {NULL, 0, 0, 0},
+    JOBQ_CLI_OPT_ID("redis", 0, JOBQ_CLI_ARG, G_REDIS),
+    JOBQ_CLI_OPT_ID("prefix", 0, JOBQ_CLI_ARG, G_PREFIX),
+    JOBQ_CLI_OPT_ID("config", 'c', JOBQ_CLI_ARG, G_CONFIG),
+    JOBQ_CLI_OPT_ID("help", 'h', JOBQ_CLI_NOARG, G_HELP),
+    JOBQ_CLI_OPT_END,
 };
 
-static const jobq_cli_opt *find_opt(const jobq_cli_opt *opts, const char *name, size_t len,
-                                    char letter) {
+static const jobq_cli_opt *find_opt(const jobq_cli_opt *opts, const char *name, size_t len, char letter) {
     for (; opts->id; opts++) {
         if (letter ? opts->letter == letter
                    : (opts->name && strlen(opts->name) == len && strncmp(opts->name, name, len) == 0))
@@ -164,15 +233,78 @@ static bool looks_numeric(const char *s) {
     return *end == '\0';
 }
 
+/* Handle a global option; JOBQ_CLI_END to go on, or what to return. */
+static int global_option(jobq_cli *c, const char *cmd, int id, const char *value) {
+    switch (id) {
+    case G_REDIS:
+        free(c->url_copy);
+        c->url_copy = strdup(value);
+        c->redis_url = c->url_copy;
+        jobq_redis_url_scrub((char *)value);
+        return JOBQ_CLI_END;
+    case G_PREFIX:
+        if (!jobq_key_valid_prefix(value)) {
+            jobq_cli_error("%s--prefix must be 1 to 64 of A-Z a-z 0-9 _ . : -, got '%s'", cmd, value);
+            return JOBQ_CLI_BAD;
+        }
+        c->prefix = value;
+        return JOBQ_CLI_END;
+    case G_CONFIG:
+        c->config_path = value;
+        return JOBQ_CLI_END;
+    default:
+        return JOBQ_CLI_HELP;
+    }
+}
+
+/* The option arg names (a subcommand's, else a global one), with its
+ * inline value ("--opt=V", "-oV") in *inline_value and its name as typed in
+ * shown; NULL when there is none. */
+static const jobq_cli_opt *lookup(const jobq_cli_parser *p, const char *arg, const char **inline_value,
+                                  char *shown, size_t shown_size) {
+    const jobq_cli_opt *o;
+    *inline_value = NULL;
+    if (arg[1] == '-') {
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        if (!(o = find_opt(p->opts, name, len, 0))) o = find_opt(global_opts, name, len, 0);
+        if (eq) *inline_value = eq + 1;
+        snprintf(shown, shown_size, "--%.*s", (int)len, name);
+    } else {
+        if (!(o = find_opt(p->opts, NULL, 0, arg[1]))) o = find_opt(global_opts, NULL, 0, arg[1]);
+        if (arg[2]) *inline_value = arg + 2;
+        snprintf(shown, shown_size, "-%c", arg[1]);
+    }
+    return o;
+}
+
+/* The value of option o: its inline one, else (when it takes one) the next
+ * argument. 0, or -1 after printing why. */
+static int option_value(jobq_cli_parser *p, const jobq_cli_opt *o, const char *cmd, const char *shown,
+                        const char **value) {
+    if (o->arg == JOBQ_CLI_NOARG && *value) return jobq_cli_error("%s%s takes no value", cmd, shown), -1;
+    bool more = p->i < p->argc;
+    if (o->arg == JOBQ_CLI_ARG && !*value && !more) return jobq_cli_error("%s%s needs a value", cmd, shown), -1;
+    if (!*value && more && (o->arg == JOBQ_CLI_ARG || (o->arg == JOBQ_CLI_OPTARG && looks_numeric(p->argv[p->i]))))
+        *value = p->argv[p->i++];
+    return 0;
+}
+
+static bool is_positional(const jobq_cli_parser *p, const char *arg) {
+    return p->positional_only || arg[0] != '-' || arg[1] == '\0' ||
+           (arg[1] != '-' && (isdigit((unsigned char)arg[1]) || arg[1] == '.'));
+}
+
 int jobq_cli_next(jobq_cli_parser *p, const char **value) {
     jobq_cli *c = p->cli;
-    const char *cmd = c->cmd ? c->cmd : "jobq";
+    char cmd[48] = ""; /* "CMD: " in messages, none before the subcommand */
+    if (c->cmd) snprintf(cmd, sizeof cmd, "%s: ", c->cmd);
     for (;;) {
         *value = NULL;
+        p->last = NULL;
         if (p->i >= p->argc) return JOBQ_CLI_END;
         char *arg = p->argv[p->i++];
-        if (p->positional_only || arg[0] != '-' || arg[1] == '\0' ||
-            (arg[1] != '-' && (isdigit((unsigned char)arg[1]) || arg[1] == '.'))) {
+        if (is_positional(p, arg)) {
             *value = arg;
             return JOBQ_CLI_POSITIONAL;
         }
@@ -180,64 +312,42 @@ int jobq_cli_next(jobq_cli_parser *p, const char **value) {
             p->positional_only = true;
             continue;
         }
-        const jobq_cli_opt *o;
-        const char *inline_value = NULL;
         char shown[80];
-        if (arg[1] == '-') {
-            const char *name = arg + 2, *eq = strchr(name, '=');
-            size_t len = eq ? (size_t)(eq - name) : strlen(name);
-            o = find_opt(p->opts, name, len, 0);
-            if (!o) o = find_opt(global_opts, name, len, 0);
-            if (eq) inline_value = eq + 1;
-            snprintf(shown, sizeof shown, "--%.*s", (int)len, name);
-        } else {
-            o = find_opt(p->opts, NULL, 0, arg[1]);
-            if (!o) o = find_opt(global_opts, NULL, 0, arg[1]);
-            if (arg[2]) inline_value = arg + 2;
-            snprintf(shown, sizeof shown, "-%c", arg[1]);
-        }
+        const jobq_cli_opt *o = lookup(p, arg, value, shown, sizeof shown);
         if (!o) {
-            jobq_cli_error("%s: unknown option '%s' (see 'jobq %s --help')", cmd, arg,
-                           c->cmd ? c->cmd : "");
+            jobq_cli_error("%sunknown option '%s' (see 'jobq %s%s--help')", cmd, arg, c->cmd ? c->cmd : "",
+                           c->cmd ? " " : "");
             return JOBQ_CLI_BAD;
         }
-        if (o->arg == JOBQ_CLI_NOARG && inline_value) {
-            jobq_cli_error("%s: %s takes no value", cmd, shown);
-            return JOBQ_CLI_BAD;
+        if (option_value(p, o, cmd, shown, value) != 0) return JOBQ_CLI_BAD;
+        if (o->id >= G_REDIS) {
+            int rc = global_option(c, cmd, o->id, *value);
+            if (rc == JOBQ_CLI_END) continue;
+            return rc;
         }
-        if (o->arg == JOBQ_CLI_ARG && !inline_value) {
-            if (p->i >= p->argc) {
-                jobq_cli_error("%s: %s needs a value", cmd, shown);
-                return JOBQ_CLI_BAD;
-            }
-            inline_value = p->argv[p->i++];
-        }
-        if (o->arg == JOBQ_CLI_OPTARG && !inline_value && p->i < p->argc && looks_numeric(p->argv[p->i]))
-            inline_value = p->argv[p->i++];
-        *value = inline_value;
-        switch (o->id) {
-        case G_REDIS:
-            free(c->url_copy);
-            c->url_copy = strdup(inline_value);
-            c->redis_url = c->url_copy;
-            jobq_redis_url_scrub((char *)inline_value);
-            continue;
-        case G_PREFIX:
-            if (!*inline_value) {
-                jobq_cli_error("%s: --prefix must not be empty", cmd);
-                return JOBQ_CLI_BAD;
-            }
-            c->prefix = inline_value;
-            continue;
-        case G_CONFIG:
-            c->config_path = inline_value;
-            continue;
-        case G_HELP:
-            return JOBQ_CLI_HELP;
-        default:
-            return o->id;
-        }
+        p->last = o;
+        return o->id;
     }
+}
+
+int jobq_cli_parse(jobq_cli *c, const jobq_cli_spec *spec, int argc, char **argv, int *nargs) {
+    jobq_cli_parser p;
+    jobq_cli_parser_init(&p, c, spec->opts, argc, argv);
+    const char *v;
+    int o;
+    *nargs = 0;
+    while ((o = jobq_cli_next(&p, &v)) != JOBQ_CLI_END) {
+        if (o == JOBQ_CLI_HELP) return fputs(spec->usage, stdout), JOBQ_CLI_OK;
+        if (o == JOBQ_CLI_BAD) return JOBQ_CLI_USAGE;
+        if (o == JOBQ_CLI_POSITIONAL) {
+            if (*nargs >= spec->max_args)
+                return jobq_cli_error("%s: unexpected argument '%s'%s", c->cmd, v, spec->hint ? spec->hint : "");
+            spec->args[(*nargs)++] = v;
+            continue;
+        }
+        if (p.last->set(c, p.last, v, (char *)spec->dest + p.last->offset) != 0) return JOBQ_CLI_USAGE;
+    }
+    return JOBQ_CLI_PARSED;
 }
 
 int jobq_cli_number(const jobq_cli *c, const char *name, const char *value, double min, double max,
@@ -245,15 +355,100 @@ int jobq_cli_number(const jobq_cli *c, const char *name, const char *value, doub
     char *end;
     double d = value && *value ? strtod(value, &end) : NAN;
     if (!value || !*value || *end != '\0' || !isfinite(d) || d < min || d > max) {
-        jobq_cli_error("%s: %s expects %s, got '%s'", c->cmd ? c->cmd : "jobq", name, what,
-                       value ? value : "");
+        jobq_cli_error("%s: %s expects %s, got '%s'", c->cmd ? c->cmd : "jobq", name, what, value ? value : "");
         return -1;
     }
     *out = d;
     return 0;
 }
 
+int jobq_cli_set_flag(const jobq_cli *c, const jobq_cli_opt *o, const char *value, void *field) {
+    (void)c, (void)o, (void)value;
+    *(bool *)field = true;
+    return 0;
+}
+
+int jobq_cli_set_string(const jobq_cli *c, const jobq_cli_opt *o, const char *value, void *field) {
+    (void)c, (void)o;
+    *(const char **)field = value;
+    return 0;
+}
+
+int jobq_cli_set_number(const jobq_cli *c, const jobq_cli_opt *o, const char *value, void *field) {
+    char name[80];
+    snprintf(name, sizeof name, "--%s", o->name);
+    return jobq_cli_number(c, name, value, o->min, o->max, o->what, field);
+}
+
+int jobq_cli_set_integer(const jobq_cli *c, const jobq_cli_opt *o, const char *value, void *field) {
+    char name[80];
+    double d;
+    snprintf(name, sizeof name, "--%s", o->name);
+    if (jobq_cli_number(c, name, value, o->min, o->max, o->what, &d) != 0) return -1;
+    if (d != floor(d)) {
+        jobq_cli_error("%s: %s expects %s, got '%s'", c->cmd, name, o->what, value);
+        return -1;
+    }
+    *(double *)field = d;
+    return 0;
+}
+
+int jobq_cli_set_wait(const jobq_cli *c, const jobq_cli_opt *o, const char *value, void *field) {
+    jobq_cli_wait *w = field;
+    w->on = true;
+    return value ? jobq_cli_set_number(c, o, value, &w->seconds) : 0;
+}
+
 /* ---- output ---- */
+
+/* The length of the UTF-8 sequence at s (at most n bytes) that encodes a
+ * printable character; 0 when it is a control character (C1) or not UTF-8. */
+static size_t printable_utf8(const unsigned char *s, size_t n) {
+    size_t len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : 2;
+    if (s[0] < 0xc2 || s[0] > 0xf4 || len > n) return 0;
+    uint32_t cp = s[0] & (0x3f >> (len - 1));
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    static const uint32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return cp <= 0x9f ? 0 : len; /* U+0080..U+009F: C1 controls */
+}
+
+char *jobq_cli_escape(char *buf, size_t size, const char *s, size_t len) {
+    size_t n = 0;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len && n + 1 < size;) {
+        size_t take = u[i] >= 0x20 && u[i] < 0x7f ? 1 : u[i] >= 0x80 ? printable_utf8(u + i, len - i) : 0;
+        if (take) {
+            if (n + take + 1 > size) break;
+            memcpy(buf + n, s + i, take);
+            n += take;
+            i += take;
+        } else {
+            if (n + 5 > size) break;
+            snprintf(buf + n, 5, "\\x%02x", u[i]);
+            n += 4;
+            i++;
+        }
+    }
+    if (size) buf[n] = '\0';
+    return buf;
+}
+
+char *jobq_cli_escape_dup(const char *s, size_t len) {
+    size_t size = 4 * len + 1;
+    char *buf = malloc(size);
+    return buf ? jobq_cli_escape(buf, size, s, len) : NULL;
+}
+
+void jobq_cli_put(FILE *out, const char *s) {
+    if (!s) return;
+    char *e = jobq_cli_escape_dup(s, strlen(s));
+    fputs(e ? e : "?", out);
+    free(e);
+}
 
 void jobq_cli_table_init(jobq_cli_table *t, int ncols, unsigned right) {
     memset(t, 0, sizeof *t);
@@ -273,29 +468,36 @@ void jobq_cli_table_add(jobq_cli_table *t, ...) {
     va_start(ap, t);
     for (int i = 0; i < t->ncols; i++) {
         const char *s = va_arg(ap, const char *);
-        t->cells[t->rows * t->ncols + i] = strdup(s ? s : "");
+        t->cells[t->rows * t->ncols + i] = jobq_cli_escape_dup(s ? s : "", s ? strlen(s) : 0);
     }
     va_end(ap);
     t->rows++;
+}
+
+/* Columns a cell takes: its UTF-8 characters (cells are escaped, so valid). */
+static int width_of(const char *s) {
+    int w = 0;
+    for (; s && *s; s++) w += ((unsigned char)*s & 0xc0) != 0x80;
+    return w;
 }
 
 void jobq_cli_table_print(const jobq_cli_table *t, FILE *out, int indent) {
     int width[32] = {0};
     for (int r = 0; r < t->rows; r++)
         for (int i = 0; i < t->ncols && i < 32; i++) {
-            const char *s = t->cells[r * t->ncols + i];
-            int w = s ? (int)strlen(s) : 0;
+            int w = width_of(t->cells[r * t->ncols + i]);
             if (w > width[i]) width[i] = w;
         }
     for (int r = 0; r < t->rows; r++) {
         int pad = indent;
         for (int i = 0; i < t->ncols && i < 32; i++) {
             const char *s = t->cells[r * t->ncols + i] ? t->cells[r * t->ncols + i] : "";
+            int fill = width[i] - width_of(s);
             bool last = i == t->ncols - 1;
             if (t->right & (1u << i))
-                fprintf(out, "%*s%*s", pad, "", width[i], s);
+                fprintf(out, "%*s%*s%s", pad, "", fill, "", s);
             else
-                fprintf(out, "%*s%-*s", pad, "", last ? 0 : width[i], s);
+                fprintf(out, "%*s%s%*s", pad, "", s, last ? 0 : fill, "");
             pad = 2;
         }
         fputc('\n', out);
@@ -331,8 +533,7 @@ char *jobq_cli_time(char *buf, size_t size, double t, bool millis) {
         return buf;
     }
     size_t n = strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm);
-    if (millis && n > 0 && n < size)
-        snprintf(buf + n, size - n, ".%03d", (int)((t - (double)secs) * 1000) % 1000);
+    if (millis && n > 0 && n < size) snprintf(buf + n, size - n, ".%03d", (int)((t - (double)secs) * 1000) % 1000);
     return buf;
 }
 

@@ -67,6 +67,7 @@ struct option {
 static int check_url(const char *value, char *why, size_t size);
 static int check_prefix(const char *value, char *why, size_t size);
 static int check_abs_path(const char *value, char *why, size_t size);
+static int check_secret(const char *value, char *why, size_t size);
 
 #define OFF(member) offsetof(jobq_config, member)
 
@@ -95,11 +96,26 @@ static const struct option options[] = {
      "most jobs a worker takes per Redis round trip"},
 
     {"redis", "url", T_STRING, OFF(redis_url), "redis://127.0.0.1:6379/0", 1, 1024, check_url,
-     "redis://[[user]:password@]host[:port][/db] or unix:///path/redis.sock[?db=N]"},
+     "redis://[[user]:password@]host[:port][/db], rediss://..., unix:///path/redis.sock[?db=N], "
+     "redis+sentinel://host[:port][,host[:port]...]/master_name[/db] or redis+cluster://host:port[,host:port...]"},
     {"redis", "prefix", T_STRING, OFF(prefix), "jobq", 1, 64, check_prefix,
      "first part of every key, characters A-Z a-z 0-9 _ . : -"},
     {"redis", "password_file", T_STRING, OFF(redis_password_file), "", 0, 4095, check_abs_path,
      "absolute path of a file (mode 600) whose first line is the Redis password; empty = none"},
+    {"redis", "sentinel_password", T_STRING, OFF(sentinel_password), "", 0, 4096, check_secret,
+     "password of the sentinels themselves (redis+sentinel://), when they need their own"},
+    {"redis", "wait_replicas", T_INT, OFF(wait_replicas), "0", 0, 64, NULL,
+     "an enqueue by jobq and every outcome commit wait for this many replicas (WAIT); 0 = none"},
+    {"redis", "wait_timeout", T_DOUBLE, OFF(wait_timeout), "1", 0.001, 60, NULL,
+     "seconds a WAIT for wait_replicas may take before it counts as not acknowledged"},
+    {"redis", "tls_ca_file", T_STRING, OFF(tls_ca_file), "", 0, 4095, check_abs_path,
+     "rediss://: PEM file of the CA(s) that sign the server certificate; empty = the system's"},
+    {"redis", "tls_cert_file", T_STRING, OFF(tls_cert_file), "", 0, 4095, check_abs_path,
+     "rediss://: client certificate (PEM) for servers that require one; empty = none"},
+    {"redis", "tls_key_file", T_STRING, OFF(tls_key_file), "", 0, 4095, check_abs_path,
+     "rediss://: the client certificate's private key (PEM)"},
+    {"redis", "tls_server_name", T_STRING, OFF(tls_server_name), "", 0, 255, NULL,
+     "rediss://: the name the server certificate must carry; empty = the host of the URL"},
 
     {"jobs", "timeout", T_DOUBLE, OFF(job_timeout), "180", 0.001, 604800, NULL,
      "seconds a job may run"},
@@ -125,6 +141,8 @@ static const struct option options[] = {
      "seconds to connect to the server"},
     {"wordcount", "preload", T_BOOL, OFF(wordcount_preload), "no", 0, 0, NULL,
      "load libcurl in the supervisor so that workers share it (yes) or in each worker at its first job (no)"},
+    {"wordcount", "deny_private", T_BOOL, OFF(wordcount_deny_private), "no", 0, 0, NULL,
+     "yes refuses to connect to loopback, private, link-local, unspecified and CGNAT addresses, after redirects too"},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -314,6 +332,14 @@ static int check_abs_path(const char *value, char *why, size_t size) {
     char c[64];
     snprintf(why, size, "expected an absolute path (or nothing), got '%s'", clip(value, c, sizeof c));
     return -1;
+}
+
+/* Any value; marks a secret, printed as *** (see print_value). */
+static int check_secret(const char *value, char *why, size_t size) {
+    (void)value;
+    (void)why;
+    (void)size;
+    return 0;
 }
 
 static int check_prefix(const char *value, char *why, size_t size) {
@@ -513,6 +539,11 @@ void jobq_config_fini(jobq_config *cfg) {
     free(cfg->prefix);
     free(cfg->redis_password_file);
     wipe_password(&cfg->redis_password);
+    wipe_password(&cfg->sentinel_password);
+    free(cfg->tls_ca_file);
+    free(cfg->tls_cert_file);
+    free(cfg->tls_key_file);
+    free(cfg->tls_server_name);
     free(cfg->plugins_dir);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -816,6 +847,7 @@ static void print_value(const void *base, const struct option *o, FILE *out) {
                 s = "(not a valid Redis URL)"; /* never echo what may hold a password */
             }
         }
+        if (s && *s && o->check == check_secret) s = "***";
         fputs(s ? s : "", out);
         break;
     }

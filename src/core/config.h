@@ -60,6 +60,13 @@ typedef struct jobq_config {
     char *redis_password_file; /* owned; "" = none; an absolute path otherwise */
     char *redis_password;      /* owned; NULL unless read from a file by
                                 * jobq_config_load_secrets; never printed */
+    char *sentinel_password;   /* owned; "" = the sentinels use the Redis password; printed as *** */
+    int wait_replicas;         /* WAIT for this many replicas after enqueues and commits; 0 = none */
+    double wait_timeout;       /* seconds a WAIT may take */
+    char *tls_ca_file;         /* owned; "" = the system's CAs */
+    char *tls_cert_file;       /* owned; "" = no client certificate */
+    char *tls_key_file;        /* owned */
+    char *tls_server_name;     /* owned; "" = the URL's host */
     /* [jobs] defaults for jobs that don't say */
     double job_timeout;        /* seconds */
     int max_attempts;
@@ -74,6 +81,7 @@ typedef struct jobq_config {
     long wordcount_max_body;   /* bytes; larger bodies fail the job */
     double wordcount_connect_timeout; /* seconds */
     bool wordcount_preload;    /* load libcurl in the supervisor, before forking */
+    bool wordcount_deny_private; /* refuse loopback, private, link-local... addresses */
     /* [queue.NAME] sections, in the order they first appear; any queue name,
      * served by this daemon or not */
     jobq_config_queue_section queue_sections[JOBQ_MAX_QUEUES];

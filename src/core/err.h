@@ -17,6 +17,7 @@ enum jobq_err_code {
     JOBQ_E_NOPERM,   /* Redis refused a command or key to this user (NOPERM reply) */
     JOBQ_E_READONLY, /* the server is a read-only replica (READONLY reply) */
     JOBQ_E_FENCED,   /* this daemon's lease on a queue has expired: it must not take or commit */
+    JOBQ_E_REPLICAS, /* a write was not acknowledged by [redis] wait_replicas replicas in time */
 };
 
 /* True for the codes of a server error reply (REPLY, OOM, NOPERM, READONLY):

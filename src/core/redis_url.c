@@ -1,6 +1,6 @@
 /*
- * Redis URLs: redis://[[user]:password@]host[:port][/db] and
- * unix:///path/redis.sock[?db=N&user=U&password=P]. Pure string work, no I/O.
+ * Redis URLs (see redis_url.h) and unix:///path/redis.sock[?db=N&user=U&password=P].
+ * Pure string work, no I/O.
  * Messages never repeat the user or password; the redacted form hides the password.
  */
 #include <stddef.h> /* redis_url.h uses size_t without including it */
@@ -14,8 +14,23 @@
 #include <strings.h>
 
 #define DEFAULT_PORT 6379
+#define DEFAULT_SENTINEL_PORT 26379
 #define MAX_DB 1000000
-#define ACCEPTED "redis://[[user]:password@]host[:port][/db] or unix:///path/redis.sock[?db=N]"
+#define ACCEPTED                                                                                    \
+    "redis://[[user]:password@]host[:port][/db], rediss://..., unix:///path/redis.sock[?db=N], "   \
+    "redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/master_name[/db] or "         \
+    "redis+cluster://[[user]:password@]host:port[,host:port...]"
+
+/* The URL schemes: what they name and whether over TLS. */
+static const struct scheme {
+    const char *name;
+    enum jobq_redis_kind kind;
+    bool tls;
+} schemes[] = {
+    {"redis", JOBQ_REDIS_SERVER, false},          {"rediss", JOBQ_REDIS_SERVER, true},
+    {"redis+sentinel", JOBQ_REDIS_SENTINEL, false}, {"rediss+sentinel", JOBQ_REDIS_SENTINEL, true},
+    {"redis+cluster", JOBQ_REDIS_CLUSTER, false},  {"rediss+cluster", JOBQ_REDIS_CLUSTER, true},
+};
 
 /* Parse [s, s+len) as decimal digits only into *out, 0..max. 0 or -1. */
 static int parse_uint(const char *s, size_t len, long max, long *out) {
@@ -107,40 +122,9 @@ static int parse_db(const char *s, size_t len, jobq_redis_url *out, jobq_err *er
     return 0;
 }
 
-/* rest is what follows "redis://". */
-static int parse_tcp(const char *rest, jobq_redis_url *out, jobq_err *err) {
-    const char *end = rest + strcspn(rest, "/?#");
-    if (strchr(end, '@')) { /* a password with a raw '/', '?' or '#': do not echo it */
-        jobq_err_set(err, JOBQ_E_INVALID,
-                     "'@' after the host in the Redis URL: percent-encode '/', '?', '#' and '@' "
-                     "in the user and password (%%2F, %%3F, %%23, %%40)");
-        return -1;
-    }
-    if (*end == '?' || *end == '#') {
-        jobq_err_set(err, JOBQ_E_INVALID,
-                     "unexpected '%c' in redis:// URL (the db goes after a '/': redis://host:6379/0)", *end);
-        return -1;
-    }
-    const char *hp = rest; /* host[:port] */
-    const char *at = memrchr(rest, '@', (size_t)(end - rest));
-    if (at) {
-        const char *colon = memchr(rest, ':', (size_t)(at - rest));
-        if (!colon) {
-            jobq_err_set(err, JOBQ_E_INVALID,
-                         "Redis credentials must be written ':password@' or 'user:password@' "
-                         "(percent-encode ':' and '@' inside them)");
-            return -1;
-        }
-        if (set_credential(rest, (size_t)(colon - rest), &out->user, "user", err) != 0 ||
-            set_credential(colon + 1, (size_t)(at - colon - 1), &out->password, "password", err) != 0)
-            return -1;
-        if (out->user && !out->password) {
-            jobq_err_set(err, JOBQ_E_INVALID, "a Redis user needs a password (redis://user:password@host)");
-            return -1;
-        }
-        hp = at + 1;
-    }
-
+/* Parse one host[:port] ([IPv6]:port too) of [hp, end) into *h. */
+static int parse_host(const char *hp, const char *end, int default_port, bool need_port, jobq_redis_host *h,
+                      jobq_err *err) {
     const char *host = hp, *host_end, *port = NULL;
     bool bracketed = *hp == '[';
     if (bracketed) {
@@ -179,6 +163,7 @@ static int parse_tcp(const char *rest, jobq_redis_url *out, jobq_err *err) {
             return -1;
         }
     }
+    h->port = default_port;
     if (port) {
         long v;
         size_t len = (size_t)(end - port);
@@ -187,14 +172,109 @@ static int parse_tcp(const char *rest, jobq_redis_url *out, jobq_err *err) {
                          (int)(len > 40 ? 40 : len), port);
             return -1;
         }
-        out->port = (int)v;
+        h->port = (int)v;
+    } else if (need_port) {
+        jobq_err_set(err, JOBQ_E_INVALID, "a cluster seed needs its port: host:port (got '%.*s')",
+                     (int)(end - hp > 60 ? 60 : end - hp), hp);
+        return -1;
     }
-    if (*end == '/' && end[1] && parse_db(end + 1, strlen(end + 1), out, err) != 0) return -1;
-    if (!(out->host = dup_range(host, (size_t)(host_end - host)))) {
+    if (!(h->host = dup_range(host, (size_t)(host_end - host)))) {
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
         return -1;
     }
     return 0;
+}
+
+/* The comma-separated hosts of [hp, end): one for a server, several for
+ * sentinels and cluster seeds. */
+static int parse_hosts(const char *hp, const char *end, jobq_redis_url *out, jobq_err *err) {
+    int default_port = out->kind == JOBQ_REDIS_SENTINEL ? DEFAULT_SENTINEL_PORT : DEFAULT_PORT;
+    for (const char *h = hp; h <= end;) {
+        const char *comma = memchr(h, ',', (size_t)(end - h));
+        const char *h_end = comma ? comma : end;
+        if (out->nhosts == JOBQ_REDIS_MAX_HOSTS) {
+            jobq_err_set(err, JOBQ_E_INVALID, "too many hosts in the Redis URL (at most %d)", JOBQ_REDIS_MAX_HOSTS);
+            return -1;
+        }
+        if (parse_host(h, h_end, default_port, out->kind == JOBQ_REDIS_CLUSTER, &out->hosts[out->nhosts], err) != 0)
+            return -1;
+        out->nhosts++;
+        if (!comma) break;
+        h = comma + 1;
+    }
+    if (out->kind == JOBQ_REDIS_SERVER && out->nhosts > 1) {
+        jobq_err_set(err, JOBQ_E_INVALID,
+                     "several hosts in a redis:// URL: use redis+sentinel:// or redis+cluster:// for those");
+        return -1;
+    }
+    out->host = out->hosts[0].host;
+    out->port = out->hosts[0].port;
+    return 0;
+}
+
+/* What follows the hosts: "/db" for a server, "/master[/db]" for
+ * sentinels, nothing (or "/0") for a cluster. */
+static int parse_path(const char *path, jobq_redis_url *out, jobq_err *err) {
+    if (*path == '/') path++;
+    if (out->kind == JOBQ_REDIS_SENTINEL) {
+        size_t n = strcspn(path, "/");
+        if (n == 0) {
+            jobq_err_set(err, JOBQ_E_INVALID,
+                         "a sentinel URL names the master: redis+sentinel://host:26379/mymaster[/db]");
+            return -1;
+        }
+        int rc = decode(path, n, &out->master_name);
+        if (rc != 0) {
+            jobq_err_set(err, rc == -2 ? JOBQ_E_NOMEM : JOBQ_E_INVALID, "bad master name in the Redis URL");
+            return -1;
+        }
+        path += n;
+        if (*path == '/') path++;
+    }
+    if (*path && parse_db(path, strlen(path), out, err) != 0) return -1;
+    if (out->kind == JOBQ_REDIS_CLUSTER && out->db != 0) {
+        jobq_err_set(err, JOBQ_E_INVALID, "Redis Cluster has only db 0");
+        return -1;
+    }
+    return 0;
+}
+
+/* rest is what follows "redis://" (and the other TCP schemes). */
+static int parse_tcp(const char *rest, jobq_redis_url *out, jobq_err *err) {
+    const char *end = rest + strcspn(rest, "/?#");
+    if (strchr(end, '@')) { /* a password with a raw '/', '?' or '#': do not echo it */
+        jobq_err_set(err, JOBQ_E_INVALID,
+                     "'@' after the host in the Redis URL: percent-encode '/', '?', '#' and '@' "
+                     "in the user and password (%%2F, %%3F, %%23, %%40)");
+        return -1;
+    }
+    if (strpbrk(end, "?#")) {
+        jobq_err_set(err, JOBQ_E_INVALID,
+                     "unexpected '%c' in the Redis URL (the db goes after a '/': redis://host:6379/0)",
+                     *strpbrk(end, "?#"));
+        return -1;
+    }
+    const char *hp = rest; /* host[:port][,host[:port]...] */
+    const char *at = memrchr(rest, '@', (size_t)(end - rest));
+    if (at) {
+        const char *colon = memchr(rest, ':', (size_t)(at - rest));
+        if (!colon) {
+            jobq_err_set(err, JOBQ_E_INVALID,
+                         "Redis credentials must be written ':password@' or 'user:password@' "
+                         "(percent-encode ':' and '@' inside them)");
+            return -1;
+        }
+        if (set_credential(rest, (size_t)(colon - rest), &out->user, "user", err) != 0 ||
+            set_credential(colon + 1, (size_t)(at - colon - 1), &out->password, "password", err) != 0)
+            return -1;
+        if (out->user && !out->password) {
+            jobq_err_set(err, JOBQ_E_INVALID, "a Redis user needs a password (redis://user:password@host)");
+            return -1;
+        }
+        hp = at + 1;
+    }
+    if (parse_hosts(hp, end, out, err) != 0) return -1;
+    return parse_path(end, out, err);
 }
 
 /* rest is what follows "unix://": an absolute path, then ?db=N&user=U&password=P. */
@@ -260,18 +340,21 @@ int jobq_redis_url_parse(const char *url, jobq_redis_url *out, jobq_err *err) {
         return -1;
     }
     size_t slen = (size_t)(sep - url);
-    int rc;
-    if (slen == 5 && strncasecmp(url, "redis", 5) == 0) {
+    int rc = -1;
+    const struct scheme *sc = NULL;
+    for (size_t i = 0; i < sizeof schemes / sizeof *schemes; i++)
+        if (strlen(schemes[i].name) == slen && strncasecmp(url, schemes[i].name, slen) == 0) sc = &schemes[i];
+    if (sc) {
+        out->kind = sc->kind;
+        out->tls = sc->tls;
         rc = parse_tcp(sep + 3, out, err);
     } else if (slen == 4 && strncasecmp(url, "unix", 4) == 0) {
         rc = parse_unix(sep + 3, out, err);
-    } else if (slen == 6 && strncasecmp(url, "rediss", 6) == 0) {
-        jobq_err_set(err, JOBQ_E_INVALID, "TLS (rediss://) is not supported; accepted schemes: redis://, unix://");
-        rc = -1;
     } else {
-        jobq_err_set(err, JOBQ_E_INVALID, "unknown scheme '%.*s' in the Redis URL; accepted schemes: redis://, unix://",
+        jobq_err_set(err, JOBQ_E_INVALID,
+                     "unknown scheme '%.*s' in the Redis URL; accepted: redis://, rediss://, unix://, "
+                     "redis+sentinel://, redis+cluster:// (and rediss+sentinel://, rediss+cluster://)",
                      (int)(slen > 20 ? 20 : slen), url);
-        rc = -1;
     }
     if (rc != 0) jobq_redis_url_fini(out);
     return rc;
@@ -279,7 +362,9 @@ int jobq_redis_url_parse(const char *url, jobq_redis_url *out, jobq_err *err) {
 
 void jobq_redis_url_fini(jobq_redis_url *url) {
     if (!url) return;
-    free(url->host);
+    for (int i = 0; i < url->nhosts; i++) free(url->hosts[i].host);
+    if (url->nhosts == 0) free(url->host);
+    free(url->master_name);
     free(url->socket_path);
     free(url->user);
     free(url->password);
@@ -332,17 +417,30 @@ void jobq_redis_url_format_redacted(const jobq_redis_url *url, char *buf, size_t
         if (url->password) put(&b, "&password=***");
         return;
     }
-    put(&b, "redis://");
+    for (size_t i = 0; i < sizeof schemes / sizeof *schemes; i++)
+        if (schemes[i].kind == url->kind && schemes[i].tls == url->tls) put(&b, schemes[i].name);
+    put(&b, "://");
     if (url->user) put_encoded(&b, url->user);
     if (url->password) put(&b, ":***");
     if (url->user || url->password) put(&b, "@");
-    const char *host = url->host ? url->host : "";
-    bool v6 = strchr(host, ':') != NULL;
-    if (v6) put(&b, "[");
-    put(&b, host);
-    if (v6) put(&b, "]");
-    snprintf(num, sizeof num, ":%d/%d", url->port, url->db);
-    put(&b, num);
+    for (int i = 0; i < url->nhosts; i++) {
+        const char *host = url->hosts[i].host;
+        bool v6 = strchr(host, ':') != NULL;
+        if (i) put(&b, ",");
+        if (v6) put(&b, "[");
+        put(&b, host);
+        if (v6) put(&b, "]");
+        snprintf(num, sizeof num, ":%d", url->hosts[i].port);
+        put(&b, num);
+    }
+    if (url->master_name) {
+        put(&b, "/");
+        put_encoded(&b, url->master_name);
+    }
+    if (url->kind != JOBQ_REDIS_CLUSTER) {
+        snprintf(num, sizeof num, "/%d", url->db);
+        put(&b, num);
+    }
 }
 
 void jobq_redis_url_scrub(char *url) {

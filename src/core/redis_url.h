@@ -1,21 +1,44 @@
 /*
- * Redis addresses as URLs: redis://[[user]:password@]host[:port][/db] and
- * unix:///path/redis.sock[?db=N]. Pure parsing, no I/O.
+ * Redis addresses as URLs (shared/DESIGN.md, "Redis URL forms"):
+ * redis://[[user]:password@]host[:port][/db], unix:///path/redis.sock[?db=N],
+ * redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/master[/db],
+ * redis+cluster://[[user]:password@]host:port[,host:port...], and the
+ * rediss... forms of the three TCP ones (TLS). Pure parsing, no I/O.
  */
 #ifndef JOBQ_REDIS_URL_H
 #define JOBQ_REDIS_URL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/err.h"
 
+/* What the URL names. */
+enum jobq_redis_kind {
+    JOBQ_REDIS_SERVER,   /* redis://, rediss://, unix:// */
+    JOBQ_REDIS_SENTINEL, /* redis+sentinel://, rediss+sentinel:// */
+    JOBQ_REDIS_CLUSTER,  /* redis+cluster://, rediss+cluster:// */
+};
+
+typedef struct jobq_redis_host {
+    char *host; /* owned; IPv6 unbracketed */
+    int port;
+} jobq_redis_host;
+
+#define JOBQ_REDIS_MAX_HOSTS 16
+
 typedef struct jobq_redis_url {
-    char *host;        /* TCP host (owned), NULL for unix sockets; IPv6 in [] is unbracketed */
-    int port;          /* TCP port, default 6379 */
+    enum jobq_redis_kind kind;
+    bool tls;          /* rediss...:// */
+    char *host;        /* the first TCP host (owned), NULL for unix sockets */
+    int port;          /* its port: default 6379, 26379 for sentinels */
+    jobq_redis_host hosts[JOBQ_REDIS_MAX_HOSTS]; /* every host (sentinels, cluster seeds); hosts[0] is host */
+    int nhosts;
     char *socket_path; /* unix socket path (owned), NULL for TCP */
+    char *master_name; /* sentinel: the monitored master's name (owned) */
     char *user;        /* ACL user (owned) or NULL */
     char *password;    /* password (owned) or NULL */
-    int db;            /* database number, default 0 */
+    int db;            /* database number, default 0 (always 0 on a cluster) */
 } jobq_redis_url;
 
 /* Parse url into *out (which is overwritten; release with jobq_redis_url_fini).

@@ -111,7 +111,7 @@ double jobq_run_job(const jobq_run_ctx *ctx, const char *payload, size_t len, bo
     publish_slot(ctx, job->id, payload, len, now, job->timeout);
     if (ctx->publish) {
         char *ev = jobq_doc_event(job, "started", ctx->worker_id, now);
-        if (ev) ctx->publish(ctx->udata, ev, alone);
+        if (ev) ctx->publish(ctx->udata, ctx->queue_index, ev, alone);
         free(ev);
     }
     limits saved;

@@ -25,7 +25,7 @@ typedef struct jobq_run_ctx {
     const jobq_queue_settings *settings; /* of the queue: rlimits */
     /* Publish an event without waiting (NULL: events are not sent); send_now
      * writes it at once, otherwise it leaves with the next command. */
-    void (*publish)(void *udata, const char *event_json, bool send_now);
+    void (*publish)(void *udata, int queue_index, const char *event_json, bool send_now);
     void *udata;
 } jobq_run_ctx;
 

@@ -114,8 +114,11 @@ static int run_daemon(options *o) {
     }
     jobq_log_set_level(cfg.log_level);
     char why[300];
-    if (jobq_wordcount_configure(cfg.wordcount_max_body, cfg.wordcount_connect_timeout,
-                                 cfg.wordcount_preload, why, sizeof why) != 0)
+    jobq_wordcount_settings wc = {.max_body = cfg.wordcount_max_body,
+                                  .connect_timeout = cfg.wordcount_connect_timeout,
+                                  .deny_private = cfg.wordcount_deny_private,
+                                  .preload = cfg.wordcount_preload};
+    if (jobq_wordcount_configure(&wc, why, sizeof why) != 0)
         jobq_log_warn("wordcount: preload: %s; workers will try again", why);
     int status = 1;
     if (jobq_plugin_load_all(cfg.test_handlers, cfg.plugins_dir, &err) < 0) {

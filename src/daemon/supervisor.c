@@ -58,6 +58,14 @@ static void postpone(jobq_supervisor *s, enum every every, double now, double pe
  * queues, then start the workers. */
 static void step_start(jobq_supervisor *s, double now) {
     if (s->ready || s->stopping || !jobq_upkeep_connect(s, now)) return;
+    int refused = jobq_upkeep_probe(s);
+    if (refused != 0) {
+        if (refused > 0) {
+            s->exit_status = 1;
+            ev_break(s->loop, EVBREAK_ALL);
+        }
+        return;
+    }
     jobq_upkeep_reclaim(s, true);
     jobq_upkeep_heartbeat(s, now);
     if (!s->leased) return; /* Redis failed meanwhile: try again */
@@ -95,6 +103,17 @@ static void step_heartbeat(jobq_supervisor *s, double now) {
         if (jobq_redis_connected(s->redis)) jobq_upkeep_reclaim(s, false);
     }
     update_status(s);
+}
+
+/* Sentinel: when the master changes, move at once (the supervisor and,
+ * through SIGUSR1, every worker), instead of waiting for errors. */
+static void step_failover(jobq_supervisor *s, double now) {
+    (void)now;
+    char msg[512];
+    if (jobq_redis_master_switched(s->redis, msg, sizeof msg) != 1) return;
+    jobq_log_warn("sentinel: the master changed (%s); reconnecting supervisor and workers", msg);
+    jobq_redis_disconnect(s->redis);
+    jobq_workers_signal(s, SIGUSR1, false);
 }
 
 /* Ping the watchdog only from a turning loop whose Redis is either
@@ -146,6 +165,7 @@ static const struct step steps[JOBQ_SUPERVISOR_STEPS] = {
     {"promote", RUNNING, PROMOTE_PERIOD, step_promote},
     {"heartbeat", RUNNING, HEARTBEAT_PERIOD, step_heartbeat},
     {"watchdog", ALWAYS, WATCHDOG_PERIOD, step_watchdog},
+    {"failover", ALWAYS, TICK, step_failover},
     {"drain", STOPPING, TICK, step_drain},
 };
 
@@ -178,7 +198,9 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents) {
     for (size_t i = 0; i < JOBQ_SUPERVISOR_STEPS; i++) {
         const struct step *st = &steps[i];
         double p = period(s, st->every);
-        if (!due(s, st) || p < 0 || now < s->next_run[i]) continue;
+        bool forced = st->every == HEARTBEAT_PERIOD && s->heartbeat_now;
+        if (!due(s, st) || p < 0 || (now < s->next_run[i] && !forced)) continue;
+        if (forced) s->heartbeat_now = false;
         s->next_run[i] = now + p;
         st->run(s, now);
     }
@@ -188,9 +210,8 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents) {
 
 /* Switch to a new Redis address or prefix: a fresh connection and keys. */
 static int switch_redis(jobq_supervisor *s, const jobq_config *fresh, jobq_err *err) {
-    jobq_redis *r = jobq_redis_new(fresh->redis_url, 2.0, err);
+    jobq_redis *r = jobq_redis_open_config(fresh, 2.0, err);
     if (!r) return -1;
-    jobq_redis_set_password(r, fresh->redis_password);
     jobq_redis_free(s->redis);
     s->redis = r;
     s->redis_down = false;
@@ -198,10 +219,15 @@ static int switch_redis(jobq_supervisor *s, const jobq_config *fresh, jobq_err *
     return 0;
 }
 
+static bool same_string(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
+
+/* Does the new configuration reach Redis the same way? */
 static bool same_redis(const jobq_config *a, const jobq_config *b) {
-    bool same_password = (!a->redis_password && !b->redis_password) ||
-                         (a->redis_password && b->redis_password && strcmp(a->redis_password, b->redis_password) == 0);
-    return same_password && strcmp(a->redis_url, b->redis_url) == 0 && strcmp(a->prefix, b->prefix) == 0;
+    return same_string(a->redis_password, b->redis_password) && same_string(a->redis_url, b->redis_url) &&
+           same_string(a->prefix, b->prefix) && same_string(a->sentinel_password, b->sentinel_password) &&
+           same_string(a->tls_ca_file, b->tls_ca_file) && same_string(a->tls_cert_file, b->tls_cert_file) &&
+           same_string(a->tls_key_file, b->tls_key_file) && same_string(a->tls_server_name, b->tls_server_name) &&
+           a->wait_replicas == b->wait_replicas && a->wait_timeout == b->wait_timeout;
 }
 
 static void do_reload(jobq_supervisor *s) {
@@ -222,8 +248,11 @@ static void do_reload(jobq_supervisor *s) {
     jobq_plugin_unload_all();
     if (jobq_plugin_load_all(fresh.test_handlers, fresh.plugins_dir, &err) < 0) jobq_log_err("%s", err.msg);
     char why[300];
-    if (jobq_wordcount_configure(fresh.wordcount_max_body, fresh.wordcount_connect_timeout, fresh.wordcount_preload,
-                                 why, sizeof why) != 0)
+    jobq_wordcount_settings wc = {.max_body = fresh.wordcount_max_body,
+                                  .connect_timeout = fresh.wordcount_connect_timeout,
+                                  .deny_private = fresh.wordcount_deny_private,
+                                  .preload = fresh.wordcount_preload};
+    if (jobq_wordcount_configure(&wc, why, sizeof why) != 0)
         jobq_log_warn("wordcount: preload: %s; workers will try again", why);
     jobq_log_set_level(fresh.log_level);
     jobq_config_fini(&s->cfg);
@@ -287,9 +316,8 @@ jobq_supervisor *jobq_supervisor_new(jobq_config *cfg, jobq_config_loader reload
         jobq_err_set(err, JOBQ_E_NOMEM, "cannot map worker slots: %s", strerror(errno));
         goto fail;
     }
-    s->redis = jobq_redis_new(s->cfg.redis_url, 2.0, err);
+    s->redis = jobq_redis_open_config(&s->cfg, 2.0, err);
     if (!s->redis || jobq_upkeep_set_keys(s, err) != 0) goto fail;
-    jobq_redis_set_password(s->redis, s->cfg.redis_password);
     s->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
     if (!s->loop) {
         jobq_err_set(err, JOBQ_E_IO, "cannot create the event loop: %s (too few file descriptors?)",

@@ -48,7 +48,7 @@ typedef struct wrec {
     struct wrec *next;
 } wrec;
 
-#define JOBQ_SUPERVISOR_STEPS 9 /* the periodic steps of supervisor.c */
+#define JOBQ_SUPERVISOR_STEPS 10 /* the periodic steps of supervisor.c */
 #define RATE_SAMPLES 64   /* totals kept for the rates, at most one a second */
 #define RATE_WINDOW 60.0  /* seconds */
 
@@ -69,6 +69,7 @@ struct jobq_supervisor {
     int redis_failures;
     double redis_retry_at;
     bool leased;                  /* the leases were taken at least once */
+    bool heartbeat_now;           /* run the heartbeat step at the next tick (reconnected) */
     bool ready;                   /* READY=1 sent */
     bool stopping;
     double stop_deadline;
@@ -125,6 +126,10 @@ void jobq_workers_free_all(jobq_supervisor *s);
 bool jobq_upkeep_connect(jobq_supervisor *s, double now);
 /* After a failed Redis call: log once, drop a broken connection. */
 void jobq_upkeep_failed(jobq_supervisor *s, const jobq_err *err, const char *what);
+/* Check once that Redis lets jobq run every command it needs on each
+ * queue: 0 yes (or only maxmemory refusals, logged), 1 a permanent refusal
+ * (logged as one clear error), -1 Redis failed (try again). */
+int jobq_upkeep_probe(jobq_supervisor *s);
 /* Heartbeat, leases on every queue served (re-registering the in-flight
  * lists), and the function library check. */
 void jobq_upkeep_heartbeat(jobq_supervisor *s, double now);

@@ -44,6 +44,9 @@ bool jobq_upkeep_connect(jobq_supervisor *s, double now) {
     jobq_err err;
     if (jobq_redis_connect(s->redis, &err) == 0) {
         jobq_log_info("connected to Redis %sat %s", s->redis_down ? "again " : "", jobq_redis_url_redacted(s->redis));
+        /* Renew the leases at once: while Redis was away (a failover) they
+         * may have lapsed, and the workers take nothing until they are. */
+        if (s->redis_down) s->heartbeat_now = true;
         s->redis_down = false;
         s->redis_failures = 0;
         ensure_functions(s);
@@ -57,6 +60,14 @@ bool jobq_upkeep_connect(jobq_supervisor *s, double now) {
 }
 
 void jobq_upkeep_failed(jobq_supervisor *s, const jobq_err *err, const char *what) {
+    if (err->code == JOBQ_E_IO && jobq_redis_is_cluster(s->redis) && jobq_redis_connected(s->redis)) {
+        /* One shard is away (a failover): the others go on; said once a minute. */
+        static double last_at;
+        double now = ev_now(s->loop);
+        if (now - last_at >= 60) jobq_log_warn("%s: %s (a cluster node is away; retrying)", what, err->msg);
+        last_at = now;
+        return;
+    }
     if (err->code == JOBQ_E_IO || err->code == JOBQ_E_READONLY) {
         if (!s->redis_down)
             jobq_log_warn("%s during %s: %s; reconnecting with backoff",
@@ -77,11 +88,42 @@ int jobq_upkeep_set_keys(jobq_supervisor *s, jobq_err *err) {
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
         return -1;
     }
-    for (int i = 0; i < s->cfg.nqueues; i++) jobq_qkeys_init(&keys[i], s->cfg.prefix, s->cfg.queues[i], NULL);
+    for (int i = 0; i < s->cfg.nqueues; i++) jobq_qkeys_init(&keys[i], s->redis, s->cfg.prefix, s->cfg.queues[i], NULL);
     free(s->keys);
     s->keys = keys;
     memset(s->bad_queue_type, 0, sizeof s->bad_queue_type);
     return 0;
+}
+
+/* ---- permissions ---- */
+
+int jobq_upkeep_probe(jobq_supervisor *s) {
+    json_t *queues = json_array();
+    for (int i = 0; i < s->cfg.nqueues; i++) json_array_append_new(queues, json_string(s->cfg.queues[i]));
+    json_t *event = json_pack("{s:s, s:s, s:o, s:f}", "event", "daemon_started", "daemon", s->daemon_id, "queues",
+                              queues, "time", jobq_now());
+    char *message = event ? json_dumps(event, JSON_COMPACT) : NULL;
+    json_decref(event);
+    int rc = message ? 0 : -1;
+    for (int q = 0; rc == 0 && q < s->cfg.nqueues; q++) {
+        char problems[2048];
+        bool fatal = false;
+        jobq_err err;
+        int found = jobq_queue_probe(s->redis, &s->keys[q], message, problems, sizeof problems, &fatal, &err);
+        if (found < 0) {
+            jobq_upkeep_failed(s, &err, "checking Redis permissions");
+            rc = -1;
+        } else if (found > 0 && fatal) {
+            jobq_log_err("Redis at %s refuses commands jobq needs on queue %s: %s. Grant them to this user "
+                         "(ACL) or restore the commands; jobqd cannot record outcomes without them",
+                         jobq_redis_url_redacted(s->redis), s->cfg.queues[q], problems);
+            rc = 1;
+        } else if (found > 0) {
+            jobq_log_warn("Redis refuses writes for now on queue %s: %s", s->cfg.queues[q], problems);
+        }
+    }
+    free(message);
+    return rc;
 }
 
 /* ---- heartbeat and leases ---- */
@@ -156,9 +198,10 @@ static void renew_leases(jobq_supervisor *s) {
             continue;
         }
         if (s->leased && previous != 1)
-            jobq_log_warn("this daemon's lease on queue %s had %s (was the supervisor stopped or cut off?); "
-                          "renewed it and re-registered %d in-flight list(s); jobs another daemon reclaimed "
-                          "meanwhile may run twice, their outcomes are recorded once",
+            jobq_log_warn("this daemon's lease on queue %s had %s (the supervisor was stopped, cut off from "
+                          "Redis, or the queue's shard failed over); renewed it and re-registered %d in-flight "
+                          "list(s); jobs another daemon reclaimed meanwhile may run twice, their outcomes are "
+                          "recorded once",
                           s->cfg.queues[q], previous == 0 ? "been taken away" : "lapsed", n);
     }
     if (!lists || !ptrs) jobq_log_err("out of memory renewing the leases");
@@ -195,7 +238,7 @@ static void add_names(json_t *set, json_t *names) {
 static bool reclaim_queue(jobq_supervisor *s, const char *queue, bool at_start, const char *const *forced,
                           int nforced) {
     jobq_qkeys k;
-    jobq_qkeys_init(&k, s->cfg.prefix, queue, NULL);
+    jobq_qkeys_init(&k, s->redis, s->cfg.prefix, queue, NULL);
     char **gone = NULL;
     size_t ngone = 0;
     jobq_err err;

@@ -33,6 +33,13 @@
 
 /* Set by SIGTERM/SIGINT outside a take: finish the current job, then exit. */
 static volatile sig_atomic_t stop_requested;
+/* Set by SIGUSR1 (the supervisor heard that the master changed): reconnect. */
+static volatile sig_atomic_t reconnect_requested;
+
+static void on_reconnect_signal(int sig) {
+    (void)sig;
+    reconnect_requested = 1;
+}
 /* The worker's slot, for the signal handler. */
 static jobq_slot *signal_slot;
 
@@ -62,6 +69,8 @@ static void setup_signals(void) {
     sa.sa_handler = on_stop_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_reconnect_signal;
+    sigaction(SIGUSR1, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
@@ -87,8 +96,16 @@ typedef struct worker {
     int batch;               /* current adaptive batch size */
     bool redis_down;         /* for logging once per state change */
     bool fenced;             /* the daemon's lease lapsed: for logging once */
+    struct qstate {
+        double down_until;   /* its cluster shard is away: skip the queue until then */
+        int failures;        /* consecutive ones, for the backoff */
+        bool unsure;         /* a take may have moved jobs we never saw: put them back first */
+        bool registered;     /* its in-flight list is registered in the holders */
+    } qs[JOBQ_MAX_QUEUES];
+    int home;                /* the queue this worker blocks on when all are empty */
+    int running_qi;          /* the queue of the job running now (progress events) */
     int refusals;            /* consecutive refused commits */
-    bool reclaim_own;        /* a take may have moved jobs we never saw */
+    bool unacked;            /* the last commit was not acknowledged by enough replicas */
     bool must_exit;          /* an outcome could not be built: exit, the supervisor requeues */
     int connect_failures;
     unsigned long long jobs_done;
@@ -108,25 +125,24 @@ static void sleep_seconds(double s) {
  * daemon would reclaim and rerun whatever it runs. */
 static bool orphaned(const worker *w) { return getppid() != w->p->supervisor_pid; }
 
-/* ---- connection ---- */
+/* ---- connection and queues ---- */
 
 /* Connect (again) with capped exponential backoff until connected or told to
- * stop, registering the in-flight lists. Logs once when Redis goes away and
- * once when it is back. */
+ * stop. Logs once when Redis goes away and once when it is back. Every
+ * queue is then re-registered and its in-flight list put back before its
+ * next take: a take whose reply was lost may have moved jobs there. */
 static int ensure_connected(worker *w) {
     while (!jobq_redis_connected(w->redis)) {
         if (stop_requested || orphaned(w)) return -1;
         jobq_err err;
-        int rc = jobq_redis_connect(w->redis, &err);
-        for (int i = 0; rc == 0 && i < w->nq; i++) rc = jobq_queue_register(w->redis, &w->keys[i], w->p->daemon_id, &err);
-        if (rc == 0) {
+        if (jobq_redis_connect(w->redis, &err) == 0) {
             if (w->redis_down) jobq_log_info("connected to Redis again at %s", jobq_redis_url_redacted(w->redis));
             w->redis_down = false;
             w->connect_failures = 0;
+            for (int i = 0; i < w->nq; i++) w->qs[i].registered = false;
             return 0;
         }
         if (!w->redis_down) jobq_log_warn("Redis unavailable (%s); retrying with backoff", err.msg);
-        jobq_redis_disconnect(w->redis);
         w->redis_down = true;
         w->connect_failures++;
         sleep_seconds(jobq_backoff_delay(w->connect_failures, 0.05, 2.0));
@@ -137,15 +153,66 @@ static int ensure_connected(worker *w) {
 static void lost_connection(worker *w, const jobq_err *err) {
     if (!w->redis_down) jobq_log_warn("lost Redis connection: %s; reconnecting", err->msg);
     w->redis_down = true;
-    w->reclaim_own = true;
+    for (int i = 0; i < w->nq; i++) w->qs[i].unsure = true;
     jobq_redis_disconnect(w->redis);
 }
 
-/* A take or commit that failed: reconnect after a broken connection, wait
- * out a lapsed lease, back off after a refusal. */
-static void take_failed(worker *w, const jobq_err *err) {
-    if (err->code == JOBQ_E_IO) {
+static bool queue_up(const worker *w, int i) { return jobq_now() >= w->qs[i].down_until; }
+
+/* Queue i's Redis failed. One server (or a sentinel's master) is all of
+ * Redis: reconnect. On a cluster only that queue's shard is away (a
+ * failover): skip the queue for a while and serve the others. */
+static void queue_failed(worker *w, int i, const jobq_err *err) {
+    if (!jobq_redis_is_cluster(w->redis) || !jobq_redis_connected(w->redis)) {
         lost_connection(w, err);
+        return;
+    }
+    struct qstate *q = &w->qs[i];
+    if (q->failures++ == 0)
+        jobq_log_warn("queue %s is unreachable (%s); serving the other queues meanwhile", w->keys[i].name, err->msg);
+    q->down_until = jobq_now() + jobq_backoff_delay(q->failures, 0.05, 2.0);
+    q->unsure = true;
+    q->registered = false;
+}
+
+static void queue_ok(worker *w, int i) {
+    if (w->qs[i].failures) jobq_log_info("queue %s is reachable again", w->keys[i].name);
+    w->qs[i].failures = 0;
+}
+
+/* Before a take from queue i: its in-flight list registered, and whatever
+ * it may hold from a take whose reply was lost put back. false when Redis
+ * failed (handled). */
+static bool prepare_queue(worker *w, int i) {
+    struct qstate *q = &w->qs[i];
+    jobq_err err;
+    if (!q->registered) {
+        if (jobq_queue_register(w->redis, &w->keys[i], w->p->daemon_id, &err) != 0) {
+            queue_failed(w, i, &err);
+            return false;
+        }
+        q->registered = true;
+    }
+    if (q->unsure) {
+        long n = jobq_queue_requeue(w->redis, &w->keys[i], false, &err);
+        if (n < 0) {
+            if (err.code == JOBQ_E_IO) queue_failed(w, i, &err);
+            else jobq_log_err("putting back unstarted jobs: %s", err.msg);
+            return false;
+        }
+        if (n > 0) jobq_log_info("put back %ld job(s) of queue %s taken while the connection was lost", n,
+                                 w->keys[i].name);
+        q->unsure = false;
+    }
+    return true;
+}
+
+/* A take that failed: a lapsed lease is waited out, a broken connection
+ * handled per queue, anything else (a queue key of the wrong type) said
+ * once a minute while that queue is skipped for a second. */
+static void take_failed(worker *w, int i, const jobq_err *err) {
+    if (err->code == JOBQ_E_IO) {
+        queue_failed(w, i, err);
     } else if (err->code == JOBQ_E_FENCED) {
         if (!w->fenced)
             jobq_log_warn("%s (the supervisor stalled, or another daemon declared this one dead); "
@@ -153,43 +220,63 @@ static void take_failed(worker *w, const jobq_err *err) {
         w->fenced = true;
         sleep_seconds(0.2);
     } else {
-        jobq_log_err("taking jobs: %s", err->msg);
-        sleep_seconds(1); /* e.g. a queue key of the wrong type */
+        static char last[sizeof err->msg];
+        static double last_at;
+        double now = jobq_now();
+        if (strcmp(last, err->msg) != 0 || now - last_at >= 60) {
+            jobq_log_err("taking jobs from queue %s: %s (retrying every second)", w->keys[i].name, err->msg);
+            snprintf(last, sizeof last, "%s", err->msg);
+            last_at = now;
+        }
+        w->qs[i].down_until = now + 1;
     }
 }
 
-static void publish_event(void *udata, const char *event_json, bool send_now) {
+static void publish_event(void *udata, int qi, const char *event_json, bool send_now) {
     worker *w = udata;
-    if (!jobq_redis_connected(w->redis)) return;
+    if (!jobq_redis_connected(w->redis) || !queue_up(w, qi)) return;
     jobq_err err;
-    if (jobq_redis_publish_nowait(w->redis, w->keys[0].events, event_json, send_now, &err) != 0)
-        lost_connection(w, &err);
+    if (jobq_redis_publish_nowait(w->redis, w->keys[qi].events, event_json, send_now, &err) != 0)
+        queue_failed(w, qi, &err);
 }
 
 /* ---- take, run, commit ---- */
 
 /* Take the next batch from the first queue (highest priority) that has
- * jobs; with none waiting, block on the first queue. The index of the queue
- * taken from with t filled (t->n may be 0), or -1 after a failure. */
+ * jobs and is reachable; with none waiting, block on this worker's home
+ * queue (workers of several queues spread over them, so a job on any queue
+ * wakes some worker at once; each looks at the others at least every
+ * 100 ms). The index of the queue taken from with t filled (t->n may be
+ * 0), or -1 after a failure. */
 static int take_batch(worker *w, jobq_taken *t) {
     jobq_err err;
+    memset(t, 0, sizeof *t);
     for (int i = 0; i < w->nq; i++) {
+        if (!queue_up(w, i) || !prepare_queue(w, i)) continue;
         if (jobq_queue_take(w->redis, &w->keys[i], w->p->daemon_id, w->batch, w->cfg->workers, t, &err) != 0) {
-            take_failed(w, &err);
-            return -1;
+            take_failed(w, i, &err);
+            if (err.code == JOBQ_E_FENCED || !jobq_redis_connected(w->redis)) return -1;
+            continue;
         }
+        queue_ok(w, i);
         if (t->n > 0) return i;
         jobq_taken_fini(t);
     }
-    /* A single queue can block on BLMOVE and wake at once; with several we
-     * block on the first and look at the others at least every 100 ms. */
-    double block = w->nq == 1 ? 1.0 : 0.1;
-    if (jobq_queue_take_blocking(w->redis, &w->keys[0], w->p->daemon_id, block, t, &err) != 0) {
-        take_failed(w, &err);
+    int home = -1;
+    for (int k = 0; k < w->nq && home < 0; k++)
+        if (queue_up(w, (w->home + k) % w->nq)) home = (w->home + k) % w->nq;
+    if (home < 0 || !prepare_queue(w, home)) {
+        sleep_seconds(0.05); /* every queue is away for now */
         return -1;
     }
+    double block = w->nq == 1 ? 1.0 : 0.1;
+    if (jobq_queue_take_blocking(w->redis, &w->keys[home], w->p->daemon_id, block, t, &err) != 0) {
+        take_failed(w, home, &err);
+        return -1;
+    }
+    queue_ok(w, home);
     w->fenced = false;
-    return 0;
+    return home;
 }
 
 /* Commit until it lands, or the worker must stop (its outcomes then stay
@@ -203,16 +290,23 @@ static bool commit_batch(worker *w, int qi, size_t n) {
         size_t skipped = 0;
         if (jobq_queue_commit(w->redis, &w->keys[qi], w->outs, n, &skipped, &err) == 0) {
             if (w->refusals) jobq_log_info("outcomes recorded again after %d refused commit(s)", w->refusals);
+            bool retried_durable = w->unacked; /* the first try was recorded but not yet replicated */
             w->refusals = 0;
-            if (skipped)
+            w->unacked = false;
+            if (skipped && !retried_durable)
                 jobq_log_warn("%zu job(s) of this batch were no longer in flight (reclaimed by another "
                               "daemon, or already recorded): their outcomes were not written again", skipped);
             return true;
         }
         if (err.code == JOBQ_E_IO) {
-            lost_connection(w, &err);
+            /* Sent again once Redis (or the queue's shard, after a failover)
+             * answers: a job already recorded is not recorded twice. */
+            queue_failed(w, qi, &err);
+            if (stop_requested || orphaned(w)) return false;
+            if (jobq_redis_connected(w->redis)) sleep_seconds(w->qs[qi].down_until - jobq_now());
             continue;
         }
+        if (err.code == JOBQ_E_REPLICAS) w->unacked = true;
         if (w->refusals++ == 0)
             jobq_log_err("Redis refused to record %zu outcome(s): %s; the jobs stay in flight, no job is "
                          "taken, and the commit is retried", n, err.msg);
@@ -222,25 +316,15 @@ static bool commit_batch(worker *w, int qi, size_t n) {
     return true;
 }
 
-/* With every outcome of ours committed, whatever our in-flight lists still
- * hold was never started: move it back to the head of its queue, in order.
- * Clears reclaim_own once done; false while Redis is unreachable. */
-static bool put_back_unstarted(worker *w, bool after_lost_connection) {
-    for (int i = 0; i < w->nq; i++) {
-        jobq_err err;
-        long n = jobq_queue_requeue(w->redis, &w->keys[i], false, &err);
-        if (n < 0 && err.code == JOBQ_E_IO) {
-            lost_connection(w, &err);
-            return false;
-        }
-        if (n < 0) jobq_log_err("putting back unstarted jobs: %s", err.msg);
-        else if (n > 0 && after_lost_connection)
-            jobq_log_info("put back %ld job(s) taken while the connection was lost", n);
-        else if (n > 0)
-            jobq_log_debug("put back %ld unstarted job(s) of a batch that turned slow", n);
-    }
-    w->reclaim_own = false;
-    return true;
+/* With every outcome of the batch committed, whatever queue qi's
+ * in-flight list still holds was never started (a batch that turned
+ * slow): move it back to the head of the queue, in order. */
+static void put_back_unstarted(worker *w, int qi) {
+    jobq_err err;
+    long n = jobq_queue_requeue(w->redis, &w->keys[qi], false, &err);
+    if (n < 0 && err.code == JOBQ_E_IO) queue_failed(w, qi, &err);
+    else if (n < 0) jobq_log_err("putting back unstarted jobs: %s", err.msg);
+    else if (n > 0) jobq_log_debug("put back %ld unstarted job(s) of a batch that turned slow", n);
 }
 
 static void release_batch(worker *w, size_t n) {
@@ -255,6 +339,7 @@ static void release_batch(worker *w, size_t n) {
 static void run_batch(worker *w, int qi, jobq_taken *t) {
     jobq_run_ctx ctx = {w->p->slot, w->id, &w->policy, qi, w->cfg->queues[qi], &w->defaults[qi],
                         &w->settings[qi], publish_event, w};
+    w->running_qi = qi;
     size_t done = 0;
     double busy = 0;
     bool give_back = false;
@@ -277,7 +362,7 @@ static void run_batch(worker *w, int qi, jobq_taken *t) {
             break;
         }
     }
-    if (commit_batch(w, qi, done) && give_back) put_back_unstarted(w, false);
+    if (commit_batch(w, qi, done) && give_back) put_back_unstarted(w, qi);
     release_batch(w, done);
     w->jobs_done += done;
     atomic_store(&w->p->slot->jobs_done, w->jobs_done);
@@ -330,20 +415,20 @@ static int worker_init(worker *w, const jobq_worker_params *p) {
     w->cfg = cfg;
     snprintf(w->id, sizeof w->id, "%s:%d", p->host, (int)getpid());
     w->nq = cfg->nqueues;
+    w->home = (p->number - 1) % (w->nq > 0 ? w->nq : 1);
     w->batch = 1;
     w->policy = (jobq_outcome_policy){cfg->retry_backoff_base, cfg->retry_backoff_max, cfg->poison_limit};
     w->keys = calloc((size_t)w->nq, sizeof *w->keys);
     w->jobs = calloc((size_t)cfg->batch_size, sizeof *w->jobs);
     w->outs = calloc((size_t)cfg->batch_size, sizeof *w->outs);
     jobq_err err;
-    w->redis = jobq_redis_new(cfg->redis_url, 5.0, &err);
+    w->redis = jobq_redis_open_config(cfg, 5.0, &err);
     if (!w->keys || !w->jobs || !w->outs || !w->redis) {
         jobq_log_err("cannot start: %s", w->redis ? "out of memory" : err.msg);
         return -1;
     }
-    jobq_redis_set_password(w->redis, cfg->redis_password);
     for (int i = 0; i < w->nq; i++) {
-        jobq_qkeys_init(&w->keys[i], cfg->prefix, cfg->queues[i], w->id);
+        jobq_qkeys_init(&w->keys[i], w->redis, cfg->prefix, cfg->queues[i], w->id);
         jobq_config_queue_settings(cfg, cfg->queues[i], &w->settings[i]);
         w->defaults[i] = (jobq_job_defaults){w->settings[i].timeout, w->settings[i].max_attempts,
                                              w->settings[i].result_ttl, cfg->max_payload};
@@ -378,8 +463,12 @@ int jobq_worker_main(const jobq_worker_params *p) {
     jobq_log_debug("started as %s", w.id);
     while (!stop_requested && !orphaned(&w)) {
         jobq_slot_set_state(p->slot, JOBQ_SLOT_IDLE);
+        if (reconnect_requested) {
+            reconnect_requested = 0;
+            jobq_err moved = {JOBQ_E_IO, "the master changed"};
+            lost_connection(&w, &moved);
+        }
         if (ensure_connected(&w) != 0) break;
-        if (w.reclaim_own && !put_back_unstarted(&w, true)) continue;
         jobq_taken taken;
         /* The supervisor kills a worker that stays in a take far longer than
          * a take can last (stopped, wedged): what it took goes back. */
@@ -413,6 +502,6 @@ static void progress_event(jobq_job *job, double fraction, const char *message) 
     last = now;
     snprintf(last_id, sizeof last_id, "%s", job->id);
     char *ev = jobq_doc_progress(job, w->id, now, fraction, message);
-    if (ev) publish_event(w, ev, true); /* sent now: the handler is still running */
+    if (ev) publish_event(w, w->running_qi, ev, true); /* sent now: the handler is still running */
     free(ev);
 }

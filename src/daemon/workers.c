@@ -297,7 +297,7 @@ static int recover_worker(jobq_supervisor *s, wrec *w) {
     long moved = 0;
     for (int i = 0; i < w->nq; i++) {
         jobq_qkeys k;
-        jobq_qkeys_init(&k, w->prefix, w->queues[i], wid);
+        jobq_qkeys_init(&k, s->redis, w->prefix, w->queues[i], wid);
         if (w->had_job && !w->job_handled && !w->shutdown_kill && i == w->job.queue_index) {
             if (settle_running_job(s, w, &k, why) != 0) return -1;
             w->job_handled = true;

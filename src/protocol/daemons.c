@@ -9,17 +9,18 @@
 #include "protocol/keys.h"
 #include "protocol/redis_internal.h"
 
-/* Send n pipelined commands and read their replies; the first error wins. */
+/* Send the commands argvs (n of them, routed by their key argv[1]) in one
+ * pipeline; the first error reply wins. */
 static int pipeline(jobq_redis *r, jobq_err *err, const char *what, int n, const int *argcs,
                     const char **const *argvs) {
-    for (int i = 0; i < n; i++)
-        if (jobq_redis_append(r, err, argcs[i], argvs[i], NULL) != 0) return -1;
+    jobq_cmd cmds[4];
+    redisReply *replies[4];
+    for (int i = 0; i < n; i++) cmds[i] = (jobq_cmd){.route = argvs[i][1], .argc = argcs[i], .argv = (const char **)argvs[i]};
+    if (jobq_redis_pipeline(r, err, what, cmds, (size_t)n, 0, replies) != 0) return -1;
     int rc = 0;
     for (int i = 0; i < n; i++) {
-        redisReply *reply = jobq_redis_next_reply(r, err, what);
-        if (!reply) return -1;
-        if (reply->type == REDIS_REPLY_ERROR && rc == 0) rc = jobq_redis_reply_error(err, what, reply);
-        freeReplyObject(reply);
+        if (replies[i]->type == REDIS_REPLY_ERROR && rc == 0) rc = jobq_redis_reply_error(err, what, replies[i]);
+        freeReplyObject(replies[i]);
     }
     return rc;
 }
@@ -71,7 +72,7 @@ int jobq_daemons_list(jobq_redis *r, const char *prefix, jobq_daemon_entry **out
     char k_daemons[JOBQ_KEY_MAX];
     jobq_key_daemons(k_daemons, sizeof k_daemons, prefix);
     const char *argv[] = {"HGETALL", k_daemons};
-    redisReply *all = jobq_redis_call(r, err, "HGETALL daemons", 2, argv, NULL);
+    redisReply *all = jobq_redis_call(r, err, "HGETALL daemons", k_daemons, 2, argv, NULL);
     if (!all) return -1;
     size_t count = all->type == REDIS_REPLY_ARRAY ? all->elements / 2 : 0;
     jobq_daemon_entry *d = calloc(count ? count : 1, sizeof *d);
@@ -87,22 +88,30 @@ int jobq_daemons_list(jobq_redis *r, const char *prefix, jobq_daemon_entry **out
     }
     freeReplyObject(all);
     /* Which are alive: one EXISTS each, in one round trip. */
-    for (size_t i = 0; rc == 0 && i < count; i++) {
-        char k_hb[JOBQ_KEY_MAX];
-        jobq_key_heartbeat(k_hb, sizeof k_hb, prefix, d[i].id);
-        const char *exists[] = {"EXISTS", k_hb};
-        rc = jobq_redis_append(r, err, 2, exists, NULL);
+    jobq_cmd *cmds = rc == 0 ? calloc(count ? count : 1, sizeof *cmds) : NULL;
+    redisReply **replies = cmds ? calloc(count ? count : 1, sizeof *replies) : NULL;
+    char (*keys)[JOBQ_KEY_MAX] = replies ? calloc(count ? count : 1, sizeof *keys) : NULL;
+    const char *(*argvs)[2] = keys ? calloc(count ? count : 1, sizeof *argvs) : NULL;
+    if (rc == 0 && !argvs) {
+        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+        rc = -1;
     }
     for (size_t i = 0; rc == 0 && i < count; i++) {
-        redisReply *reply = jobq_redis_next_reply(r, err, "EXISTS heartbeat");
-        if (!reply) {
-            rc = -1;
-            break;
-        }
+        jobq_key_heartbeat(keys[i], sizeof keys[i], prefix, d[i].id);
+        argvs[i][0] = "EXISTS";
+        argvs[i][1] = keys[i];
+        cmds[i] = (jobq_cmd){.route = keys[i], .argc = 2, .argv = argvs[i]};
+    }
+    if (rc == 0 && jobq_redis_pipeline(r, err, "EXISTS heartbeat", cmds, count, 0, replies) != 0) rc = -1;
+    for (size_t i = 0; rc == 0 && i < count; i++) {
         long long v = 0;
-        d[i].alive = jobq_reply_integer(reply, &v) && v > 0;
-        freeReplyObject(reply);
+        d[i].alive = jobq_reply_integer(replies[i], &v) && v > 0;
+        freeReplyObject(replies[i]);
     }
+    free(cmds);
+    free(replies);
+    free(keys);
+    free(argvs);
     if (rc != 0) {
         jobq_daemons_free(d, count);
         return -1;

@@ -32,11 +32,12 @@ static const char *installed_code(json_t *list) {
     return NULL;
 }
 
-int jobq_functions_ensure(jobq_redis *r, jobq_err *err) {
+/* jobq_functions_ensure on primary i. */
+static int ensure_on(jobq_redis *r, int i, jobq_err *err) {
     const char *source = jobq_script_function_library();
     json_t *list = NULL, *ver = NULL, *loaded = NULL;
     const char *list_argv[] = {"FUNCTION", "LIST", "LIBRARYNAME", "jobq", "WITHCODE"};
-    if (jobq_redis_command_json(r, &list, err, 5, list_argv, NULL) != 0) return -1;
+    if (jobq_redis_command_json_at(r, i, &list, err, 5, list_argv, NULL) != 0) return -1;
     const char *code = installed_code(list);
     int rc = 0;
     if (code && strcmp(code, source) == 0) goto out;
@@ -44,8 +45,8 @@ int jobq_functions_ensure(jobq_redis *r, jobq_err *err) {
         /* Another jobq's library: keep it if it is newer. */
         const char *ver_argv[] = {"FCALL", "jobq_version", "0"};
         jobq_err ignored;
-        if (jobq_redis_command_json(r, &ver, &ignored, 3, ver_argv, NULL) == 0 &&
-            json_is_integer(ver) && json_integer_value(ver) > jobq_script_function_version())
+        if (jobq_redis_command_json_at(r, i, &ver, &ignored, 3, ver_argv, NULL) == 0 && json_is_integer(ver) &&
+            json_integer_value(ver) > jobq_script_function_version())
             goto out;
         if (!jobq_redis_connected(r)) {
             *err = ignored;
@@ -54,7 +55,7 @@ int jobq_functions_ensure(jobq_redis *r, jobq_err *err) {
         }
     }
     const char *load_argv[] = {"FUNCTION", "LOAD", "REPLACE", source};
-    if (jobq_redis_command_json(r, &loaded, err, 4, load_argv, NULL) != 0) {
+    if (jobq_redis_command_json_at(r, i, &loaded, err, 4, load_argv, NULL) != 0) {
         rc = -1;
         goto out;
     }
@@ -64,4 +65,14 @@ out:
     json_decref(ver);
     json_decref(loaded);
     return rc;
+}
+
+int jobq_functions_ensure(jobq_redis *r, jobq_err *err) {
+    int loaded = 0;
+    for (int i = 0; i < jobq_redis_primaries(r); i++) {
+        int rc = ensure_on(r, i, err);
+        if (rc < 0) return -1;
+        loaded |= rc;
+    }
+    return loaded;
 }

@@ -12,7 +12,7 @@
 #include "protocol/redis.h"
 
 /*
- * Make sure the server has this library: FUNCTION LOAD REPLACE it when the
+ * Make sure the server (every primary of a cluster) has this library: FUNCTION LOAD REPLACE it when the
  * server has no "jobq" library, or one whose code differs and whose version
  * is not newer than ours (a newer jobqd's library is kept, never downgraded).
  * Returns 1 when it loaded the library, 0 when nothing was needed, -1 with

@@ -21,13 +21,13 @@ int jobq_jobs_enqueue(jobq_redis *r, const char *prefix, const char *queue, cons
                       double due, bool unique, char *id_out, size_t id_size, bool *duplicate,
                       jobq_err *err) {
     jobq_qkeys k;
-    jobq_qkeys_init(&k, prefix, queue, NULL);
+    jobq_qkeys_init(&k, r, prefix, queue, NULL);
     char ids[JOBQ_QKEY_MAX], when[40] = "";
     jobq_key(ids, sizeof ids, prefix, JOBQ_KEY_IDS, queue, NULL);
     if (due > 0) snprintf(when, sizeof when, "%.6f", due);
     const char *keys[] = {k.queue, k.scheduled, k.unique, ids};
-    const char *args[] = {payload, when, unique ? "1" : "0", k.events};
-    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_ENQUEUE, 4, keys, 4, args, NULL);
+    const char *args[] = {payload, when, unique ? "1" : "0", k.events, k.publish};
+    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_ENQUEUE, 4, keys, 5, args, NULL);
     if (!reply) return -1;
     long long dup = 0;
     int rc = 0;
@@ -46,7 +46,7 @@ int jobq_jobs_result(jobq_redis *r, const char *prefix, const char *id, char **j
     char key[JOBQ_KEY_MAX];
     jobq_key_result(key, sizeof key, prefix, id);
     const char *argv[] = {"GET", key};
-    redisReply *reply = jobq_redis_call(r, err, "GET result", 2, argv, NULL);
+    redisReply *reply = jobq_redis_call(r, err, "GET result", key, 2, argv, NULL);
     if (!reply) return -1;
     int rc = 1;
     if (reply->type == REDIS_REPLY_STRING) {
@@ -66,7 +66,7 @@ static int write_result(jobq_redis *r, const char *prefix, const jobq_outcome *o
     jobq_key_result(key, sizeof key, prefix, o->id);
     snprintf(ttl, sizeof ttl, "%d", o->result_ttl > 0 ? o->result_ttl : 86400);
     const char *argv[] = {"SET", key, o->result_json, "EX", ttl};
-    redisReply *reply = jobq_redis_call(r, err, "SET result", 5, argv, NULL);
+    redisReply *reply = jobq_redis_call(r, err, "SET result", key, 5, argv, NULL);
     if (!reply) return -1;
     freeReplyObject(reply);
     return 0;
@@ -88,12 +88,12 @@ int jobq_jobs_cancel_waiting(jobq_redis *r, const char *prefix, const char *queu
         return -1;
     }
     jobq_qkeys k;
-    jobq_qkeys_init(&k, prefix, queue, NULL);
+    jobq_qkeys_init(&k, r, prefix, queue, NULL);
     const char *keys[] = {scheduled ? k.scheduled : k.queue, k.unique};
-    const char *args[] = {payload, scheduled ? "z" : "l", job.id, out.event_json, k.events};
-    size_t lens[] = {len, 1, strlen(job.id), strlen(out.event_json), strlen(k.events)};
+    const char *args[] = {payload, scheduled ? "z" : "l", job.id, out.event_json, k.events, k.publish};
+    size_t lens[] = {len, 1, strlen(job.id), strlen(out.event_json), strlen(k.events), strlen(k.publish)};
     int rc = -1;
-    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_CANCEL, 2, keys, 5, args, lens);
+    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_CANCEL, 2, keys, 6, args, lens);
     long long removed = 0;
     if (reply && !jobq_reply_integer(reply, &removed)) unexpected(err, "cancel");
     else if (reply) rc = removed == 1 ? 1 : 0;
@@ -112,7 +112,7 @@ int jobq_jobs_request_cancel(jobq_redis *r, const char *prefix, const char *queu
     jobq_key(key, sizeof key, prefix, JOBQ_KEY_CANCEL, queue, NULL);
     snprintf(score, sizeof score, "%.6f", jobq_now());
     const char *argv[] = {"ZADD", key, score, id};
-    redisReply *reply = jobq_redis_call(r, err, "ZADD cancel", 4, argv, NULL);
+    redisReply *reply = jobq_redis_call(r, err, "ZADD cancel", key, 4, argv, NULL);
     if (!reply) return -1;
     freeReplyObject(reply);
     return 0;
@@ -168,16 +168,17 @@ int jobq_jobs_dead_retry(jobq_redis *r, const char *prefix, const char *queue, c
     char result_key[JOBQ_KEY_MAX];
     jobq_key_result(result_key, sizeof result_key, prefix, id);
     const char *del[] = {"DEL", result_key};
-    redisReply *reply = jobq_redis_call(r, err, "DEL result", 2, del, NULL);
+    redisReply *reply = jobq_redis_call(r, err, "DEL result", result_key, 2, del, NULL);
     rc = -1;
     if (!reply) goto out;
     freeReplyObject(reply);
     jobq_qkeys k;
-    jobq_qkeys_init(&k, prefix, queue, NULL);
+    jobq_qkeys_init(&k, r, prefix, queue, NULL);
     const char *keys[] = {k.dead, k.queue};
-    const char *args[] = {entry, payload, id, queue, handler ? handler : "", k.events};
-    size_t lens[] = {entry_len, strlen(payload), strlen(id), strlen(queue), strlen(args[4]), strlen(k.events)};
-    reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_DEAD_RETRY, 2, keys, 6, args, lens);
+    const char *args[] = {entry, payload, id, queue, handler ? handler : "", k.events, k.publish};
+    size_t lens[] = {entry_len, strlen(payload), strlen(id), strlen(queue), strlen(args[4]), strlen(k.events),
+                     strlen(k.publish)};
+    reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_DEAD_RETRY, 2, keys, 7, args, lens);
     long long done = 0;
     if (reply && jobq_reply_integer(reply, &done)) rc = done == 1 ? 1 : 0;
     else if (reply) unexpected(err, "dead retry");

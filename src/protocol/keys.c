@@ -15,13 +15,14 @@ static const char *const kind_names[JOBQ_KEY_KIND_COUNT] = {
     [JOBQ_KEY_HOLDERS] = "holders",   [JOBQ_KEY_LEASES] = "leases",
     [JOBQ_KEY_STATS] = "stats",       [JOBQ_KEY_CANCEL] = "cancel",
     [JOBQ_KEY_UNIQUE] = "unique",     [JOBQ_KEY_IDS] = "ids",
+    [JOBQ_KEY_PROBE] = "probe",       [JOBQ_KEY_EVENTS] = "events",
 };
 
 char *jobq_key(char *buf, size_t size, const char *prefix, enum jobq_key_kind kind, const char *queue,
-               const char *worker_id) {
+               const char *suffix) {
     const char *name = kind >= 0 && kind < JOBQ_KEY_KIND_COUNT ? kind_names[kind] : "?";
-    if (kind == JOBQ_KEY_INFLIGHT)
-        snprintf(buf, size, "%s:{%s}:%s:%s", prefix, queue, name, worker_id ? worker_id : "");
+    if (kind == JOBQ_KEY_INFLIGHT || kind == JOBQ_KEY_PROBE)
+        snprintf(buf, size, "%s:{%s}:%s:%s", prefix, queue, name, suffix ? suffix : "");
     else
         snprintf(buf, size, "%s:{%s}:%s", prefix, queue, name);
     return buf;
@@ -68,7 +69,8 @@ bool jobq_key_parse(const char *key, const char *prefix, char *queue, size_t que
     for (int k = 0; k < JOBQ_KEY_KIND_COUNT; k++) {
         size_t n = strlen(kind_names[k]);
         if (strncmp(rest, kind_names[k], n) != 0) continue;
-        if (k == JOBQ_KEY_INFLIGHT ? rest[n] != ':' : rest[n] != '\0') continue;
+        bool suffixed = k == JOBQ_KEY_INFLIGHT || k == JOBQ_KEY_PROBE;
+        if (suffixed ? rest[n] != ':' : rest[n] != '\0') continue;
         memcpy(queue, q, (size_t)(close - q));
         queue[close - q] = '\0';
         *kind = (enum jobq_key_kind)k;

@@ -27,14 +27,17 @@ enum jobq_key_kind {
     JOBQ_KEY_CANCEL,    /* sorted set: ids of running jobs to cancel, by request time */
     JOBQ_KEY_UNIQUE,    /* sorted set: ids held by jobq_enqueue_unique -> expiry */
     JOBQ_KEY_IDS,       /* string: counter for ids assigned by jobq_enqueue */
+    JOBQ_KEY_PROBE,     /* (with a type suffix) scratch keys of the start-up permission check */
+    JOBQ_KEY_EVENTS,    /* sharded pub/sub channel of the queue's events (Redis Cluster) */
     JOBQ_KEY_KIND_COUNT
 };
 
 /* The key of queue for kind: "<prefix>:{<queue>}:<kind>", and for
- * JOBQ_KEY_INFLIGHT "<prefix>:{<queue>}:inflight:<worker_id>" (worker_id is
- * ignored for the other kinds). Returns buf. */
+ * JOBQ_KEY_INFLIGHT and JOBQ_KEY_PROBE "<prefix>:{<queue>}:<kind>:<suffix>"
+ * (suffix, a worker id or a type name, is ignored for the other kinds).
+ * Returns buf. */
 char *jobq_key(char *buf, size_t size, const char *prefix, enum jobq_key_kind kind, const char *queue,
-               const char *worker_id);
+               const char *suffix);
 
 /* "<prefix>:result:<id>": a job's outcome, readable from the id alone. */
 char *jobq_key_result(char *buf, size_t size, const char *prefix, const char *id);

@@ -14,7 +14,8 @@
 #include "protocol/keys.h"
 #include "protocol/redis_internal.h"
 
-void jobq_qkeys_init(jobq_qkeys *k, const char *prefix, const char *queue, const char *worker_id) {
+void jobq_qkeys_init(jobq_qkeys *k, const jobq_redis *r, const char *prefix, const char *queue,
+                     const char *worker_id) {
     snprintf(k->name, sizeof k->name, "%s", queue);
     snprintf(k->prefix, sizeof k->prefix, "%s", prefix);
     jobq_key(k->queue, sizeof k->queue, prefix, JOBQ_KEY_QUEUE, queue, NULL);
@@ -27,7 +28,10 @@ void jobq_qkeys_init(jobq_qkeys *k, const char *prefix, const char *queue, const
     jobq_key(k->unique, sizeof k->unique, prefix, JOBQ_KEY_UNIQUE, queue, NULL);
     if (worker_id) jobq_key(k->inflight, sizeof k->inflight, prefix, JOBQ_KEY_INFLIGHT, queue, worker_id);
     else k->inflight[0] = '\0';
-    jobq_key_events(k->events, sizeof k->events, prefix);
+    bool sharded = r && jobq_redis_is_cluster(r);
+    if (sharded) jobq_key(k->events, sizeof k->events, prefix, JOBQ_KEY_EVENTS, queue, NULL);
+    else jobq_key_events(k->events, sizeof k->events, prefix);
+    k->publish = sharded ? "SPUBLISH" : "PUBLISH";
 }
 
 static int unexpected(jobq_err *err, const char *what) {
@@ -108,19 +112,13 @@ int jobq_queue_take_blocking(jobq_redis *r, const jobq_qkeys *k, const char *dae
     const char *blmove[] = {"BLMOVE", k->queue, k->inflight, "LEFT", "RIGHT", secs};
     const char *keys[] = {k->leases, k->inflight, k->queue};
     const char *args[] = {daemon_id};
-    if (jobq_redis_script_load(r, JOBQ_SCRIPT_CONFIRM, err) != 0 ||
-        jobq_redis_append(r, err, 6, blmove, NULL) != 0 ||
-        jobq_redis_append_eval(r, err, JOBQ_SCRIPT_CONFIRM, 3, keys, 1, args, NULL) != 0)
-        return -1;
-    /* The socket must outlast the server-side block. */
-    jobq_redis_extend_timeout(r, block);
-    redisReply *moved = jobq_redis_next_reply(r, err, "BLMOVE");
-    redisReply *confirm = moved ? jobq_redis_next_reply(r, err, "confirm") : NULL;
-    jobq_redis_extend_timeout(r, 0);
-    if (!confirm) {
-        if (moved) freeReplyObject(moved);
-        return -1;
-    }
+    jobq_cmd cmds[2] = {{.route = k->queue, .argc = 6, .argv = blmove}};
+    if (jobq_redis_eval_cmd(r, err, JOBQ_SCRIPT_CONFIRM, 3, keys, 1, args, NULL, &cmds[1]) != 0) return -1;
+    redisReply *replies[2];
+    int prc = jobq_redis_pipeline(r, err, "BLMOVE", cmds, 2, block, replies);
+    jobq_cmd_fini(&cmds[1]);
+    if (prc != 0) return -1;
+    redisReply *moved = replies[0], *confirm = replies[1];
     if (jobq_reply_is_noscript(confirm)) {
         /* The server lost the script between load and call: run it alone. */
         freeReplyObject(confirm);
@@ -158,7 +156,7 @@ int jobq_queue_take_blocking(jobq_redis *r, const jobq_qkeys *k, const char *dae
 
 int jobq_queue_register(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, jobq_err *err) {
     const char *argv[] = {"HSET", k->holders, k->inflight, daemon_id};
-    redisReply *reply = jobq_redis_call(r, err, "register in-flight list", 4, argv, NULL);
+    redisReply *reply = jobq_redis_call(r, err, "register in-flight list", k->holders, 4, argv, NULL);
     if (!reply) return -1;
     freeReplyObject(reply);
     return 0;
@@ -167,23 +165,43 @@ int jobq_queue_register(jobq_redis *r, const jobq_qkeys *k, const char *daemon_i
 /* Write the results of outs (one pipeline). 0 when every one was written. */
 static int write_results(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
                          jobq_err *err) {
+    jobq_cmd *cmds = calloc(n, sizeof *cmds);
+    redisReply **replies = calloc(n, sizeof *replies);
+    char (*keys)[JOBQ_KEY_MAX] = calloc(n, sizeof *keys);
+    char (*ttls)[24] = calloc(n, sizeof *ttls);
+    const char *(*argvs)[5] = calloc(n, sizeof *argvs);
     size_t sent = 0;
+    int rc = -1;
+    if (!cmds || !replies || !keys || !ttls || !argvs) {
+        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+        goto out;
+    }
     for (size_t i = 0; i < n; i++) {
         if (!outs[i].id || !outs[i].result_json) continue;
-        char key[JOBQ_KEY_MAX], ttl[24];
-        jobq_key_result(key, sizeof key, k->prefix, outs[i].id);
-        snprintf(ttl, sizeof ttl, "%d", outs[i].result_ttl > 0 ? outs[i].result_ttl : 86400);
-        const char *argv[] = {"SET", key, outs[i].result_json, "EX", ttl};
-        if (jobq_redis_append(r, err, 5, argv, NULL) != 0) return -1;
+        jobq_key_result(keys[sent], sizeof keys[sent], k->prefix, outs[i].id);
+        snprintf(ttls[sent], sizeof ttls[sent], "%d", outs[i].result_ttl > 0 ? outs[i].result_ttl : 86400);
+        const char *argv[] = {"SET", keys[sent], outs[i].result_json, "EX", ttls[sent]};
+        memcpy(argvs[sent], argv, sizeof argv);
+        cmds[sent] = (jobq_cmd){.route = keys[sent], .argc = 5, .argv = argvs[sent]};
         sent++;
     }
-    int rc = 0;
+    if (jobq_redis_pipeline(r, err, "writing a result", cmds, sent, 0, replies) != 0) goto out;
+    rc = 0;
     for (size_t i = 0; i < sent; i++) {
-        redisReply *reply = jobq_redis_next_reply(r, err, "writing a result");
-        if (!reply) return -1;
-        if (reply->type == REDIS_REPLY_ERROR && rc == 0) rc = jobq_redis_reply_error(err, "writing a result", reply);
-        freeReplyObject(reply);
+        if (replies[i]->type == REDIS_REPLY_ERROR && rc == 0) rc = jobq_redis_reply_error(err, "writing a result", replies[i]);
+        freeReplyObject(replies[i]);
     }
+    /* Durable before the jobs leave their in-flight list ([redis] wait_replicas). */
+    const char **routes = rc == 0 ? calloc(sent ? sent : 1, sizeof *routes) : NULL;
+    for (size_t i = 0; routes && i < sent; i++) routes[i] = keys[i];
+    if (rc == 0) rc = routes ? jobq_redis_wait(r, routes, sent, err) : (jobq_err_set(err, JOBQ_E_NOMEM, "out of memory"), -1);
+    free(routes);
+out:
+    free(cmds);
+    free(replies);
+    free(keys);
+    free(ttls);
+    free(argvs);
     return rc;
 }
 
@@ -192,7 +210,7 @@ int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *ou
     if (skipped) *skipped = 0;
     if (n == 0) return 0;
     if (write_results(r, k, outs, n, err) != 0) return -1;
-    size_t nargs = 2 + 7 * n;
+    size_t nargs = 3 + 7 * n;
     const char **args = calloc(nargs, sizeof *args);
     size_t *lens = calloc(nargs, sizeof *lens);
     char *dues = calloc(n, 32);
@@ -206,10 +224,11 @@ int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *ou
     }
     snprintf(count, sizeof count, "%zu", n);
     args[0] = k->events;
-    args[1] = count;
+    args[1] = k->publish;
+    args[2] = count;
     for (size_t i = 0; i < n; i++) {
         const jobq_outcome *o = &outs[i];
-        const char **a = args + 2 + 7 * i;
+        const char **a = args + 3 + 7 * i;
         char *due = dues + 32 * i;
         if (o->retry_payload) snprintf(due, 32, "%.6f", o->retry_at);
         a[0] = o->payload;
@@ -221,7 +240,7 @@ int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *ou
         a[6] = o->unique_id ? o->unique_id : "";
     }
     for (size_t i = 0; i < nargs; i++) lens[i] = strlen(args[i]);
-    for (size_t i = 0; i < n; i++) lens[2 + 7 * i] = outs[i].payload_len;
+    for (size_t i = 0; i < n; i++) lens[3 + 7 * i] = outs[i].payload_len;
     const char *keys[] = {k->inflight, k->dead, k->scheduled, k->stats, k->unique};
     redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_COMMIT, 5, keys, (int)nargs, args, lens);
     free(args);
@@ -232,7 +251,8 @@ int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *ou
     if (reply->type != REDIS_REPLY_ARRAY) rc = unexpected(err, "commit");
     else if (skipped) *skipped = reply->elements;
     freeReplyObject(reply);
-    return rc;
+    const char *route = k->inflight;
+    return rc == 0 ? jobq_redis_wait(r, &route, 1, err) : rc;
 }
 
 long jobq_queue_requeue(jobq_redis *r, const jobq_qkeys *k, bool unregister, jobq_err *err) {
@@ -312,7 +332,7 @@ nomem:
 int jobq_queue_holders(jobq_redis *r, const jobq_qkeys *k, char ***lists, char ***daemons, size_t *n,
                        jobq_err *err) {
     const char *argv[] = {"HGETALL", k->holders};
-    redisReply *reply = jobq_redis_call(r, err, "HGETALL holders", 2, argv, NULL);
+    redisReply *reply = jobq_redis_call(r, err, "HGETALL holders", k->holders, 2, argv, NULL);
     if (!reply) return -1;
     size_t n2 = 0;
     int rc = reply->type == REDIS_REPLY_ARRAY ? 0 : unexpected(err, "HGETALL holders");
@@ -397,7 +417,7 @@ int jobq_queue_due(jobq_redis *r, const jobq_qkeys *k, int limit, char ***items,
     snprintf(now, sizeof now, "%.6f", jobq_now());
     snprintf(lim, sizeof lim, "%d", limit);
     const char *argv[] = {"ZRANGEBYSCORE", k->scheduled, "-inf", now, "LIMIT", "0", lim};
-    redisReply *reply = jobq_redis_call(r, err, "ZRANGEBYSCORE scheduled", 7, argv, NULL);
+    redisReply *reply = jobq_redis_call(r, err, "ZRANGEBYSCORE scheduled", k->scheduled, 7, argv, NULL);
     if (!reply) return -1;
     int rc = reply->type == REDIS_REPLY_ARRAY ? copy_array(reply, 0, 1, items, lens, n, err)
                                               : unexpected(err, "ZRANGEBYSCORE scheduled");
@@ -434,7 +454,7 @@ long jobq_queue_bury(jobq_redis *r, const jobq_qkeys *k, char *const *members, c
 
 int jobq_queue_cancel_done(jobq_redis *r, const jobq_qkeys *k, const char *id, jobq_err *err) {
     const char *argv[] = {"ZREM", k->cancel, id};
-    redisReply *reply = jobq_redis_call(r, err, "ZREM cancel", 3, argv, NULL);
+    redisReply *reply = jobq_redis_call(r, err, "ZREM cancel", k->cancel, 3, argv, NULL);
     if (!reply) return -1;
     freeReplyObject(reply);
     return 0;
@@ -442,10 +462,60 @@ int jobq_queue_cancel_done(jobq_redis *r, const jobq_qkeys *k, const char *id, j
 
 int jobq_queue_list(jobq_redis *r, const char *key, char ***items, size_t **lens, size_t *n, jobq_err *err) {
     const char *argv[] = {"LRANGE", key, "0", "-1"};
-    redisReply *reply = jobq_redis_call(r, err, "LRANGE", 4, argv, NULL);
+    redisReply *reply = jobq_redis_call(r, err, "LRANGE", key, 4, argv, NULL);
     if (!reply) return -1;
     int rc = reply->type == REDIS_REPLY_ARRAY ? copy_array(reply, 0, 1, items, lens, n, err)
                                               : unexpected(err, "LRANGE");
     freeReplyObject(reply);
     return rc;
+}
+
+/* Add "what: why; " to problems; a refusal other than maxmemory is fatal. */
+static void add_problem(char *problems, size_t size, const char *what, const char *why, bool *fatal) {
+    size_t n = strlen(problems);
+    if (n < size) snprintf(problems + n, size - n, "%s%s", what ? what : "", why);
+    if (!strstr(why, "OOM")) *fatal = true;
+}
+
+int jobq_queue_probe(jobq_redis *r, const jobq_qkeys *k, const char *message, char *problems,
+                     size_t problems_size, bool *fatal, jobq_err *err) {
+    problems[0] = '\0';
+    *fatal = false;
+    char keys[4][JOBQ_QKEY_MAX];
+    static const char *const types[] = {"list", "zset", "hash", "string"};
+    for (int i = 0; i < 4; i++) jobq_key(keys[i], sizeof keys[i], k->prefix, JOBQ_KEY_PROBE, k->name, types[i]);
+    const char *kp[] = {keys[0], keys[1], keys[2], keys[3]};
+    const char *args[] = {k->events, message, k->publish};
+    jobq_err e;
+    redisReply *reply = jobq_redis_eval(r, &e, JOBQ_SCRIPT_PROBE, 4, kp, 3, args, NULL);
+    if (!reply) {
+        if (e.code == JOBQ_E_IO) {
+            *err = e;
+            return -1;
+        }
+        add_problem(problems, problems_size, "EVALSHA: ", e.msg, fatal); /* refused before any command ran */
+    } else {
+        for (size_t i = 0; jobq_reply_is_array(reply, 0) && i < reply->elements; i++) {
+            const redisReply *el = reply->element[i];
+            if (jobq_reply_is_string(el)) {
+                char line[600];
+                snprintf(line, sizeof line, "%.*s; ", (int)el->len, el->str);
+                add_problem(problems, problems_size, NULL, line, fatal);
+            }
+        }
+        freeReplyObject(reply);
+    }
+    const char *blmove[] = {"BLMOVE", keys[0], keys[0], "LEFT", "RIGHT", "0.001"};
+    reply = jobq_redis_call(r, &e, "BLMOVE", keys[0], 6, blmove, NULL);
+    if (reply) {
+        freeReplyObject(reply);
+    } else if (e.code == JOBQ_E_IO) {
+        *err = e;
+        return -1;
+    } else {
+        add_problem(problems, problems_size, "", e.msg, fatal);
+    }
+    size_t n = strlen(problems);
+    if (n >= 2 && problems[n - 2] == ';') problems[n - 2] = '\0';
+    return problems[0] ? 1 : 0;
 }

@@ -25,12 +25,15 @@ typedef struct jobq_qkeys {
     char queue[JOBQ_QKEY_MAX], scheduled[JOBQ_QKEY_MAX], dead[JOBQ_QKEY_MAX], holders[JOBQ_QKEY_MAX],
         leases[JOBQ_QKEY_MAX], stats[JOBQ_QKEY_MAX], cancel[JOBQ_QKEY_MAX], unique[JOBQ_QKEY_MAX];
     char inflight[JOBQ_INFLIGHT_MAX]; /* worker worker_id's list; "" without one */
-    char events[JOBQ_QKEY_MAX];       /* the events channel */
+    char events[JOBQ_QKEY_MAX];       /* the events channel: <prefix>:events, or on a cluster
+                                       * the queue's sharded <prefix>:{<q>}:events */
+    const char *publish;              /* "PUBLISH", or "SPUBLISH" on a cluster */
 } jobq_qkeys;
 
-/* Fill k for queue under prefix; worker_id ("host:pid") names the
- * in-flight list, or NULL for none. */
-void jobq_qkeys_init(jobq_qkeys *k, const char *prefix, const char *queue, const char *worker_id);
+/* Fill k for queue under prefix, for Redis r (a cluster has sharded event
+ * channels); worker_id ("host:pid") names the in-flight list, or NULL. */
+void jobq_qkeys_init(jobq_qkeys *k, const jobq_redis *r, const char *prefix, const char *queue,
+                     const char *worker_id);
 
 /* ---- worker side ---- */
 
@@ -72,9 +75,11 @@ int jobq_queue_register(jobq_redis *r, const jobq_qkeys *k, const char *daemon_i
  * records the rest for each job still in flight. *skipped (may be NULL)
  * counts the jobs no longer there (reclaimed by another daemon, or already
  * committed by an earlier try whose reply was lost): nothing is written
- * for them twice. 0, or -1 with err: JOBQ_E_IO (nothing known; send it
- * again after reconnecting) or a refusal such as JOBQ_E_OOM, in which case
- * no job left its in-flight list.
+ * for them twice. With [redis] wait_replicas, the results and then the
+ * commit wait for that many replicas. 0, or -1 with err: JOBQ_E_IO
+ * (nothing known; send it again after reconnecting), a refusal such as
+ * JOBQ_E_OOM (no job left its in-flight list), or JOBQ_E_REPLICAS (not
+ * durable yet: send it again, jobs already recorded are skipped).
  */
 int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
                       size_t *skipped, jobq_err *err);
@@ -121,6 +126,16 @@ long jobq_queue_bury(jobq_redis *r, const jobq_qkeys *k, char *const *members, c
 
 /* Forget a handled cancel request. */
 int jobq_queue_cancel_done(jobq_redis *r, const jobq_qkeys *k, const char *id, jobq_err *err);
+
+/* Check that Redis lets this connection run what jobq needs on k's queue:
+ * every command of the scripts (on scratch keys of the queue's slot),
+ * EVALSHA itself and BLMOVE; message is published on the events channel.
+ * Returns 0 when all were accepted, 1 when some were refused (each as
+ * "COMMAND: error; " in problems, and in *fatal whether any refusal is
+ * permanent: a missing permission or command, not maxmemory), -1 with err
+ * when the check itself could not run. */
+int jobq_queue_probe(jobq_redis *r, const jobq_qkeys *k, const char *message, char *problems,
+                     size_t problems_size, bool *fatal, jobq_err *err);
 
 /* The whole list at key (e.g. a dead worker's in-flight list). Each element
  * malloc'd into *items (count *n); free with jobq_queue_free_list. */

@@ -33,6 +33,10 @@
     "  return redis.error_reply('WRONGTYPE jobq: ' .. key .. ' is a ' ..\n" \
     "    redis.call('TYPE', key)['ok'] .. ', not a ' .. t)\n" \
     "end\n" \
+    "-- PUBLISH, or SPUBLISH on a cluster (per-queue sharded channels).\n" \
+    "local function publish(cmd, channel, message)\n" \
+    "  redis.call(cmd == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', channel, message)\n" \
+    "end\n" \
     "-- The queued event, the one builder of it.\n" \
     "local function queued_event(id, queue, handler, time, due)\n" \
     "  local e = {event = 'queued', id = id, queue = queue, handler = handler, time = time}\n" \
@@ -128,7 +132,7 @@
     "  else\n" \
     "    redis.call('RPUSH', k.queue, payload)\n" \
     "  end\n" \
-    "  redis.call('PUBLISH', opts.channel or (prefix .. ':events'),\n" \
+    "  publish(opts.publish, opts.channel or (prefix .. ':events'),\n" \
     "    queued_event(id, queue, job.handler, now, opts.due))\n" \
     "  return id\n" \
     "end\n"
@@ -173,7 +177,7 @@ static const char requeue_lua[] = LUA_COMMON
     "return n\n";
 
 /* Record the outcomes of a batch (the results were written just before).
- * Per job, 7 ARGV from index 3: payload, flags (f: counts as processed,
+ * ARGV: events channel, its publish command, n, then per job 7 from index 4: payload, flags (f: counts as processed,
  * x: as failed), dead entry, retry due time, retry payload, event, id whose
  * unique hold ends ('' for none). A job is recorded only while it is still
  * in the in-flight list: a commit that is sent again after a lost reply,
@@ -181,10 +185,10 @@ static const char requeue_lua[] = LUA_COMMON
  * are returned. The LREM comes first: once a script has written, Redis
  * lets it finish even past maxmemory, so an outcome is never half done. */
 static const char commit_lua[] = LUA_COMMON
-    "local n = tonumber(ARGV[2])\n"
+    "local n = tonumber(ARGV[3])\n"
     "local need_dead, need_sched, need_unique = false, false, false\n"
     "for i = 0, n - 1 do\n"
-    "  local b = 3 + i * 7\n"
+    "  local b = 4 + i * 7\n"
     "  if ARGV[b + 2] ~= '' then need_dead = true end\n"
     "  if ARGV[b + 4] ~= '' then need_sched = true end\n"
     "  if ARGV[b + 6] ~= '' then need_unique = true end\n"
@@ -195,12 +199,12 @@ static const char commit_lua[] = LUA_COMMON
     "if need_unique and not key_is(KEYS[5], 'zset') then return wrongtype(KEYS[5], 'zset') end\n"
     "local processed, failed, skipped = 0, 0, {}\n"
     "for i = 0, n - 1 do\n"
-    "  local b = 3 + i * 7\n"
+    "  local b = 4 + i * 7\n"
     "  if redis.call('LREM', KEYS[1], 1, ARGV[b]) == 1 then\n"
     "    if ARGV[b + 2] ~= '' then redis.call('LPUSH', KEYS[2], ARGV[b + 2]) end\n"
     "    if ARGV[b + 4] ~= '' then redis.call('ZADD', KEYS[3], ARGV[b + 3], ARGV[b + 4]) end\n"
     "    if ARGV[b + 6] ~= '' then redis.call('ZREM', KEYS[5], ARGV[b + 6]) end\n"
-    "    if ARGV[b + 5] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[b + 5]) end\n"
+    "    if ARGV[b + 5] ~= '' then publish(ARGV[2], ARGV[1], ARGV[b + 5]) end\n"
     "    if string.find(ARGV[b + 1], 'f', 1, true) then processed = processed + 1 end\n"
     "    if string.find(ARGV[b + 1], 'x', 1, true) then failed = failed + 1 end\n"
     "  else\n"
@@ -305,13 +309,14 @@ static const char reclaim_lua[] = LUA_COMMON
     "return out\n";
 
 /* jobq enqueue: the same code as FCALL jobq_enqueue, with every key
- * declared. ARGV: job, due time ('' = now), unique ('1'), channel.
+ * declared. ARGV: job, due time ('' = now), unique ('1'), channel, its
+ * publish command.
  * Returns {id, 1 when a unique job was already held (nothing queued)}. */
 static const char enqueue_lua[] = LUA_COMMON LUA_ENQUEUE
     "local due = ARGV[2] ~= '' and tonumber(ARGV[2]) or nil\n"
     "local id, why, duplicate = enqueue({queue = KEYS[1], scheduled = KEYS[2], unique = KEYS[3],\n"
     "  ids = KEYS[4]},\n"
-    "  ARGV[1], {due = due, unique = ARGV[3] == '1', channel = ARGV[4]})\n"
+    "  ARGV[1], {due = due, unique = ARGV[3] == '1', channel = ARGV[4], publish = ARGV[5]})\n"
     "if not id then return redis.error_reply('ERR jobq: ' .. why) end\n"
     "return {id, duplicate and 1 or 0}\n";
 
@@ -323,7 +328,7 @@ static const char cancel_lua[] = LUA_COMMON
     "else n = redis.call('LREM', KEYS[1], 1, ARGV[1]) end\n"
     "if n == 0 then return 0 end\n"
     "redis.pcall('ZREM', KEYS[2], ARGV[3])\n"
-    "redis.call('PUBLISH', ARGV[5], ARGV[4])\n"
+    "publish(ARGV[6], ARGV[5], ARGV[4])\n"
     "return 1\n";
 
 /* Re-queue a dead entry's payload, if the entry is still there. */
@@ -331,13 +336,50 @@ static const char dead_retry_lua[] = LUA_COMMON
     "if not key_is(KEYS[2], 'list') then return wrongtype(KEYS[2], 'list') end\n"
     "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end\n"
     "redis.call('RPUSH', KEYS[2], ARGV[2])\n"
-    "redis.call('PUBLISH', ARGV[6], queued_event(ARGV[3], ARGV[4], ARGV[5], now_s()))\n"
+    "publish(ARGV[7], ARGV[6], queued_event(ARGV[3], ARGV[4], ARGV[5], now_s()))\n"
     "return 1\n";
 
 static const char dead_purge_lua[] =
     "local n = redis.call('LLEN', KEYS[1])\n"
     "redis.call('DEL', KEYS[1])\n"
     "return n\n";
+
+/* Run, on scratch keys of one queue's slot, every command the scripts use,
+ * and return the ones Redis refuses (an ACL without them, a command renamed
+ * away, maxmemory), so that the daemon can say so once at start instead of
+ * failing job after job. The message is published on the events channel:
+ * a "daemon_started" event. */
+static const char probe_lua[] = LUA_COMMON
+    "local refused = {}\n"
+    "local function try(...)\n"
+    "  local ok, r = pcall(redis.pcall, ...)\n"
+    "  if not ok then r = {err = tostring(r)} end\n"
+    "  if type(r) == 'table' and r.err then refused[#refused + 1] = select(1, ...) .. ': ' .. r.err end\n"
+    "end\n"
+    "try('TIME')\n"
+    "try('TYPE', KEYS[1])\n"
+    "try('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])\n"
+    "try('RPUSH', KEYS[1], 'a', 'b')\n"
+    "try('LPUSH', KEYS[1], 'c')\n"
+    "try('LLEN', KEYS[1])\n"
+    "try('LPOP', KEYS[1], 1)\n"
+    "try('LMOVE', KEYS[1], KEYS[1], 'RIGHT', 'LEFT')\n"
+    "try('LREM', KEYS[1], 1, 'a')\n"
+    "try('LRANGE', KEYS[1], 0, -1)\n"
+    "try('ZADD', KEYS[2], 1, 'a')\n"
+    "try('ZSCORE', KEYS[2], 'a')\n"
+    "try('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')\n"
+    "try('ZRANGEBYSCORE', KEYS[2], '-inf', 2, 'LIMIT', 0, 1)\n"
+    "try('ZREMRANGEBYSCORE', KEYS[2], '-inf', 0)\n"
+    "try('ZREM', KEYS[2], 'a')\n"
+    "try('HSET', KEYS[3], 'a', 'b')\n"
+    "try('HGET', KEYS[3], 'a')\n"
+    "try('HINCRBY', KEYS[3], 'n', 1)\n"
+    "try('HDEL', KEYS[3], 'a')\n"
+    "try('INCR', KEYS[4])\n"
+    "try(ARGV[3] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', ARGV[1], ARGV[2])\n"
+    "try('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])\n"
+    "return refused\n";
 
 /* The FUNCTION library. Forms (QUEUE: 1 to 64 of A-Z a-z 0-9 _ . : -):
  *   FCALL jobq_enqueue 1 PREFIX:{QUEUE}:queue JOB-JSON
@@ -394,6 +436,7 @@ static const struct {
     [JOBQ_SCRIPT_CANCEL] = {"cancel", cancel_lua},
     [JOBQ_SCRIPT_DEAD_RETRY] = {"dead retry", dead_retry_lua},
     [JOBQ_SCRIPT_DEAD_PURGE] = {"dead purge", dead_purge_lua},
+    [JOBQ_SCRIPT_PROBE] = {"probe", probe_lua},
 };
 
 const char *jobq_script_source(enum jobq_script s) {

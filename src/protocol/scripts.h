@@ -3,7 +3,9 @@
  * (EVALSHA, loaded on a connection at its first use). Each script declares
  * every key it touches in KEYS, all of one queue's hash slot, and checks the
  * types of the keys it writes before its first write, so a refused script
- * leaves nothing half done. The FUNCTION library (functions.c) is built
+ * leaves nothing half done. Events go out with PUBLISH on <prefix>:events,
+ * or SPUBLISH on the queue's own <prefix>:{<q>}:events on a cluster (the
+ * caller passes the command). The FUNCTION library (functions.c) is built
  * from the same enqueue source.
  */
 #ifndef JOBQ_SCRIPTS_H
@@ -21,7 +23,8 @@ enum jobq_script {
     JOBQ_SCRIPT_REQUEUE,    /* KEYS in-flight, queue, holders; ARGV unregister (0|1).
                                Moves the list to the queue's head; count */
     JOBQ_SCRIPT_COMMIT,     /* KEYS in-flight, dead, scheduled, stats, unique; ARGV
-                               channel, n, then 7 per job. {skipped job numbers} */
+                               channel, publish command, n, then 7 per job.
+                               {skipped job numbers} */
     JOBQ_SCRIPT_PROMOTE,    /* KEYS scheduled, queue, cancel; ARGV limit.
                                {moved, next due or false, bad type or false, cancels...} */
     JOBQ_SCRIPT_BURY,       /* KEYS scheduled, dead; ARGV member, entry pairs. Count */
@@ -30,12 +33,16 @@ enum jobq_script {
     JOBQ_SCRIPT_RECLAIM,    /* KEYS leases, holders, queue, lists...; ARGV own id,
                                forced ids... {moved, daemons declared gone...} */
     JOBQ_SCRIPT_ENQUEUE,    /* KEYS queue, scheduled, unique, ids; ARGV job, due, unique,
-                               channel. {id, duplicate} (the code of FCALL jobq_enqueue) */
+                               channel, publish command. {id, duplicate} (the code of
+                               FCALL jobq_enqueue) */
     JOBQ_SCRIPT_CANCEL,     /* KEYS queue or scheduled, unique; ARGV payload, l|z,
-                               id, event, channel. 1 removed, 0 gone */
+                               id, event, channel, publish command. 1 removed, 0 gone */
     JOBQ_SCRIPT_DEAD_RETRY, /* KEYS dead, queue; ARGV entry, payload, id, queue, handler,
-                               channel. 1 re-queued, 0 the entry was gone */
+                               channel, publish command. 1 re-queued, 0 the entry was gone */
     JOBQ_SCRIPT_DEAD_PURGE, /* KEYS dead. The count removed */
+    JOBQ_SCRIPT_PROBE,      /* KEYS probe list, zset, hash, string; ARGV channel, message,
+                               publish command.
+                               {"COMMAND: error"...} for each command Redis refused */
     JOBQ_SCRIPT_COUNT
 };
 

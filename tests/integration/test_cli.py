@@ -18,8 +18,8 @@ import time
 import pytest
 import redis
 
-from jobqtest import (Daemon, Events, build_dir, dead_entries, free_port, get_result, job,
-                      jobqd_path, key, makefile_version, push, wait_for)
+from jobqtest import (Daemon, Events, build_dir, free_port, get_result, job, jobqd_path, key,
+                      makefile_version, wait_for)
 
 
 def run(*args, timeout=15):
@@ -29,6 +29,24 @@ def run(*args, timeout=15):
 
 def closed_url():
     return "redis://127.0.0.1:%d/0" % free_port()
+
+
+# The {queue} key schema (README.md, "Redis keys"); key() above still names
+# the keys outside any queue (result:ID, events, daemons).
+
+def qkey(queue, kind):
+    """The key of kind ("queue", "scheduled", "dead", "stats"...) of queue."""
+    return "jobq:{%s}:%s" % (queue, kind)
+
+
+def push(r, payload, queue="default"):
+    r.rpush(qkey(queue, "queue"), payload)
+    return payload
+
+
+def dead_entries(r, queue="default"):
+    """The dead list of queue, decoded, newest first."""
+    return [json.loads(e) for e in r.lrange(qkey(queue, "dead"), 0, -1)]
 
 
 # ---------------------------------------------------------------- jobqd
@@ -76,7 +94,8 @@ def test_help():
 # ---------------------------------------------------------------- jobq helpers
 
 HOST = socket.gethostname()
-SUBCOMMANDS = ("enqueue", "result", "status", "dead", "cancel", "events", "metrics", "functions")
+SUBCOMMANDS = ("enqueue", "result", "status", "dead", "cancel", "events", "metrics", "functions",
+               "migrate")
 TEST_HANDLERS = {"daemon": {"test_handlers": "yes"}}
 FAST_HEARTBEAT = {"daemon": {"heartbeat_interval": "0.2", "test_handlers": "yes"}}
 
@@ -133,7 +152,7 @@ def json_out(p, status=0):
 def wait_inflight(r, job_id, timeout=10):
     """Wait until job_id sits in some in-flight list (a worker took it)."""
     def taken():
-        for k in r.scan_iter(match=key("inflight", "*")):
+        for k in r.scan_iter(match="jobq:{*}:inflight:*"):
             for payload in r.lrange(k, 0, -1):
                 if json.loads(payload).get("id") == job_id:
                     return True
@@ -197,6 +216,13 @@ def test_jobq_version_and_help():
     (("dead", "retry"), ["missing ID"]),
     (("dead", "retry", "x", "--all"), ["not both"]),
     (("events", "--count", "0"), ["--count"]),
+    (("enqueue", "--attempts", "2.5", "echo"), ["--attempts"]),
+    (("enqueue", "--id", "a\x1bb", "echo"), ["--id", "control characters"]),
+    (("dead", "-q", "bad queue", "list"), ["bad queue name"]),
+    (("dead", "purge", "--all"), ["--all goes with retry"]),
+    (("dead", "list", "x"), ["unexpected argument", "x"]),
+    (("migrate", "x"), ["unexpected argument", "x"]),
+    (("--prefix", "a b", "status"), ["--prefix"]),
     (("status", "--json=yes"), ["takes no value"]),
 ], ids=lambda v: " ".join(v) if isinstance(v, tuple) else None)
 def test_usage_errors(args, needles):
@@ -248,7 +274,7 @@ def test_enqueue_fields(r, jq):
     job_id = ok(jq("enqueue", "-q", "high", "--id", "my-1", "--timeout", "2.5", "--attempts", "4",
                    "--result-ttl", "60", "echo", '"hi"')).strip()
     assert job_id == "my-1"
-    payloads = r.lrange(key("queue", "high"), 0, -1)
+    payloads = r.lrange(qkey("high", "queue"), 0, -1)
     assert len(payloads) == 1
     p = json.loads(payloads[0])
     assert p["id"] == "my-1" and p["handler"] == "echo" and p["args"] == "hi"
@@ -257,7 +283,7 @@ def test_enqueue_fields(r, jq):
     assert "queue" not in p
     # No args: none in the payload.
     ok(jq("enqueue", "--id", "bare", "noop"))
-    assert "args" not in json.loads(r.lrange(key("queue", "default"), 0, -1)[0])
+    assert "args" not in json.loads(r.lrange(qkey("default", "queue"), 0, -1)[0])
 
 
 def test_enqueue_wait_exit_statuses(r, jq, jobqd):
@@ -293,7 +319,7 @@ def test_enqueue_args_from_stdin(r, redis_server):
     argv = [str(jobq_path()), "--redis", redis_server.url, "enqueue", "--id", "in", "echo", "-"]
     p = subprocess.run(argv, input='{"from": "stdin"}', capture_output=True, text=True, timeout=10)
     assert ok(p).strip() == "in"
-    assert json.loads(r.lrange(key("queue", "default"), 0, -1)[0])["args"] == {"from": "stdin"}
+    assert json.loads(r.lrange(qkey("default", "queue"), 0, -1)[0])["args"] == {"from": "stdin"}
 
 
 def test_wait_does_not_poll_the_result(r, jq, jobqd):
@@ -322,10 +348,11 @@ def test_delayed_enqueue(r, jq, jobqd):
     jobqd()
     before = time.time()
     job_id = ok(jq("enqueue", "--delay", "1.5", "-q", "default", "echo", '"later"')).strip()
-    members = r.zrange(key("scheduled"), 0, -1, withscores=True)
+    members = r.zrange(qkey("default", "scheduled"), 0, -1, withscores=True)
     assert len(members) == 1
     payload, due = members[0]
-    assert json.loads(payload)["queue"] == "default" and json.loads(payload)["id"] == job_id
+    # The queue's own scheduled set: the payload needs no "queue" field.
+    assert "queue" not in json.loads(payload) and json.loads(payload)["id"] == job_id
     assert before + 1.4 <= due <= time.time() + 1.6
     time.sleep(0.5)
     assert r.get(key("result", job_id)) is None, "a delayed job ran early"
@@ -500,7 +527,7 @@ def test_metrics(r, jq, jobqd, tmp_path):
 
 
 def test_metrics_escapes_labels(r, jq):
-    r.rpush(key("queue", 'we"ird\\q'), job("noop"))
+    r.rpush(qkey('we"ird\\q', "queue"), job("noop"))
     samples, _ = parse_metrics(ok(jq("metrics")))
     assert samples[("jobq_queue_waiting", '{queue="we\\"ird\\\\q"}')] == 1
     assert samples[("jobq_daemons", "")] == 0
@@ -545,7 +572,7 @@ def test_dead_list_show_retry_purge(r, jq, jobqd):
     assert get_result(r, "f1")["attempts"] == 2
     usage_error(jq("dead", "retry", "nope"), "no dead job nope")
 
-    r.delete(key("dead"))
+    r.delete(qkey("default", "dead"))
     assert ok(jq("dead", "purge")) == "removed 0 dead job(s)\n"
 
 
@@ -567,7 +594,35 @@ def test_dead_retry_keeps_assigned_id_and_all(r, jq, jobqd):
     assert get_result(r, assigned)["status"] == "failed"
     assert "removed 2 dead job(s)" in ok(jq("dead", "purge"))
     assert ok(jq("dead", "list")) == "no dead jobs\n"
-    assert r.llen(key("dead")) == 0
+    assert r.llen(qkey("default", "dead")) == 0
+
+
+def test_dead_per_queue(r, jq, jobqd):
+    """Each queue has its own dead list: merged newest first without -q,
+    one queue's with -q; retry goes back to the entry's own queue."""
+    jobqd({"daemon": {"test_handlers": "yes", "queues": "default,high"}})
+    ok(jq("enqueue", "--id", "a1", "--wait=10", "fail"), status=1)
+    ok(jq("enqueue", "--id", "h1", "-q", "high", "--wait=10", "fail"), status=1)
+    ok(jq("enqueue", "--id", "a2", "--wait=10", "fail"), status=1)
+    assert [e["id"] for e in dead_entries(r, "high")] == ["h1"]
+    assert [e["id"] for e in json_out(jq("dead", "list", "--json"))] == ["a2", "h1", "a1"]
+    assert [e["id"] for e in json_out(jq("dead", "list", "--json", "--limit", "2"))] == ["a2", "h1"]
+    assert [e["id"] for e in json_out(jq("dead", "-q", "high", "list", "--json"))] == ["h1"]
+    rows = ok(jq("dead", "list")).splitlines()[1:]
+    assert [row.split()[:2] for row in rows] == [["a2", "default"], ["h1", "high"], ["a1", "default"]]
+    assert json_out(jq("dead", "show", "h1"))["queue"] == "high"
+    usage_error(jq("dead", "--queue", "default", "show", "h1"), "no dead job h1")
+    usage_error(jq("dead", "-q", "high", "retry", "a1"), "no dead job a1")
+
+    out = ok(jq("dead", "retry", "h1"))
+    assert "h1" in out and "high" in out
+    wait_for(lambda: [e["id"] for e in dead_entries(r, "high")] == ["h1"] and
+             get_result(r, "h1")["queue"] == "high", 10, 0.05, "h1 to die again on high")
+
+    assert ok(jq("dead", "-q", "high", "purge")) == "removed 1 dead job(s)\n"
+    assert r.llen(qkey("default", "dead")) == 2
+    assert ok(jq("dead", "purge")) == "removed 2 dead job(s)\n"
+    assert ok(jq("dead", "list")) == "no dead jobs\n"
 
 
 # ---------------------------------------------------------------- cancel
@@ -586,8 +641,8 @@ def test_cancel_waiting_and_scheduled(r, jq):
         assert "scheduled" in out
     finally:
         events.close()
-    assert [json.loads(p)["id"] for p in r.lrange(key("queue", "parked"), 0, -1)] == ["w2"]
-    assert r.zcard(key("scheduled")) == 0
+    assert [json.loads(p)["id"] for p in r.lrange(qkey("parked", "queue"), 0, -1)] == ["w2"]
+    assert r.zcard(qkey("default", "scheduled")) == 0
     res = json_out(jq("result", "w1"), status=1)
     assert res["status"] == "failed" and res["error"] == "cancelled" and res["queue"] == "parked"
     assert res["handler"] == "noop" and isinstance(res["enqueued_at"], float)
@@ -684,7 +739,7 @@ def test_fcall_enqueue_from_redis_cli(r, redis_server, jobqd):
     try:
         job_id = redis_server.cli("FCALL", "jobq_enqueue", "0", "default",
                                   '{"handler": "echo", "args": {"a": [1, 2]}}')
-        assert re.fullmatch(r"[0-9a-f]{14,}", job_id), job_id
+        assert re.fullmatch(r"[0-9a-f]{14,}-default", job_id), job_id
         queued = events.wait(lambda e: e["id"] == job_id and e["event"] == "queued")
         assert queued["queue"] == "default" and queued["handler"] == "echo"
         res = get_result(r, job_id)
@@ -697,7 +752,7 @@ def test_fcall_enqueue_from_redis_cli(r, redis_server, jobqd):
            for _ in range(20)}
     assert len(ids) == 20
     # The one-key form names the queue key (any prefix); a given id is kept.
-    assert redis_server.cli("FCALL", "jobq_enqueue", "1", "jobq:queue:default",
+    assert redis_server.cli("FCALL", "jobq_enqueue", "1", "jobq:{default}:queue",
                             '{"id": "mine", "handler": "echo", "args": 5}') == "mine"
     assert get_result(r, "mine")["result"] == 5
 
@@ -707,7 +762,7 @@ def test_fcall_keeps_the_payload_text(r, redis_server, jobqd):
     wait_functions(r)
     text = '{"handler":"echo","args":[],"big":12345678901234567890,"x":{}}'
     job_id = redis_server.cli("FCALL", "jobq_enqueue", "0", "parked", text)
-    [payload] = r.lrange(key("queue", "parked"), 0, -1)
+    [payload] = r.lrange(qkey("parked", "queue"), 0, -1)
     assert payload.endswith(text[1:]), payload  # the producer's bytes, after id and enqueued_at
     doc = json.loads(payload)
     assert doc["id"] == job_id and doc["args"] == [] and doc["x"] == {}
@@ -720,9 +775,9 @@ def test_fcall_keeps_the_payload_text(r, redis_server, jobqd):
     (0, ["default", '{"args": 1}'], "'handler'"),
     (0, ["default", '{"handler": ""}'], "'handler'"),
     (0, ["default", '{"handler": "x", "id": 5}'], "'id'"),
-    (0, ["bad queue", '{"handler": "x"}'], "bad queue name"),
+    (0, ["bad queue", '{"handler": "x"}'], "PREFIX:{QUEUE}:queue"),
     (0, ['{"handler": "x"}'], "usage"),
-    (1, ["jobq", '{"handler": "x"}'], "PREFIX:queue:QUEUE"),
+    (1, ["jobq", '{"handler": "x"}'], "PREFIX:{QUEUE}:queue"),
 ])
 def test_fcall_enqueue_errors(r, redis_server, jobqd, numkeys, args, needle):
     jobqd()
@@ -730,7 +785,7 @@ def test_fcall_enqueue_errors(r, redis_server, jobqd, numkeys, args, needle):
     with pytest.raises(redis.ResponseError) as info:
         r.fcall("jobq_enqueue", numkeys, *args)
     assert "jobq: " in str(info.value) and needle in str(info.value), str(info.value)
-    assert not r.keys(key("queue", "*"))
+    assert not r.keys("jobq:{*}:queue")
     # redis-cli shows the same message.
     out = subprocess.run(["redis-cli", "-s", redis_server.sock, "FCALL", "jobq_enqueue",
                           str(numkeys), *args], capture_output=True, text=True, timeout=10)
@@ -748,7 +803,7 @@ def test_fcall_enqueue_unique(r, redis_server, jobqd):
         wait_inflight(r, "u1")
         # Running: not queued again.
         assert cli(first) == "u1"
-        assert r.llen(key("queue", "default")) == 0
+        assert r.llen(qkey("default", "queue")) == 0
         assert get_result(r, "u1")["status"] == "ok"
         events.wait(lambda e: e["event"] == "ok")
         assert [e["event"] for e in events.seen] == ["queued", "started", "ok"], events.seen
@@ -762,8 +817,8 @@ def test_fcall_enqueue_unique(r, redis_server, jobqd):
     cli_parked = lambda: redis_server.cli("FCALL", "jobq_enqueue_unique", "0", "parked",
                                           '{"id": "u2", "handler": "noop"}')
     assert cli_parked() == "u2" and cli_parked() == "u2"
-    assert r.llen(key("queue", "parked")) == 1
-    with pytest.raises(redis.ResponseError, match="needs the job's own 'id'"):
+    assert r.llen(qkey("parked", "queue")) == 1
+    with pytest.raises(redis.ResponseError, match="needs its own 'id'"):
         r.fcall("jobq_enqueue_unique", 0, "default", '{"handler": "noop"}')
 
 
@@ -773,10 +828,148 @@ def test_functions_subcommand(r, jq):
     assert "installed" in ok(jq("functions", "--load"))
     assert "up to date" in ok(jq("functions", "--load"))
     job_id = r.fcall("jobq_enqueue", 0, "default", '{"handler": "noop"}')
-    assert r.lrange(key("queue", "default"), 0, -1)[0].startswith('{"id":"%s"' % job_id)
+    assert r.lrange(qkey("default", "queue"), 0, -1)[0].startswith('{"id":"%s"' % job_id)
     # An older library is replaced; a newer one is kept.
     r.function_load(src.replace("local VERSION = ", "local VERSION = -1 + "), replace=True)
     assert "installed" in ok(jq("functions", "--load"))
     r.function_load(src.replace("local VERSION = ", "local VERSION = 1000 + "), replace=True)
     assert "up to date" in ok(jq("functions", "--load"))
     assert r.fcall("jobq_version", 0) > 1000
+
+
+# ---------------------------------------------------------------- enqueue --unique
+
+def test_enqueue_unique(r, jq, jobqd):
+    """--unique queues a job only when no job of that id queued with
+    --unique (or FCALL jobq_enqueue_unique) is waiting or running; a
+    duplicate prints the id, says so on stderr and exits 0."""
+    ok(jq("enqueue", "--unique", "--id", "u1", "-q", "parked", "noop"))
+    p = jq("enqueue", "-u", "--id", "u1", "-q", "parked", "noop")
+    assert ok(p) == "u1\n"
+    assert p.stderr == "jobq: job u1 is already queued (unique): nothing queued\n"
+    assert r.llen(qkey("parked", "queue")) == 1
+    # Without --unique it is not checked.
+    ok(jq("enqueue", "--id", "u1", "-q", "parked", "noop"))
+    assert r.llen(qkey("parked", "queue")) == 2
+    usage_error(jq("enqueue", "--unique", "-q", "parked"), "missing HANDLER")
+
+    jobqd()
+    ok(jq("enqueue", "--unique", "--id", "u2", "sleep", '{"seconds": 1.5}'))
+    wait_inflight(r, "u2")
+    # Running: a duplicate with --wait waits for the running job.
+    p = jq("enqueue", "--unique", "--id", "u2", "--wait=10", "echo", '"other"')
+    assert json_out(p)["result"] == {"slept": 1.5}
+    assert "already queued" in p.stderr
+    # Finished: queued again.
+    p = jq("enqueue", "--unique", "--id", "u2", "--wait=10", "echo", '"again"')
+    assert json_out(p)["result"] == "again" and p.stderr == ""
+
+
+# ---------------------------------------------------------------- migrate
+
+def seed_0_1_0(r, prefix="jobq"):
+    """Keys as jobq 0.1.0 left them."""
+    p = prefix + ":"
+    r.rpush(p + "queue:q1", *[job("noop", id=i) for i in ("a", "b", "c")])
+    r.rpush(p + "inflight:q1:host:123", job("noop", id="i1"), job("noop", id="i2"))
+    r.hset(p + "daemon:host:123:inflight", p + "inflight:q1:host:123", "q1")
+    r.zadd(p + "scheduled", {job("noop", id="s1", queue="q1"): 100,
+                             job("noop", id="s2", queue="q1", _jobq={"queue": "q2", "attempts": 1}): 200.5,
+                             job("noop", id="s3"): 300})
+    for e in ({"id": "d1", "queue": "q1"}, {"id": "d2"}, {"id": "d3", "queue": "q1"}):
+        r.lpush(p + "dead", json.dumps(e))  # newest first: d3, d2, d1
+    r.set(p + "stats:processed", 5)
+    r.set(p + "stats:failed", 2)
+    r.set(p + "ids", 42)
+    r.set(p + "unique:x", 1)
+    r.zadd(p + "cancel", {"x": 1})
+
+
+def test_migrate(r, jq):
+    seed_0_1_0(r)
+    r.rpush(qkey("q1", "queue"), job("noop", id="new"))
+    before = sorted(r.keys("*"))
+    out = ok(jq("migrate", "--dry-run"))
+    assert "would move 3 waiting job(s): jobq:queue:q1 -> jobq:{q1}:queue" in out, out
+    assert "dry run" in out
+    assert sorted(r.keys("*")) == before
+
+    out = ok(jq("migrate"))
+    assert "moved 3 waiting job(s): jobq:queue:q1 -> jobq:{q1}:queue" in out, out
+    assert "put back 2 in-flight job(s): jobq:inflight:q1:host:123 -> the head of jobq:{q1}:queue" in out
+    assert "moved 1 scheduled job: jobq:scheduled -> jobq:{q2}:scheduled" in out
+    assert "moved 2 dead entries: jobq:dead -> jobq:{q1}:dead" in out
+    ids = lambda key: [json.loads(x)["id"] for x in r.lrange(key, 0, -1)]
+    # In-flight jobs first (they were taken first), then what was there, then the waiting ones.
+    assert ids(qkey("q1", "queue")) == ["i1", "i2", "new", "a", "b", "c"]
+    assert r.zrange(qkey("q1", "scheduled"), 0, -1, withscores=True) == [(job("noop", id="s1", queue="q1"), 100)]
+    assert r.zrange(qkey("q2", "scheduled"), 0, -1, withscores=True)[0][1] == 200.5
+    assert [json.loads(m)["id"] for m in r.zrange(qkey("default", "scheduled"), 0, -1)] == ["s3"]
+    assert ids(qkey("q1", "dead")) == ["d3", "d1"] and ids(qkey("default", "dead")) == ["d2"]
+    assert r.hgetall(qkey("default", "stats")) == {"processed": "5", "failed": "2"}
+    assert sorted(k for k in r.keys("*") if "{" not in k) == [], r.keys("*")
+    assert ok(jq("migrate")).startswith("nothing to migrate")
+    # The migrated jobs are where jobq looks for them.
+    s = json_out(jq("status", "--json"))
+    assert {q["name"]: q["waiting"] for q in s["queues"]}["q1"] == 6
+    assert s["jobs"]["processed"] == 5 and s["totals"]["dead"] == 3
+
+
+def test_migrate_leaves_what_it_cannot_move(r, jq):
+    r.zadd("jobq:scheduled", {job("noop", id="bad", queue="no good"): 1, job("noop", id="ok"): 2})
+    r.set("jobq:queue:q9", "not a list")
+    p = jq("migrate")
+    assert p.returncode == 2, show(p)
+    assert "left jobq:scheduled" in p.stdout and "left jobq:queue:q9: a string" in p.stdout
+    assert r.zcard("jobq:scheduled") == 1 and r.zcard(qkey("default", "scheduled")) == 1
+
+
+def test_migrate_refuses_while_an_old_daemon_runs(r, jq):
+    seed_0_1_0(r)
+    r.set("jobq:daemon:host:123", "{}", px=60000)  # its heartbeat
+    usage_error(jq("migrate"), "0.1.0 daemon host:123 is still running")
+    assert r.llen("jobq:inflight:q1:host:123") == 2 and r.llen("jobq:queue:q1") == 3
+    r.delete("jobq:daemon:host:123")
+    ok(jq("migrate"))
+    assert r.llen(qkey("q1", "queue")) == 5
+
+
+def test_migrate_other_prefix(r, redis_server):
+    seed_0_1_0(r, "alt")
+    p = run_jobq(redis_server.url, "--prefix", "alt", "migrate")
+    assert ok(p).count("\n") >= 10
+    assert r.llen("alt:{q1}:queue") == 5 and not r.keys("jobq*")
+
+
+# ---------------------------------------------------------------- control characters
+
+def test_control_characters_are_escaped(r, jq, redis_server, jobqd):
+    """Nothing from Redis reaches the terminal raw: ids, queue names,
+    handlers and errors with control characters print as \\xNN."""
+    esc = "\x1b[2J\x9b"
+    jobqd(TEST_HANDLERS)
+    ok(jq("enqueue", "--id", "f1", "--wait=10", "fail", json.dumps({"message": "boom" + esc})), status=1)
+    r.rpush(qkey("we\x1bird", "queue"), job("noop", id="w1"))
+    argv = [str(jobq_path()), "--redis", redis_server.url, "events", "--count", "1"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            text=True)
+    try:
+        wait_subscribers(r)
+        r.publish(key("events"), json.dumps({"event": "ok", "id": "e" + esc, "queue": "q\x1b",
+                                             "handler": "h\x7f", "time": time.time()}, ensure_ascii=False))
+        [line] = read_lines(proc, 1)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    outputs = {"events": line, "dead list": ok(jq("dead", "list")), "status": ok(jq("status")),
+               "result": jq("result", "w1").stderr}
+    for name, text in outputs.items():
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", text), "%s: %r" % (name, text)
+    assert "id=e\\x1b[2J\\xc2\\x9b" in line and "queue=q\\x1b" in line and "handler=h\\x7f" in line, line
+    assert "boom\\x1b[2J\\xc2\\x9b" in outputs["dead list"]
+    assert "we\\x1bird" in outputs["status"]
+    assert "waiting in queue we\\x1bird" in outputs["result"]
+    # JSON output stays JSON.
+    assert json_out(jq("dead", "list", "--json"))[0]["error"] == "boom" + esc

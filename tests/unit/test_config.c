@@ -123,6 +123,7 @@ static void assert_defaults(const jobq_config *c) {
     assert_int_equal(c->wordcount_max_body, 64 * MIB);
     assert_true(c->wordcount_connect_timeout == 10);
     assert_false(c->wordcount_preload);
+    assert_false(c->wordcount_deny_private);
 }
 
 /* Every member equal; the url is compared with want_url. */
@@ -151,6 +152,8 @@ static void assert_same(const jobq_config *a, const jobq_config *b, const char *
     assert_string_equal(a->plugins_dir, b->plugins_dir);
     assert_int_equal(a->wordcount_max_body, b->wordcount_max_body);
     assert_true(a->wordcount_connect_timeout == b->wordcount_connect_timeout);
+    assert_int_equal(a->wordcount_preload, b->wordcount_preload);
+    assert_int_equal(a->wordcount_deny_private, b->wordcount_deny_private);
     assert_string_equal(a->redis_password_file, b->redis_password_file);
     assert_int_equal(a->nqueue_sections, b->nqueue_sections);
     for (int i = 0; i < a->nqueue_sections; i++) {
@@ -198,7 +201,8 @@ static const char every_key[] =
     "dir = /opt/jobq plugins/so\n"
     "[wordcount]\n"
     "max_body = 16G\n"
-    "connect_timeout = 0.1\n";
+    "connect_timeout = 0.1\n"
+    "deny_private = yes\n";
 
 static void test_defaults(void **state) {
     (void)state;
@@ -253,6 +257,7 @@ static void test_every_key(void **state) {
     assert_string_equal(c.plugins_dir, "/opt/jobq plugins/so");
     assert_int_equal(c.wordcount_max_body, 16 * GIB);
     assert_true(c.wordcount_connect_timeout == 0.1);
+    assert_true(c.wordcount_deny_private);
     jobq_config_fini(&c);
 }
 
@@ -383,6 +388,7 @@ static void test_bad_numbers(void **state) {
                      "from 0.1 to 3600");
     expect_bad_value("[daemon]\nshutdown_timeout = -1\n", 2, "daemon", "shutdown_timeout", "from 0 to 86400");
     expect_bad_value("[wordcount]\nconnect_timeout = 301\n", 2, "wordcount", "connect_timeout", "0.1 to 300");
+    expect_bad_value("[wordcount]\ndeny_private = maybe\n", 2, "wordcount", "deny_private", "yes or no");
 }
 
 static void test_bad_bytes(void **state) {
@@ -531,6 +537,7 @@ static void test_print_round_trip(void **state) {
     assert_null(strstr(text, "s3cret"));
     assert_non_null(strstr(text, "\nqueues = high,default,low\n"));
     assert_non_null(strstr(text, "\ntimeout = 0.001\n"));
+    assert_non_null(strstr(text, "\ndeny_private = yes\n"));
     free(text);
     jobq_config_fini(&a);
     jobq_config_fini(&b);
@@ -681,7 +688,7 @@ static void test_sample_config(void **state) {
         if (!at || (next && at > next)) fail_msg("key '%s' is not documented in %s", line, path);
         keys++;
     }
-    assert_int_equal(keys, 25);
+    assert_int_equal(keys, 33);
     free(printed);
     free(sample);
     jobq_config_fini(&c);

@@ -149,6 +149,19 @@ static void expect_fail(const char *handler, json_t *args, const char *needle) {
 
 /* ------------------------------------------------------------ fixtures */
 
+/* Copy from to to with mode. 0 or -1. */
+static int copy_file(const char *from, const char *to, mode_t mode) {
+    FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
+    char buf[65536];
+    size_t n;
+    int rc = in && out ? 0 : -1;
+    while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, out) != n) rc = -1;
+    if (in) fclose(in);
+    if (out && fclose(out) != 0) rc = -1;
+    return rc == 0 ? chmod(to, mode) : -1;
+}
+
 static const char *const test_plugins[] = {"good.so",       "wrong_abi.so", "no_entry.so",
                                            "duplicate.so",  "init_fails.so", "crashy.so"};
 
@@ -178,9 +191,21 @@ static int group_setup(void **state) {
         char from[PATH_MAX * 2], to[PATH_MAX * 2];
         join(from, sizeof from, build_plugins, e->d_name);
         join(to, sizeof to, plugdir, e->d_name);
-        if (symlink(from, to) != 0) return -1;
+        if (copy_file(from, to, 0755) != 0) return -1;
     }
     if (d) closedir(d);
+
+    /* Files the loader must not trust (it would run their code): a link
+     * out of the directory, a file anyone may rewrite, a FIFO (dlopen
+     * would block on it). */
+    char from[PATH_MAX * 2], to[PATH_MAX * 2];
+    join(from, sizeof from, build_plugins, "good.so");
+    join(to, sizeof to, plugdir, "outside.so");
+    if (symlink(from, to) != 0) return -1;
+    join(to, sizeof to, plugdir, "writable.so");
+    if (copy_file(from, to, 0755) != 0 || chmod(to, 0666) != 0) return -1;
+    join(to, sizeof to, plugdir, "fifo.so");
+    if (mkfifo(to, 0600) != 0) return -1;
 
     char path[PATH_MAX * 2];
     static const char text[] = "this is not an ELF shared object\n";
@@ -271,7 +296,10 @@ static void test_bad_plugins_refused(void **state) {
     expect_refused("wrong_abi.so", abi);
     expect_refused("duplicate.so", "'echo' is already registered");
     expect_refused("init_fails.so", "jobq_plugin_init failed");
-    assert_int_equal(count_in(load_log, " refused: "), 5);
+    expect_refused("outside.so", "outside the plugin directory");
+    expect_refused("writable.so", "writable by others");
+    expect_refused("fifo.so", "not a regular file");
+    assert_int_equal(count_in(load_log, " refused: "), 8);
     assert_int_equal(count_in(load_log, ".hidden.so"), 0);
     assert_int_equal(count_in(load_log, "README.txt"), 0);
 

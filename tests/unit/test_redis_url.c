@@ -1,5 +1,5 @@
 /*
- * Unit tests of the Redis URL parser (src/redis_url.c): every accepted form,
+ * Unit tests of the Redis URL parser (src/core/redis_url.c): every accepted form,
  * percent-decoding, each kind of error (and that no error repeats a
  * password), and the redacted printable form.
  */
@@ -193,13 +193,58 @@ static void test_unix(void **state) {
 static void test_bad_scheme(void **state) {
     (void)state;
     parse_fails("http://localhost:6379", "unknown scheme 'http'");
-    parse_fails("http://localhost:6379", "redis://, unix://");
+    parse_fails("http://localhost:6379", "redis://, rediss://, unix://");
     parse_fails("tcp://h", "unknown scheme 'tcp'");
-    parse_fails("rediss://h:6380", "TLS");
+    parse_fails("redis+cluster2://h:1", "unknown scheme");
     parse_fails("localhost:6379", "not a Redis URL");
     parse_fails("://h", "not a Redis URL");
     parse_fails("", "empty Redis URL");
     parse_fails(NULL, "empty Redis URL");
+}
+
+/* rediss://, redis+sentinel:// and redis+cluster:// (DESIGN.md "Redis URL forms"). */
+static void test_tls_sentinel_cluster(void **state) {
+    (void)state;
+    jobq_redis_url u;
+    parse_ok("rediss://:pw@cache.example.com:6380/2", &u);
+    assert_true(u.tls);
+    assert_int_equal(u.kind, JOBQ_REDIS_SERVER);
+    assert_string_equal(u.host, "cache.example.com");
+    assert_int_equal(u.port, 6380);
+    assert_int_equal(u.db, 2);
+    jobq_redis_url_fini(&u);
+
+    parse_ok("redis+sentinel://u:p@s1,s2:26380,[::1]/my%20master/3", &u);
+    assert_int_equal(u.kind, JOBQ_REDIS_SENTINEL);
+    assert_false(u.tls);
+    assert_int_equal(u.nhosts, 3);
+    assert_string_equal(u.hosts[0].host, "s1");
+    assert_int_equal(u.hosts[0].port, 26379); /* the sentinel default */
+    assert_int_equal(u.hosts[1].port, 26380);
+    assert_string_equal(u.hosts[2].host, "::1");
+    assert_string_equal(u.master_name, "my master");
+    assert_int_equal(u.db, 3);
+    assert_string_equal(u.user, "u");
+    jobq_redis_url_fini(&u);
+
+    parse_ok("rediss+sentinel://s1/m", &u);
+    assert_true(u.tls);
+    assert_string_equal(u.master_name, "m");
+    jobq_redis_url_fini(&u);
+
+    parse_ok("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001", &u);
+    assert_int_equal(u.kind, JOBQ_REDIS_CLUSTER);
+    assert_int_equal(u.nhosts, 2);
+    assert_int_equal(u.hosts[1].port, 7001);
+    assert_int_equal(u.db, 0);
+    jobq_redis_url_fini(&u);
+
+    parse_fails("redis+sentinel://s1", "names the master");
+    parse_fails("redis+sentinel://s1/", "names the master");
+    parse_fails("redis+cluster://h", "needs its port");
+    parse_fails("redis+cluster://h:1/2", "only db 0");
+    parse_fails("redis://a:1,b:2", "several hosts");
+    parse_fails("redis+cluster://h:1,", "empty host");
 }
 
 static void test_bad_host(void **state) {
@@ -312,12 +357,17 @@ static void test_redacted(void **state) {
     assert_string_equal(buf, "unix:///tmp/r.sock?db=0");
     format("unix:///tmp/r.sock?db=3&password=pw&user=u", buf, sizeof buf);
     assert_string_equal(buf, "unix:///tmp/r.sock?db=3&user=u&password=***");
+    format("rediss+sentinel://:pw@a,b:2/m%2F1/4", buf, sizeof buf);
+    assert_string_equal(buf, "rediss+sentinel://:***@a:26379,b:2/m%2F1/4");
+    format("redis+cluster://u:pw@a:1,[::1]:2", buf, sizeof buf);
+    assert_string_equal(buf, "redis+cluster://u:***@a:1,[::1]:2");
 }
 
 /* Without a password the redacted form is a full URL that parses back. */
 static void test_redacted_round_trip(void **state) {
     (void)state;
-    const char *urls[] = {"redis://h.example:7000/5", "redis://[2001:db8::1]:1/0", "unix:///a/b.sock?db=9"};
+    const char *urls[] = {"redis://h.example:7000/5", "redis://[2001:db8::1]:1/0", "unix:///a/b.sock?db=9",
+                          "rediss://h:1/2", "redis+sentinel://a:1,b:2/m/3", "redis+cluster://a:1,b:2"};
     for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
         char buf[256];
         jobq_redis_url a, b;
@@ -358,6 +408,7 @@ int main(void) {
         cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_unix),
         cmocka_unit_test(test_bad_scheme),
+        cmocka_unit_test(test_tls_sentinel_cluster),
         cmocka_unit_test(test_bad_host),
         cmocka_unit_test(test_bad_port),
         cmocka_unit_test(test_bad_db),

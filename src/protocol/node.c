@@ -1,0 +1,169 @@
+/*
+ * One connection to one Redis server (see node.h). hiredis contexts are
+ * blocking; a context with err set is freed at once.
+ */
+#include "protocol/node.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "protocol/tls.h"
+
+static struct timeval to_timeval(double s) {
+    struct timeval tv;
+    tv.tv_sec = (time_t)s;
+    tv.tv_usec = (suseconds_t)((s - (double)tv.tv_sec) * 1e6);
+    return tv;
+}
+
+jobq_node *jobq_node_new(const char *host, int port, const char *socket_path) {
+    jobq_node *n = calloc(1, sizeof *n);
+    if (!n) return NULL;
+    n->port = port;
+    if (host && !(n->host = strdup(host))) goto fail;
+    if (socket_path && !(n->socket_path = strdup(socket_path))) goto fail;
+    if (socket_path) snprintf(n->addr, sizeof n->addr, "%s", socket_path);
+    else if (strchr(host, ':')) snprintf(n->addr, sizeof n->addr, "[%s]:%d", host, port);
+    else snprintf(n->addr, sizeof n->addr, "%s:%d", host, port);
+    return n;
+fail:
+    jobq_node_free(n);
+    return NULL;
+}
+
+void jobq_node_free(jobq_node *n) {
+    if (!n) return;
+    jobq_node_close(n);
+    free(n->host);
+    free(n->socket_path);
+    free(n);
+}
+
+void jobq_node_close(jobq_node *n) {
+    if (n->ctx) redisFree(n->ctx);
+    n->ctx = NULL;
+    n->unread = 0;
+    n->pending = 0;
+    memset(n->sha, 0, sizeof n->sha);
+}
+
+/* After a failed call: record why and drop the broken connection. */
+static int fail_io(jobq_node *n, jobq_err *err, const char *what) {
+    jobq_err_set(err, JOBQ_E_IO, "%s: %s (%s)", what, n->ctx && n->ctx->errstr[0] ? n->ctx->errstr : "connection lost",
+                 n->addr);
+    jobq_node_close(n);
+    return -1;
+}
+
+/* Run one command on a fresh connection during the handshake. */
+static int handshake(jobq_node *n, jobq_err *err, const char *what, int argc, const char **argv) {
+    redisReply *reply = redisCommandArgv(n->ctx, argc, argv, NULL);
+    if (!reply) return fail_io(n, err, what);
+    int rc = 0;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        jobq_err_set(err, JOBQ_E_IO, "%s refused by %s: %s", what, n->addr, reply->str);
+        rc = -1;
+    }
+    freeReplyObject(reply);
+    if (rc != 0) jobq_node_close(n);
+    return rc;
+}
+
+int jobq_node_connect(jobq_node *n, const jobq_node_opts *o, jobq_err *err) {
+    if (n->ctx) return 0;
+    struct timeval ct = to_timeval(o->connect_timeout > 0 ? o->connect_timeout : o->io_timeout);
+    redisContext *c = n->socket_path ? redisConnectUnixWithTimeout(n->socket_path, ct)
+                                     : redisConnectWithTimeout(n->host, n->port, ct);
+    if (!c) {
+        jobq_err_set(err, JOBQ_E_NOMEM, "cannot allocate a Redis context");
+        return -1;
+    }
+    if (c->err) {
+        jobq_err_set(err, JOBQ_E_IO, "cannot connect to %s: %s", n->addr, c->errstr);
+        redisFree(c);
+        return -1;
+    }
+    n->ctx = c;
+    if (redisSetTimeout(c, to_timeval(o->io_timeout)) != REDIS_OK) return fail_io(n, err, "setting the socket timeout");
+    if (!n->socket_path) redisEnableKeepAlive(c);
+    if (o->tls && jobq_tls_connect(o->tls, c, o->tls_server_name ? o->tls_server_name : n->host, err) != 0) {
+        jobq_node_close(n);
+        return -1;
+    }
+    if (o->password) {
+        const char *argv[3] = {"AUTH", o->user ? o->user : o->password, o->password};
+        if (handshake(n, err, "AUTH", o->user ? 3 : 2, argv) != 0) return -1;
+    }
+    if (o->db != 0) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", o->db);
+        const char *argv[] = {"SELECT", db};
+        if (handshake(n, err, "SELECT", 2, argv) != 0) return -1;
+    }
+    return 0;
+}
+
+int jobq_node_append(jobq_node *n, jobq_err *err, int argc, const char **argv, const size_t *lens) {
+    if (!n->ctx) return fail_io(n, err, argv[0]);
+    if (redisAppendCommandArgv(n->ctx, argc, argv, lens) != REDIS_OK) return fail_io(n, err, argv[0]);
+    n->pending++;
+    return 0;
+}
+
+int jobq_node_flush(jobq_node *n, jobq_err *err) {
+    if (!n->ctx) return fail_io(n, err, "write");
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(n->ctx, &done) != REDIS_OK) return fail_io(n, err, "write");
+    return 0;
+}
+
+/* Read (and drop) the replies to fire-and-forget commands, which come
+ * before any other. */
+static int skip_unread(jobq_node *n, jobq_err *err) {
+    for (; n->unread > 0; n->unread--) {
+        void *reply = NULL;
+        if (!n->ctx || redisGetReply(n->ctx, &reply) != REDIS_OK) return fail_io(n, err, "read");
+        freeReplyObject(reply);
+    }
+    return 0;
+}
+
+redisReply *jobq_node_read(jobq_node *n, jobq_err *err, const char *what) {
+    void *reply = NULL;
+    if (!n->ctx) {
+        fail_io(n, err, what);
+        return NULL;
+    }
+    if (skip_unread(n, err) != 0) return NULL;
+    if (redisGetReply(n->ctx, &reply) != REDIS_OK) {
+        fail_io(n, err, what);
+        return NULL;
+    }
+    if (n->pending > 0) n->pending--;
+    return reply;
+}
+
+int jobq_node_read_within(jobq_node *n, double timeout, redisReply **reply, jobq_err *err) {
+    *reply = NULL;
+    if (!n->ctx) return fail_io(n, err, "read");
+    redisSetTimeout(n->ctx, to_timeval(timeout > 0.001 ? timeout : 0.001));
+    void *r = NULL;
+    if (redisGetReply(n->ctx, &r) != REDIS_OK) {
+        bool timed_out = n->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
+        if (timed_out) {
+            jobq_node_close(n);
+            return 1;
+        }
+        return fail_io(n, err, "read");
+    }
+    *reply = r;
+    return 0;
+}
+
+void jobq_node_extend_timeout(jobq_node *n, const jobq_node_opts *o, double extra) {
+    if (n->ctx) redisSetTimeout(n->ctx, to_timeval(o->io_timeout + extra));
+}
