@@ -1,6 +1,7 @@
 """The built-in handlers noop, echo, sleep and (with test_handlers = yes)
 fail, and the shape of results, dead-letter entries and stats they leave."""
 
+import json
 import time
 
 import pytest
@@ -207,3 +208,45 @@ def test_dead_list_is_newest_first(r, jobqd):
     get_result(r, "d2")
     wait_dead(r, second)
     assert [e["payload"] for e in dead_entries(r)][:2] == [second, first]
+
+
+EVENT_NAMES = {"queued", "started", "progress", "ok", "failed", "retrying", "dead", "cancelled"}
+
+
+def test_every_event_is_a_job_state_change(r, jobqd):
+    """jobq:events carries one message per job state change (README.md,
+    "Redis keys" and the events table): every message, from the daemon's
+    start on, names a documented event and has event, id, queue, handler,
+    time, and attempt and worker (the daemon's events), whatever else
+    happens (start, jobs ok, retried, failed, rejected)."""
+    events = Events(r)
+    try:
+        jobqd({"daemon": {"test_handlers": "yes", "queues": "default,other"},
+               "jobs": {"retry_backoff_base": 0, "max_attempts": 2}})
+        push(r, job("noop", id="e-ok"))
+        push(r, job("fail", id="e-fail", args={"message": "m"}))
+        push(r, "{not json")
+        push(r, job("noop", id="e-other"), queue="other")
+        for i in ("e-ok", "e-fail", "e-other"):
+            get_result(r, i)
+        events.wait(lambda e: e.get("event") == "dead", 10)
+        events.wait(lambda e: e.get("id") == "e-fail" and e.get("event") == "failed", 10)
+        time.sleep(0.3)
+        while True:  # drain
+            m = events.pubsub.get_message(timeout=0.1)
+            if m is None:
+                break
+            if m["type"] == "message":
+                events.seen.append(json.loads(m["data"]))
+    finally:
+        events.close()
+    bad = []
+    for e in events.seen:
+        missing = {"event", "id", "queue", "handler", "time"} - set(e)
+        if e.get("event") != "queued":
+            missing |= {"attempt", "worker"} - set(e)
+        if e.get("event") not in EVENT_NAMES or missing or not isinstance(e.get("queue"), str):
+            bad.append((e, sorted(missing)))
+    assert not bad, "messages on jobq:events that are not documented job events: %r" % bad
+    kinds = [(e["id"], e["event"]) for e in events.seen if e.get("id") in ("e-ok", "e-fail", "e-other")]
+    assert ("e-ok", "ok") in kinds and ("e-other", "ok") in kinds and ("e-fail", "retrying") in kinds, kinds
