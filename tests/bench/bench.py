@@ -38,6 +38,14 @@ except ImportError:  # reported in the table; the jobq half still runs
 
 MiB = 1024.0 * 1024.0
 
+# The keys of queue default (README.md, "Redis keys": every key of queue Q
+# carries the hash tag {Q}); results and events are global.
+QUEUE_KEY = "jobq:{default}:queue"
+STATS_KEY = "jobq:{default}:stats"        # hash: processed, failed
+INFLIGHT_MATCH = "jobq:{default}:inflight:*"
+RESULT_PREFIX = "jobq:result:"
+EVENTS_CHANNEL = "jobq:events"
+
 
 def env_int(name, default):
     try:
@@ -205,9 +213,9 @@ class Bench:
             ("RPUSH (enqueue)", ["-t", "rpush"], "RPUSH"),
             ("LPOP (take)", ["-t", "lpop"], "LPOP"),
             ("SET 200 B (result)", ["-t", "set"], "SET"),
-            ("INCR (stats)", ["-t", "incr"], "INCR"),
+            ("HINCRBY (stats)", ["HINCRBY", "jobq:{bench}:stats", "processed", "1"], None),
             ("PUBLISH (event)", ["PUBLISH", "jobq:bench:events", payload], None),
-            ("EVALSHA push+pop script (take)", ["EVALSHA", sha, "1", "jobq:bench:list", "x" * 40], None),
+            ("EVALSHA push+pop script (take)", ["EVALSHA", sha, "1", "jobq:{bench}:list", "x" * 40], None),
         ]
         out = []
         for label, targs, name in tests:
@@ -305,11 +313,12 @@ class Bench:
             self.note("jobqd %s logged %d line(s) at warn or above, e.g.: %s" % (name, len(lines), lines[0][:200]))
 
     def wait_processed(self, target, timeout, proc, name, stall=10.0):
-        """Poll <prefix>:stats:processed until >= target. Returns (count, ok)."""
+        """Poll the processed field of jobq:{default}:stats until >= target.
+        Returns (count, ok)."""
         deadline = time.monotonic() + timeout
         last, last_change = -1, time.monotonic()
         while True:
-            n = int(self.r.get("jobq:stats:processed") or 0)
+            n = self.processed()
             if n >= target:
                 return n, True
             now = time.monotonic()
@@ -320,16 +329,19 @@ class Bench:
                 return n, False
             if now - last_change > stall:
                 self.note("jobqd %s STALLED: no progress for %.0f s at %d of %d jobs (queue %d, in-flight %s)" %
-                          (name, stall, n, target, self.r.llen("jobq:queue:default"), self.inflight_count()))
+                          (name, stall, n, target, self.r.llen(QUEUE_KEY), self.inflight_count()))
                 return n, False
             if now > deadline:
                 self.note("jobqd %s TIMED OUT after %.0f s at %d of %d jobs" % (name, timeout, n, target))
                 return n, False
             time.sleep(0.02)
 
+    def processed(self):
+        return int(self.r.hget(STATS_KEY, "processed") or 0)
+
     def inflight_count(self):
         total = 0
-        for k in self.r.scan_iter("jobq:inflight:*", count=1000):
+        for k in self.r.scan_iter(INFLIGHT_MATCH, count=1000):
             total += self.r.llen(k)
         return total
 
@@ -341,7 +353,7 @@ class Bench:
             return
         self.flush()
         prefix = "w" if handler == "wordcount" else "n"
-        enq = ["enqueue", self.sock, "jobq:queue:default", n, prefix, handler] + ([args] if args else [])
+        enq = ["enqueue", self.sock, QUEUE_KEY, n, prefix, handler] + ([args] if args else [])
         e = self.jqload(*enq, timeout=60)
         self.say("jobq %s: %d jobs enqueued in %.2f s" % (name, n, e["seconds"]))
         http0 = self.nginx_requests() if handler == "wordcount" else None
@@ -366,7 +378,7 @@ class Bench:
         self.log_summary(log, name)
         if handler == "wordcount":
             self.check_http("jobq " + name, http0, n)
-        c = self.jqload("collect", self.sock, "jobq:result:", prefix, n,
+        c = self.jqload("collect", self.sock, RESULT_PREFIX, prefix, n,
                         *([expect_words] if expect_words is not None else []), timeout=60)
         window = c["last_finish"] - c["first_start"]
         rate = c["ok"] / window if window > 0 and c["ok"] else None
@@ -400,19 +412,19 @@ class Bench:
         try:
             time.sleep(0.5)
             self.res["jobq_mem_before"] = self.memory_of(p.pid)
-            lat = self.jqload("latency", self.sock, "jobq:queue:default", "jobq:events", "jobq:result:",
+            lat = self.jqload("latency", self.sock, QUEUE_KEY, EVENTS_CHANNEL, RESULT_PREFIX,
                               n_lat, WARMUP, self.budget.cap(60, reserve=60), timeout=self.budget.cap(70, 50))
             self.record_latency("jobq", lat, n_lat)
             if n_mem > 0:
-                base = int(self.r.get("jobq:stats:processed") or 0)
-                self.jqload("enqueue", self.sock, "jobq:queue:default", n_mem, "m", "noop", timeout=60)
+                base = self.processed()
+                self.jqload("enqueue", self.sock, QUEUE_KEY, n_mem, "m", "noop", timeout=60)
                 done, ok = self.wait_processed(base + n_mem, self.budget.cap(60, 40), p, name)
                 time.sleep(0.5)
                 self.res["jobq_mem_after"] = self.memory_of(p.pid)
                 self.res["jobq_mem_n"] = done - base
                 # A second run of the same size tells warm-up (first run only) from a leak (both).
                 if self.budget.left() > 45:
-                    self.jqload("enqueue", self.sock, "jobq:queue:default", n_mem, "mm", "noop", timeout=60)
+                    self.jqload("enqueue", self.sock, QUEUE_KEY, n_mem, "mm", "noop", timeout=60)
                     done2, ok = self.wait_processed(done + n_mem, self.budget.cap(60, 40), p, name)
                     time.sleep(0.5)
                     self.res["jobq_mem_after2"] = self.memory_of(p.pid)

@@ -45,7 +45,7 @@ cli() { redis-cli -s "$sock" "$@"; }
 for _ in $(seq 100); do cli PING >/dev/null 2>&1 && break; sleep 0.05; done
 cli FLUSHALL >/dev/null
 
-"$jqload" enqueue "$sock" jobq:queue:default "$jobs" p noop >/dev/null
+"$jqload" enqueue "$sock" 'jobq:{default}:queue' "$jobs" p noop >/dev/null
 cat >"$out/jobq.conf" <<EOF
 [daemon]
 workers = $workers
@@ -61,7 +61,7 @@ t0=$(date +%s.%N)
 "$build/jobqd" -c "$out/jobq.conf" 2>"$out/jobqd.log" &
 jobqd_pid=$!
 for _ in $(seq 1200); do
-    done_jobs=$(cli GET jobq:stats:processed)
+    done_jobs=$(cli HGET 'jobq:{default}:stats' processed)
     [ "${done_jobs:-0}" -ge "$jobs" ] && break
     sleep 0.05
 done

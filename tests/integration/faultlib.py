@@ -15,7 +15,7 @@ import urllib.parse
 from collections import Counter
 
 import jobqtest
-from jobqtest import key, wait_for
+from jobqtest import key, qkey, wait_for
 
 
 # ---------------------------------------------------------------- redis
@@ -110,8 +110,8 @@ def wait_all_results(r, ids, timeout, status=None):
 
 
 def locate(r, ids):
-    """{id: [keys holding a payload with that id]}: queues, in-flight lists,
-    jobq:scheduled, jobq:dead."""
+    """{id: [keys holding a payload with that id]}: every queue's waiting
+    list, in-flight lists, scheduled set and dead list."""
     found = {i: [] for i in ids}
 
     def scan(k, items):
@@ -123,21 +123,26 @@ def locate(r, ids):
             if isinstance(doc, dict) and doc.get("id") in found:
                 found[doc["id"]].append(k)
 
-    for k in retrying(lambda: list(r.scan_iter(match=key("queue", "*"), count=1000))):
+    for k in retrying(jobqtest.queue_keys, r, "queue"):
         scan(k, retrying(r.lrange, k, 0, -1))
-    for k in jobqtest.inflight_keys(r):
+    for k in retrying(jobqtest.inflight_keys, r):
         scan(k, retrying(r.lrange, k, 0, -1))
-    scan(key("scheduled"), retrying(r.zrange, key("scheduled"), 0, -1))
-    scan(key("dead"), [json.dumps(e.get("payload")) if isinstance(e.get("payload"), dict)
-                       else e.get("payload") or "" for e in jobqtest.dead_entries(r)])
+    for k in retrying(jobqtest.queue_keys, r, "scheduled"):
+        scan(k, retrying(r.zrange, k, 0, -1))
+    for k in retrying(jobqtest.queue_keys, r, "dead"):
+        entries = [json.loads(e) for e in retrying(r.lrange, k, 0, -1)]
+        scan(k, [json.dumps(e.get("payload")) if isinstance(e.get("payload"), dict)
+                 else e.get("payload") or "" for e in entries])
     return found
 
 
 def queue_state(r, queue="default"):
-    """Counts of where jobs sit: the queue, in-flight lists, scheduled, dead."""
-    inflight = sum(retrying(r.llen, k) for k in jobqtest.inflight_keys(r))
-    return {"queue": retrying(r.llen, key("queue", queue)), "inflight": inflight,
-            "scheduled": retrying(r.zcard, key("scheduled")), "dead": retrying(r.llen, key("dead"))}
+    """Counts of where the jobs of queue sit: its waiting list, its in-flight
+    lists, its scheduled set, its dead list."""
+    inflight = sum(retrying(r.llen, k) for k in retrying(jobqtest.inflight_keys, r, queue))
+    return {"queue": retrying(r.llen, qkey("queue", queue)), "inflight": inflight,
+            "scheduled": retrying(r.zcard, qkey("scheduled", queue)),
+            "dead": retrying(r.llen, qkey("dead", queue))}
 
 
 # ---------------------------------------------------------------- http
@@ -356,7 +361,8 @@ def kill_daemon_hard(daemon, r, timeout=10.0, before_kill=None):
         snapshot = [None]
 
         def settled():
-            now = {k: v for k, v in jobqtest.inflight_jobs(r).items() if int(k.rsplit(":", 1)[1]) in kids}
+            now = {k: v for k, v in retrying(jobqtest.inflight_jobs, r).items()
+                   if jobqtest.worker_pid_of_key(k) in kids}
             same, snapshot[0] = now == snapshot[0], now
             return same
 
@@ -378,7 +384,7 @@ def worker_of_job(r, payload, timeout=10.0):
     def find():
         for k, items in jobqtest.inflight_jobs(r).items():
             if payload in items:
-                return k, int(k.rsplit(":", 1)[1])
+                return k, jobqtest.worker_pid_of_key(k)
         return None
     return wait_for(find, timeout, 0.005, "a worker to take %s" % payload[:60])
 

@@ -35,9 +35,43 @@ def makefile_version():
     return m.group(1) if m else None
 
 
+# The kinds of queue-scoped keys: "jobq:{<queue>}:<kind>" (README.md, "Redis
+# keys"); the in-flight lists add ":<host>:<worker pid>".
+QUEUE_KINDS = ("queue", "scheduled", "dead", "inflight", "holders", "leases", "stats", "cancel",
+               "unique", "ids")
+# The keys outside any queue's hash slot.
+GLOBAL_KINDS = ("result", "events", "daemons", "daemon")
+
+
 def key(*parts):
-    """key("queue", "default") -> "jobq:queue:default"."""
+    """A key outside any queue: key("result", "a1") -> "jobq:result:a1";
+    key("events"), key("daemons"), key("daemon", "<host>:<pid>") (the
+    heartbeat). Queue-scoped keys come from qkey()."""
+    if not parts or parts[0] not in GLOBAL_KINDS:
+        raise ValueError("key%r: not a global jobq key (use qkey(kind, queue) for %s)"
+                         % (parts, "/".join(QUEUE_KINDS)))
     return ":".join((PREFIX,) + tuple(str(p) for p in parts))
+
+
+def qkey(kind, queue="default", *rest):
+    """A key of queue: qkey("queue") -> "jobq:{default}:queue";
+    qkey("inflight", "q", "host:42") -> "jobq:{q}:inflight:host:42"."""
+    if kind not in QUEUE_KINDS:
+        raise ValueError("qkey(%r): not a queue-scoped jobq key (one of %s)" % (kind, "/".join(QUEUE_KINDS)))
+    if not queue or "{" in queue or "}" in queue:
+        raise ValueError("qkey: bad queue name %r" % (queue,))
+    return ":".join(("%s:{%s}:%s" % (PREFIX, queue, kind),) + tuple(str(p) for p in rest))
+
+
+def glob_escape(text):
+    """text with the Redis glob characters (* ? [ ] \\) escaped, for SCAN MATCH."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+def queue_of_key(k):
+    """The queue of a queue-scoped key ("jobq:{q}:queue" -> "q"), else None."""
+    m = re.match(r"%s:\{([^{}]+)\}:" % re.escape(PREFIX), k)
+    return m.group(1) if m else None
 
 
 # ---------------------------------------------------------------- waiting
@@ -356,7 +390,14 @@ def job(handler, id=None, args=None, **fields):
 
 
 def push(r, payload, queue="default"):
-    r.rpush(key("queue", queue), payload)
+    """RPUSH payload on jobq:{queue}:queue; returns payload."""
+    r.rpush(qkey("queue", queue), payload)
+    return payload
+
+
+def schedule(r, payload, due, queue="default"):
+    """ZADD payload to jobq:{queue}:scheduled, due at Unix time due."""
+    r.zadd(qkey("scheduled", queue), {payload: due})
     return payload
 
 
@@ -373,33 +414,96 @@ def get_result(r, job_id, timeout=10.0):
     return json.loads(raw)
 
 
-def dead_entries(r):
-    """jobq:dead decoded, newest first."""
-    return [json.loads(e) for e in r.lrange(key("dead"), 0, -1)]
+def dead_entries(r, queue="default"):
+    """jobq:{queue}:dead decoded, newest first."""
+    return [json.loads(e) for e in r.lrange(qkey("dead", queue), 0, -1)]
 
 
-def wait_dead(r, payload, timeout=10.0):
-    """The dead-letter entry whose payload is exactly payload."""
+def wait_dead(r, payload, timeout=10.0, queue="default"):
+    """The dead-letter entry of queue whose payload is exactly payload."""
     def find():
-        for e in dead_entries(r):
+        for e in dead_entries(r, queue):
             if e.get("payload") == payload:
                 return e
         return None
     return wait_for(find, timeout, 0.02, "dead-letter entry for %r" % payload[:80])
 
 
-def inflight_keys(r):
-    return sorted(r.scan_iter(match=key("inflight", "*"), count=1000))
+def queue_keys(r, kind):
+    """Every jobq:{*}:<kind> key (sorted)."""
+    return sorted(r.scan_iter(match="%s:{*}:%s" % (glob_escape(PREFIX), kind), count=1000))
 
 
-def inflight_jobs(r):
-    """{in-flight key: its list} for every jobq:inflight:* key."""
-    return {k: r.lrange(k, 0, -1) for k in inflight_keys(r)}
+def inflight_keys(r, queue=None):
+    """The in-flight lists jobq:{<queue>}:inflight:<host>:<pid> of queue, or
+    of every queue when queue is None (sorted)."""
+    pattern = "%s:{%s}:inflight:*" % (glob_escape(PREFIX), "*" if queue is None else glob_escape(queue))
+    return sorted(r.scan_iter(match=pattern, count=1000))
 
 
-def stat(r, name):
-    v = r.get(key("stats", name))
+def inflight_jobs(r, queue=None):
+    """{in-flight key: its list} for every in-flight list (of queue)."""
+    return {k: r.lrange(k, 0, -1) for k in inflight_keys(r, queue)}
+
+
+def worker_pid_of_key(k):
+    """The worker pid an in-flight list belongs to (its last field)."""
+    return int(k.rsplit(":", 1)[1])
+
+
+def holders(r, queue="default"):
+    """jobq:{queue}:holders: {in-flight list: daemon id}."""
+    return r.hgetall(qkey("holders", queue))
+
+
+def leases(r, queue="default"):
+    """jobq:{queue}:leases: {daemon id: lease end, Redis time in ms}."""
+    return {d: int(ms) for d, ms in r.zrange(qkey("leases", queue), 0, -1, withscores=True)}
+
+
+def redis_time_ms(r):
+    sec, usec = r.time()
+    return sec * 1000 + usec // 1000
+
+
+def stat(r, name, queue="default"):
+    """Field name (processed, failed) of jobq:{queue}:stats, 0 when unset."""
+    v = r.hget(qkey("stats", queue), name)
     return int(v) if v is not None else 0
+
+
+# Every key the daemon may write, by pattern (README.md, "Redis keys"), and
+# the Redis type each must have.
+KEY_SCHEMA = (
+    (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:queue" % PREFIX, "list"),
+    (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:scheduled" % PREFIX, "zset"),
+    (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:dead" % PREFIX, "list"),
+    (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:inflight:[^:]+:[0-9]+" % PREFIX, "list"),
+    (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:holders" % PREFIX, "hash"),
+    (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:leases" % PREFIX, "zset"),
+    (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:stats" % PREFIX, "hash"),
+    (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:cancel" % PREFIX, "zset"),
+    (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:unique" % PREFIX, "zset"),
+    (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:ids" % PREFIX, "string"),
+    (r"%s:result:.+" % PREFIX, "string"),
+    (r"%s:daemons" % PREFIX, "hash"),
+    (r"%s:daemon:[^:]+:[0-9]+" % PREFIX, "string"),
+)
+
+
+def schema_violations(r):
+    """Keys in Redis that the documented schema does not have, or that have
+    another type: [(key, type)]. Catches a write under the 0.1.0 keys
+    (jobq:queue:<q>, jobq:scheduled, jobq:dead, jobq:stats:*,
+    jobq:inflight:*, jobq:daemon:<id>:inflight)."""
+    bad = []
+    for k in r.scan_iter(count=1000):
+        t = r.type(k)
+        if t == "none":
+            continue  # expired or removed since SCAN saw it
+        if not any(re.fullmatch(pattern, k) and t == want for pattern, want in KEY_SCHEMA):
+            bad.append((k, t))
+    return sorted(bad)
 
 
 class Events:

@@ -5,9 +5,9 @@ head of its queue."""
 
 import time
 
-from jobqtest import get_result, job, key, wait_for
+from jobqtest import get_result, job, qkey, wait_for
 
-QUEUE = key("queue", "default")
+QUEUE = qkey("queue", "default")
 
 
 def push_many(r, payloads, chunk=500):

@@ -6,8 +6,11 @@ lost, proven by injecting the faults (issue 3).
 2. Redis SIGKILLed and restarted (appendonly yes, appendfsync always) in the
    middle of 1,000 jobs; CLIENT KILL TYPE normal in the middle of 1,000 more.
 3. A hung handler killed at its timeout, crashing handlers, a failing job
-   retried into jobq:dead, a poison job quarantined after poison_limit.
-4. Two daemons on one Redis, one SIGKILLed: the other reclaims its jobs.
+   retried into jobq:{default}:dead, a poison job quarantined after
+   poison_limit.
+4. Two daemons on one Redis, one SIGKILLed: the other reclaims its jobs (at
+   once for a dead pid on this host, else when its lease on the queue in
+   jobq:{default}:leases lapses); a daemon whose lease lapsed takes no job.
 5. SIGTERM under load: exit 0 after shutdown_timeout, unfinished jobs back.
 6. Delayed jobs run on time; retry backoff (with jitter) is honoured.
 7. Worker recycling (max_jobs_per_worker).
@@ -41,9 +44,10 @@ import jobqtest
 from faultlib import (CountingHttpServer, EventCollector, FaultRedis, children, cpu_seconds, figures,
                       kill_daemon_hard, mget_results, queue_state, retrying, wait_all_results,
                       wait_workers, worker_of_job)
-from jobqtest import dead_entries, get_result, job, key, wait_for
+from jobqtest import (dead_entries, get_result, holders, job, key, leases, qkey, redis_time_ms, schedule,
+                      stat, wait_for, worker_pid_of_key)
 
-QUEUE = key("queue", "default")
+QUEUE = qkey("queue", "default")
 
 
 # ---------------------------------------------------------------- fixtures
@@ -125,8 +129,7 @@ def push_all(r, payloads, chunk=500):
 
 
 def processed(r):
-    v = retrying(r.get, key("stats", "processed"))
-    return int(v) if v else 0
+    return retrying(stat, r, "processed")
 
 
 def log_lines(text, pattern):
@@ -134,7 +137,15 @@ def log_lines(text, pattern):
 
 
 def pid_of_worker(worker_id):
-    return int(worker_id.rsplit(":", 1)[1])
+    """The pid in a worker id (host:pid) or an in-flight list's name."""
+    return worker_pid_of_key(worker_id)
+
+
+def held_by(r, daemon_id, queue="default"):
+    """What daemon_id holds of queue: (its in-flight lists in
+    jobq:{queue}:holders, its lease in jobq:{queue}:leases or None)."""
+    lists = sorted(k for k, d in retrying(holders, r, queue).items() if d == daemon_id)
+    return lists, retrying(leases, r, queue).get(daemon_id)
 
 
 def executions(http, ids):
@@ -212,13 +223,17 @@ def test_worker_and_daemon_kills_lose_no_job(r, redis_server, jobqd, counting_ht
     wait_all_results(r, ids, timeout=60, status="ok")
     t_done = time.monotonic()
 
-    # The restarted daemon reclaimed its predecessor's in-flight lists.
+    # The restarted daemon reclaimed its predecessor's in-flight lists (a
+    # dead pid on its own host: at once, at its start).
     log2 = d2.log()
-    m = re.search(r"daemon %s is gone; put (\d+) of its in-flight job\(s\) back" % re.escape(old_id), log2)
-    assert m, "the restarted jobqd did not log reclaiming %s:\n%s" % (old_id, log2[-3000:])
-    assert int(m.group(1)) == at_kill["inflight"], (m.group(0), at_kill)
+    assert "daemon %s is gone; its lease on queue default is dropped" % old_id in log2, (
+        "the restarted jobqd did not log dropping %s:\n%s" % (old_id, log2[-3000:]))
+    put_back = [int(n) for n in re.findall(
+        r"put (\d+) in-flight job\(s\) of gone daemon\(s\) back on queue default", log2)]
+    assert sum(put_back) == at_kill["inflight"], (put_back, at_kill)
     assert retrying(r.hget, key("daemons"), old_id) is None, "dead daemon still registered"
-    assert not retrying(r.exists, key("daemon", old_id, "inflight"))
+    assert held_by(r, old_id) == ([], None), "the dead daemon still holds lists or a lease"
+    assert not [k for k in held if retrying(r.exists, k)], "a dead worker's in-flight list is left"
 
     results = mget_results(r, ids)
     not_ok = {i: v for i, v in results.items() if not v or v.get("status") != "ok"}
@@ -401,7 +416,7 @@ def test_failing_job_retried_then_dead_letter(r, jobqd, events):
     retrying_events = events.of("retrying", "f1")
     assert [e["attempt"] for e in retrying_events] == [1, 2], retrying_events
     assert all(message in e["error"] for e in retrying_events), retrying_events
-    assert retrying(r.zcard, key("scheduled")) == 0
+    assert retrying(r.zcard, qkey("scheduled")) == 0
 
 
 @budget(30)
@@ -434,10 +449,12 @@ def test_poison_job_quarantined_after_poison_limit(r, jobqd, events):
 @budget(40)
 def test_other_daemon_reclaims_a_killed_daemons_jobs(r, jobqd, path):
     """same-host: the killed daemon's pid is dead on this host, so the other
-    daemon may reclaim at once. other-host: the killed daemon's registry
-    entry is rewritten (while it is frozen, before its death) to name
-    another host, as if that host had vanished: only the expiry of its
-    heartbeat key (heartbeat_ttl 2 s) may let the other daemon reclaim."""
+    daemon reclaims at once, long before its lease on the queue lapses.
+    other-host: the killed daemon's registry entry is rewritten (while it is
+    frozen, before its death) to name another host, as if that host had
+    vanished: only the lapse of its lease in jobq:{default}:leases
+    (heartbeat_ttl 2 s after its last renewal) lets the other daemon put
+    back the jobs that jobq:{default}:holders says it holds."""
     ttl, interval = 2, 0.5
     overrides = {"daemon": {"workers": 2, "heartbeat_interval": interval, "heartbeat_ttl": ttl,
                             "shutdown_timeout": 2},
@@ -448,6 +465,9 @@ def test_other_daemon_reclaims_a_killed_daemons_jobs(r, jobqd, path):
     wait_for(lambda: retrying(r.hlen, key("daemons")) == 2, 10, 0.05, "both daemons registered")
     a_workers = wait_workers(a, 2)
     b_workers = wait_workers(b, 2)
+    a_id = "%s:%d" % (os.uname().nodename, a.pid)
+    b_id = "%s:%d" % (os.uname().nodename, b.pid)
+    wait_for(lambda: set(retrying(leases, r)) == {a_id, b_id}, 10, 0.05, "a lease of each daemon")
     ids = ["d%d" % i for i in range(8)]
     push_all(r, [job("sleep", id=i, args={"seconds": 1.0}) for i in ids])
 
@@ -457,26 +477,37 @@ def test_other_daemon_reclaims_a_killed_daemons_jobs(r, jobqd, path):
 
     wait_for(a_busy, 10, 0.01, "both of jobqd-a's workers running a job")
     time.sleep(0.1)
-    a_id = "%s:%d" % (os.uname().nodename, a.pid)
     held = {}
+    lease_left = [None]
     heartbeat_left = [None]
+    registered = [None]
 
     def before_kill():
         held.update({k: v for k, v in jobqtest.inflight_jobs(r).items() if pid_of_worker(k) in a_workers})
+        registered[0] = held_by(r, a_id)
         if path == "other-host":
             info = json.loads(r.hget(key("daemons"), a_id))
             info["host"] = "vanished-host.invalid"
             r.hset(key("daemons"), a_id, json.dumps(info))
+        lease_left[0] = (r.zscore(qkey("leases"), a_id) - redis_time_ms(r)) / 1000.0
         heartbeat_left[0] = r.pttl(key("daemon", a_id)) / 1000.0
 
     kill_daemon_hard(a, r, before_kill=before_kill)
     t_kill = time.time()
     held_ids = [json.loads(p)["id"] for v in held.values() for p in v]
     assert len(held_ids) == 2, held
+    # What the reclaim goes by: jobqd-a's lists, registered as its own, and
+    # a live lease.
+    lists, lease = registered[0]
+    assert set(held) <= set(lists), ("jobqd-a's busy in-flight lists are not in jobq:{default}:holders "
+                                     "under its id", held, lists)
+    assert lease is not None and 0 < lease_left[0] <= ttl + 0.05, (
+        "jobqd-a had no live lease on default: %r, %r s left" % (lease, lease_left[0]))
     assert heartbeat_left[0] > 0, "jobqd-a had no live heartbeat key"
 
     def reclaimed():
-        return not any(retrying(r.llen, k) for k in held) and not retrying(r.exists, key("daemon", a_id, "inflight"))
+        return (not any(retrying(r.llen, k) for k in held)
+                and not set(held) & set(retrying(holders, r)))
 
     wait_for(reclaimed, 10, 0.01, "jobqd-b to reclaim jobqd-a's in-flight jobs")
     t_reclaimed = time.time() - t_kill
@@ -486,23 +517,203 @@ def test_other_daemon_reclaims_a_killed_daemons_jobs(r, jobqd, path):
         assert results[i]["worker"] in b_ids, (i, results[i], b_ids)
     redeliver = [results[i]["started_at"] - t_kill for i in held_ids]
     if path == "same-host":
-        # Dead pid on this host: reclaimed at jobqd-b's next check.
+        # Dead pid on this host: reclaimed at jobqd-b's next check, while
+        # jobqd-a's lease still runs.
         assert t_reclaimed <= interval + 0.5, "reclaim took %.2f s" % t_reclaimed
+        assert t_reclaimed < lease_left[0] - 0.05, (
+            "reclaimed %.2f s after the kill, not before the lease lapsed (%.2f s left): the dead pid "
+            "was not noticed" % (t_reclaimed, lease_left[0]))
     else:
-        # Not before the heartbeat key expires, and at the first check after.
-        assert t_reclaimed >= heartbeat_left[0] - 0.05, (
-            "reclaimed %.2f s after the kill, but the heartbeat had %.2f s left"
-            % (t_reclaimed, heartbeat_left[0]))
-        assert t_reclaimed <= heartbeat_left[0] + interval + 0.5, (
-            "reclaimed %.2f s after the kill; the heartbeat expired after %.2f s"
-            % (t_reclaimed, heartbeat_left[0]))
-    assert retrying(r.hget, key("daemons"), a_id) is None
+        # Not before the lease lapses, and at the first check after.
+        assert t_reclaimed >= lease_left[0] - 0.05, (
+            "reclaimed %.2f s after the kill, but the lease had %.2f s left"
+            % (t_reclaimed, lease_left[0]))
+        assert t_reclaimed <= lease_left[0] + interval + 0.5, (
+            "reclaimed %.2f s after the kill; the lease lapsed after %.2f s"
+            % (t_reclaimed, lease_left[0]))
+    wait_for(lambda: retrying(r.hget, key("daemons"), a_id) is None, 5, 0.05,
+             "jobqd-a forgotten from jobq:daemons")
+    assert held_by(r, a_id) == ([], None), "jobqd-a still holds lists or a lease on default"
     assert queue_state(r) == {"queue": 0, "inflight": 0, "scheduled": 0, "dead": 0}
     b.assert_running()
-    assert "daemon %s is gone" % a_id in b.log(), b.log_tail()
+    blog = b.log()
+    assert "daemon %s is gone; its lease on queue default is dropped" % a_id in blog, blog[-3000:]
+    put_back = [int(n) for n in re.findall(
+        r"put (\d+) in-flight job\(s\) of gone daemon\(s\) back on queue default", blog)]
+    assert sum(put_back) == len(held_ids), (put_back, held_ids)
     figures("daemon-reclaim-" + path, daemons=2, killed=1, jobs=len(ids), held_by_killed=len(held_ids),
-            heartbeat_left_at_kill_s=heartbeat_left[0], reclaim_s=t_reclaimed,
-            held_jobs_started_again_after_s=max(redeliver), lost=0)
+            lease_left_at_kill_s=lease_left[0], heartbeat_left_at_kill_s=heartbeat_left[0],
+            reclaim_s=t_reclaimed, held_jobs_started_again_after_s=max(redeliver), lost=0)
+
+
+@pytest.mark.parametrize("path", ["same-host", "other-host"])
+@budget(40)
+def test_reclaim_covers_the_queues_only_the_dead_daemon_served(r, jobqd, path):
+    """jobqd-a serves default and other, jobqd-b default only. jobqd-a is
+    killed while it runs a job of other: jobqd-b puts that job back on
+    jobq:{other}:queue (without running it), and drops jobqd-a's lease and
+    holders there, at once for a dead pid on this host, after the lease
+    lapses for another host. A daemon serving other then runs it."""
+    ttl, interval = 2, 0.5
+    common = {"heartbeat_interval": interval, "heartbeat_ttl": ttl, "shutdown_timeout": 2}
+    a = jobqd({"daemon": dict(common, workers=2, queues="default,other"), "jobs": {"max_attempts": 1}},
+              name="jobqd-a")
+    b = jobqd({"daemon": dict(common, workers=2, queues="default"), "jobs": {"max_attempts": 1}},
+              name="jobqd-b")
+    ready(r, a, "warm-1")
+    wait_for(lambda: retrying(r.hlen, key("daemons")) == 2, 10, 0.05, "both daemons registered")
+    a_id = "%s:%d" % (os.uname().nodename, a.pid)
+    a_workers = wait_workers(a, 2)
+    payload = job("sleep", id="o1", args={"seconds": 5})
+    r.rpush(qkey("queue", "other"), payload)
+    k, pid = worker_of_job(r, payload)
+    assert pid in a_workers and k.startswith(qkey("inflight", "other") + ":"), (k, pid)
+    lease_left = [None]
+
+    def before_kill():
+        if path == "other-host":
+            info = json.loads(r.hget(key("daemons"), a_id))
+            info["host"] = "vanished-host.invalid"
+            r.hset(key("daemons"), a_id, json.dumps(info))
+        lease_left[0] = (r.zscore(qkey("leases", "other"), a_id) - redis_time_ms(r)) / 1000.0
+
+    kill_daemon_hard(a, r, before_kill=before_kill)
+    t_kill = time.time()
+    assert retrying(r.lrange, k, 0, -1) == [payload]
+    wait_for(lambda: retrying(r.lrange, qkey("queue", "other"), 0, -1) == [payload], ttl + 5, 0.01,
+             "jobqd-b to put o1 back on jobq:{other}:queue")
+    t_reclaimed = time.time() - t_kill
+    if path == "same-host":
+        assert t_reclaimed <= interval + 0.5, "reclaim took %.2f s" % t_reclaimed
+    else:
+        assert lease_left[0] - 0.05 <= t_reclaimed <= lease_left[0] + interval + 0.5, (
+            "reclaimed %.2f s after the kill, the lease had %.2f s left" % (t_reclaimed, lease_left[0]))
+    assert not retrying(r.exists, k)
+    assert held_by(r, a_id, "other") == ([], None), "jobqd-a still holds lists or a lease on other"
+    assert held_by(r, a_id, "default") == ([], None), "jobqd-a still holds lists or a lease on default"
+    time.sleep(0.5)
+    assert retrying(r.get, key("result", "o1")) is None, "a daemon that does not serve other ran o1"
+    assert retrying(r.llen, qkey("queue", "other")) == 1
+    c = jobqd({"daemon": dict(common, workers=1, queues="other")}, name="jobqd-c")
+    res = get_result(r, "o1", timeout=15)
+    assert res["status"] == "ok" and res["queue"] == "other", res
+    assert pid_of_worker(res["worker"]) in children(c.pid), res
+    b.assert_running()
+    figures("reclaim-unserved-queue-" + path, lease_left_at_kill_s=lease_left[0], reclaim_s=t_reclaimed)
+
+
+@budget(40)
+def test_reclaim_waits_for_the_lease_when_the_heartbeat_goes_first(r, jobqd):
+    """A dead daemon's heartbeat key can vanish before its lease lapses (it
+    is set a round trip before the leases are renewed, and a key with a TTL
+    can be evicted under a volatile-* maxmemory policy). jobqd-a (serving
+    other only, on a vanished host) dies holding a job; its heartbeat key
+    is gone at once while its lease on other still runs. jobqd-b (default
+    only) must still put the job back on jobq:{other}:queue once the lease
+    lapses, not forget jobqd-a before that and leave the job in flight."""
+    ttl, interval = 2, 0.5
+    common = {"heartbeat_interval": interval, "heartbeat_ttl": ttl, "shutdown_timeout": 2}
+    a = jobqd({"daemon": dict(common, workers=1, queues="other")}, name="jobqd-a")
+    b = jobqd({"daemon": dict(common, workers=1, queues="default")}, name="jobqd-b")
+    ready(r, b, "warm-b")
+    wait_for(lambda: retrying(r.hlen, key("daemons")) == 2, 10, 0.05, "both daemons registered")
+    a_id = "%s:%d" % (os.uname().nodename, a.pid)
+    payload = job("sleep", id="o1", args={"seconds": 30})
+    r.rpush(qkey("queue", "other"), payload)
+    k, _ = worker_of_job(r, payload)
+    lease_left = [None]
+
+    def before_kill():
+        info = json.loads(r.hget(key("daemons"), a_id))
+        info["host"] = "vanished-host.invalid"
+        r.hset(key("daemons"), a_id, json.dumps(info))
+        r.delete(key("daemon", a_id))
+        lease_left[0] = (r.zscore(qkey("leases", "other"), a_id) - redis_time_ms(r)) / 1000.0
+
+    kill_daemon_hard(a, r, before_kill=before_kill)
+    t_kill = time.time()
+    assert lease_left[0] > interval + 0.2, lease_left
+    wait_for(lambda: retrying(r.lrange, qkey("queue", "other"), 0, -1) == [payload],
+             lease_left[0] + interval + 3, 0.02, "jobqd-b to put o1 back on jobq:{other}:queue")
+    t_back = time.time() - t_kill
+    assert t_back >= lease_left[0] - 0.05, "put back %.2f s after the kill, before the lease lapsed" % t_back
+    assert not retrying(r.exists, k)
+    assert held_by(r, a_id, "other") == ([], None)
+    b.assert_running()
+
+
+@budget(40)
+def test_stalled_daemon_is_fenced_and_its_job_recorded_once(r, jobqd, events):
+    """jobqd-a's supervisor is frozen (SIGSTOP; its workers go on) while one
+    of its workers runs a 3 s job. Its lease lapses after heartbeat_ttl, so
+    jobqd-b puts the job back and runs it again, and jobqd-a's workers take
+    no job meanwhile (fenced). When jobqd-a's worker ends the job its outcome
+    is not recorded a second time: one ok event, processed + 1. Once thawed,
+    jobqd-a renews its lease and serves again."""
+    ttl, interval = 2, 0.5
+    overrides = {"daemon": {"workers": 2, "heartbeat_interval": interval, "heartbeat_ttl": ttl,
+                            "shutdown_timeout": 5},
+                 "jobs": {"max_attempts": 1}}
+    a = jobqd(overrides, name="jobqd-a")
+    a_workers = wait_workers(a, 2)
+    ready(r, a, "warm-a")
+    a_id = "%s:%d" % (os.uname().nodename, a.pid)
+    a_worker_ids = {"%s:%d" % (os.uname().nodename, p) for p in a_workers}
+    payload = job("sleep", id="stalled", args={"seconds": 3})
+    r.rpush(QUEUE, payload)
+    k, pid = worker_of_job(r, payload)
+    assert pid in a_workers
+    b = jobqd(overrides, name="jobqd-b")
+    ready(r, b, "warm-b")
+    b_workers = wait_workers(b, 2)
+    b_worker_ids = {"%s:%d" % (os.uname().nodename, p) for p in b_workers}
+    base = processed(r)
+    os.kill(a.pid, signal.SIGSTOP)
+    t_stop = time.time()
+    try:
+        # jobqd-b reclaims the job once the lease lapses and runs it again.
+        wait_for(lambda: any(e.get("id") == "stalled" and e.get("event") == "started"
+                             and e.get("worker") in b_worker_ids for e in events.snapshot()),
+                 ttl + 3, 0.02, "jobqd-b to start the stalled daemon's job")
+        t_again = time.time() - t_stop
+        assert t_again >= ttl - interval - 0.1, "the job was taken from a live lease after %.2f s" % t_again
+        # Fenced: jobs pushed now all run on jobqd-b, though jobqd-a's
+        # workers (one idle, one about to finish) are alive and asking.
+        ids = ["f%d" % i for i in range(12)]
+        push_all(r, [job("sleep", id=i, args={"seconds": 0.1}) for i in ids])
+        results = wait_all_results(r, ids, timeout=15, status="ok")
+        ran_on_a = [i for i, v in results.items() if v["worker"] not in b_worker_ids]
+        assert not ran_on_a, "a fenced daemon's workers ran %r: %r" % (ran_on_a, [results[i] for i in ran_on_a])
+        assert all(faultlib.alive(p) for p in a_workers), "jobqd-a's workers died while it was frozen"
+        # jobqd-a's worker ended its copy (3 s) and jobqd-b its own.
+        res = get_result(r, "stalled", timeout=10)
+        wait_for(lambda: len(events.of("ok", "stalled")) >= 1, 10, 0.02, "an ok event for the stalled job")
+        time.sleep(max(0.0, t_stop + 3.5 - time.time()))
+        wait_for(lambda: not any(retrying(r.llen, x) for x in jobqtest.inflight_keys(r)), 10, 0.02,
+                 "nothing in flight")
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
+    time.sleep(0.2)
+    res = get_result(r, "stalled")
+    assert res["worker"] in b_worker_ids | a_worker_ids, res
+    oks = events.of("ok", "stalled")
+    assert len(oks) == 1, events.of(job_id="stalled")
+    assert oks[0]["worker"] in b_worker_ids, ("the outcome recorded is not jobqd-b's run", oks)
+    assert processed(r) - base == len(ids) + 1, (processed(r) - base, len(ids) + 1)
+    fenced_lines = log_lines(a.log(), r"lease of daemon %s on queue default has lapsed" % re.escape(a_id))
+    assert fenced_lines, "jobqd-a's workers did not log being fenced:\n%s" % a.log_tail(3000)
+    # Thawed, jobqd-a renews its lease (it was dropped) and serves again.
+    wait_for(lambda: log_lines(a.log(), r"lease on queue default had been taken away"), 5, 0.05,
+             "jobqd-a to notice its lease was taken away")
+    wait_for(lambda: a_id in retrying(leases, r), 5, 0.05, "jobqd-a's lease renewed")
+    more = ["g%d" % i for i in range(8)]
+    push_all(r, [job("sleep", id=i, args={"seconds": 0.4}) for i in more])
+    results = wait_all_results(r, more, timeout=15, status="ok")
+    assert {v["worker"] for v in results.values()} & a_worker_ids, (
+        "jobqd-a did not serve again after its lease was renewed: %r" % results)
+    assert queue_state(r) == {"queue": 0, "inflight": 0, "scheduled": 0, "dead": 0}
+    a.assert_running()
+    b.assert_running()
 
 
 # ---------------------------------------------------------------- 5. SIGTERM
@@ -544,7 +755,8 @@ def test_delayed_jobs_run_on_time(r, jobqd):
     now = time.time()
     due = {"later%d" % i: now + 0.5 + 0.137 * i for i in range(6)}
     for i, t in due.items():
-        r.zadd(key("scheduled"), {job("noop", id=i, queue="default"): t})
+        # A scheduled job belongs to the queue of its set: no "queue" field.
+        schedule(r, job("noop", id=i), t)
     late = []
     for i, t in due.items():
         res = get_result(r, i, timeout=10)
@@ -563,10 +775,10 @@ def test_retry_backoff_with_jitter_is_honoured(r, jobqd, events):
                "jobs": {"retry_backoff_base": base, "retry_backoff_max": 60}})
     ready(r, d)
     r.rpush(QUEUE, job("fail", id="b1", args={"message": "try again"}, max_attempts=3))
-    # The first retry sits in jobq:scheduled, due base/2..base after the
-    # failure (the event carries the failure time).
+    # The first retry sits in jobq:{default}:scheduled, due base/2..base
+    # after the failure (the event carries the failure time).
     ev = events.wait(lambda e: e.get("id") == "b1" and e.get("event") == "retrying", 10, "retrying b1")
-    scheduled = r.zrange(key("scheduled"), 0, -1, withscores=True)
+    scheduled = r.zrange(qkey("scheduled"), 0, -1, withscores=True)
     assert len(scheduled) == 1 and json.loads(scheduled[0][0])["id"] == "b1", scheduled
     delay1 = scheduled[0][1] - ev["time"]
     assert base / 2 <= delay1 <= base + 1e-3, "first retry delay %.3f s, want %.2f..%.2f" % (delay1, base / 2, base)
@@ -634,3 +846,119 @@ def test_redelivery_time_after_worker_kill(r, jobqd, events):
     assert max(latencies) < 0.5, "redelivery after a worker kill took %r s" % latencies
     figures("redeliver-after-worker-kill", kills=len(latencies), median_s=statistics.median(latencies),
             max_s=max(latencies), min_s=min(latencies), retry_backoff_base=0)
+
+
+# ---------------------------------------------------------------- 9. a key of the wrong type
+
+BAD_OTHER = "other"  # its queue key is made a string: a producer's or an admin's mistake
+
+
+def break_queue_key(r, queue=BAD_OTHER):
+    r.set(qkey("queue", queue), "not a list")
+
+
+@budget(30)
+def test_wrong_type_key_of_the_first_queue_does_not_stop_the_others(r, jobqd):
+    """queues = other,default with jobq:{other}:queue a string: the workers
+    still serve default (taking from other fails, default has jobs)."""
+    break_queue_key(r)
+    jobqd({"daemon": {"queues": "other,default", "workers": 2}})
+    r.rpush(QUEUE, job("noop", id="n1"), job("noop", id="n2"))
+    for i in ("n1", "n2"):
+        assert get_result(r, i, timeout=10)["status"] == "ok"
+
+
+@budget(30)
+def test_wrong_type_key_of_a_later_queue_keeps_pickup_quick(r, jobqd):
+    """queues = default,other with jobq:{other}:queue a string: an idle
+    worker still picks up a job of default at once (as in
+    test_handlers.py::test_idle_worker_picks_up_quickly), not after a
+    pause for the failing queue."""
+    break_queue_key(r)
+    d = jobqd({"daemon": {"queues": "default,other", "workers": 1}})
+    ready(r, d)
+    took = []
+    for i in range(8):
+        time.sleep(0.3 + 0.13 * i)  # at several phases of whatever the worker does when idle
+        t0 = time.monotonic()
+        r.rpush(QUEUE, job("noop", id="q%d" % i))
+        get_result(r, "q%d" % i, timeout=5)
+        took.append(time.monotonic() - t0)
+    assert max(took) < 0.5, "an idle worker took %r s to run a noop (want < 0.5 s)" % took
+
+
+@budget(40)
+def test_wrong_type_queue_key_does_not_stall_recovery_on_other_queues(r, jobqd):
+    """queues = default,other with jobq:{other}:queue a string: the job of
+    default a dead worker held is retried, the worker replaced, and the
+    dead worker's recovery is done (its in-flight list of other is empty:
+    there is nothing to put back there)."""
+    break_queue_key(r)
+    d = jobqd({"daemon": {"queues": "default,other", "workers": 2, "test_handlers": "yes"},
+               "jobs": {"retry_backoff_base": 0, "poison_limit": 5, "max_attempts": 2}})
+    ready(r, d)
+    payload = job("sleep", id="k1", args={"seconds": 1})
+    r.rpush(QUEUE, payload)
+    _, pid = worker_of_job(r, payload)
+    time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    res = get_result(r, "k1", timeout=10)
+    assert res["status"] == "ok" and res["attempts"] == 2, res
+    r.rpush(QUEUE, job("crash", id="c1"))
+    res = get_result(r, "c1", timeout=10)
+    assert res["status"] == "failed" and res["attempts"] == 2 and "SIGSEGV" in res["error"], res
+    wait_workers(d, 2)
+    time.sleep(1)
+    assert not log_lines(d.log(), r"cannot put back the in-flight jobs of worker"), d.log_tail(3000)
+    assert queue_state(r) == {"queue": 0, "inflight": 0, "scheduled": 0, "dead": 1}
+
+
+@budget(40)
+def test_wrong_type_queue_key_does_not_stall_reclaim_on_other_queues(r, jobqd):
+    """jobqd-a serves default and is killed holding a job; jobqd-b serves
+    other,default with jobq:{other}:queue a string: jobqd-b still puts the
+    job back on default (a dead pid on this host: at its next heartbeat)."""
+    break_queue_key(r)
+    ttl, interval = 2, 0.5
+    common = {"heartbeat_interval": interval, "heartbeat_ttl": ttl, "shutdown_timeout": 2}
+    a = jobqd({"daemon": dict(common, workers=1, queues="default")}, name="jobqd-a")
+    ready(r, a, "warm-a")
+    payload = job("sleep", id="held", args={"seconds": 30})
+    r.rpush(QUEUE, payload)
+    k, pid = worker_of_job(r, payload)
+    assert pid in children(a.pid)
+    b = jobqd({"daemon": dict(common, workers=1, queues="other,default")}, name="jobqd-b")
+    wait_for(lambda: retrying(r.hlen, key("daemons")) == 2, 10, 0.05, "both daemons registered")
+    a_id = "%s:%d" % (os.uname().nodename, a.pid)
+    kill_daemon_hard(a, r)
+    t_kill = time.time()
+
+    def back():
+        return (not retrying(r.exists, k)
+                and any(payload in v for v in [retrying(r.lrange, QUEUE, 0, -1)]
+                        + list(jobqtest.inflight_jobs(r).values())))
+
+    wait_for(back, interval + 5, 0.02, "jobqd-b to put the held job back on jobq:{default}:queue")
+    assert time.time() - t_kill <= interval + 0.5 + 0.5
+    assert held_by(r, a_id) == ([], None)
+    b.assert_running()
+
+
+@budget(40)
+def test_sigterm_with_a_wrong_type_queue_key_exits_promptly(r, jobqd):
+    """An idle daemon exits at once on SIGTERM even when one of its queue
+    keys has the wrong type: its workers' in-flight lists are empty, there
+    is nothing to put back. It says nothing about Redis being unreachable
+    (it is not) and deregisters."""
+    break_queue_key(r)
+    d = jobqd({"daemon": {"queues": "default,other", "workers": 2, "shutdown_timeout": 10}})
+    ready(r, d)
+    d_id = "%s:%d" % (os.uname().nodename, d.pid)
+    t0 = time.monotonic()
+    d.send_signal(signal.SIGTERM)
+    rc = d.wait_exit(30)
+    took = time.monotonic() - t0
+    assert rc == 0, d.log_tail()
+    assert took < 5, "an idle jobqd took %.1f s to exit on SIGTERM:\n%s" % (took, d.log_tail(3000))
+    assert not log_lines(d.log(), r"Redis unreachable"), d.log_tail(3000)
+    assert retrying(r.hget, key("daemons"), d_id) is None, "the stopped daemon is still registered"

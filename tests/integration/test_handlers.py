@@ -1,11 +1,12 @@
 """The built-in handlers noop, echo, sleep and (with test_handlers = yes)
 fail, and the shape of results, dead-letter entries and stats they leave."""
 
+import json
 import time
 
 import pytest
 
-from jobqtest import (Events, dead_entries, get_result, inflight_jobs, job, key, push, stat,
+from jobqtest import (Events, dead_entries, get_result, inflight_jobs, job, key, push, qkey, stat,
                       wait_dead, wait_for)
 
 RESULT_FIELDS = ("id", "status", "result", "attempts", "worker", "queue", "handler",
@@ -150,9 +151,10 @@ def test_inflight_holds_the_running_job(r, jobqd):
                 return k
         return None
 
-    k = wait_for(holding, 10, 0.02, "the sleep job in a jobq:inflight:* list")
+    k = wait_for(holding, 10, 0.02, "the sleep job in a jobq:{default}:inflight:* list")
+    assert k.startswith(qkey("inflight", "default") + ":"), k
     assert r.type(k) == "list"
-    assert r.llen(key("queue", "default")) == 0
+    assert r.llen(qkey("queue", "default")) == 0
     assert payload in r.lrange(k, 0, -1)
     res = get_result(r, "slow", timeout=15)
     assert res["status"] == "ok"
@@ -169,7 +171,7 @@ def test_stats_count_processed_and_failed(r, jobqd):
     for i in range(3):
         get_result(r, "ok%d" % i)
     get_result(r, "bad")
-    wait_for(lambda: stat(r, "processed") == 4, 5, 0.05, "stats:processed == 4")
+    wait_for(lambda: stat(r, "processed") == 4, 5, 0.05, "jobq:{default}:stats processed == 4")
     assert stat(r, "failed") == 1
     assert stat(r, "processed") == 4
 
@@ -206,3 +208,45 @@ def test_dead_list_is_newest_first(r, jobqd):
     get_result(r, "d2")
     wait_dead(r, second)
     assert [e["payload"] for e in dead_entries(r)][:2] == [second, first]
+
+
+EVENT_NAMES = {"queued", "started", "progress", "ok", "failed", "retrying", "dead", "cancelled"}
+
+
+def test_every_event_is_a_job_state_change(r, jobqd):
+    """jobq:events carries one message per job state change (README.md,
+    "Redis keys" and the events table): every message, from the daemon's
+    start on, names a documented event and has event, id, queue, handler,
+    time, and attempt and worker (the daemon's events), whatever else
+    happens (start, jobs ok, retried, failed, rejected)."""
+    events = Events(r)
+    try:
+        jobqd({"daemon": {"test_handlers": "yes", "queues": "default,other"},
+               "jobs": {"retry_backoff_base": 0, "max_attempts": 2}})
+        push(r, job("noop", id="e-ok"))
+        push(r, job("fail", id="e-fail", args={"message": "m"}))
+        push(r, "{not json")
+        push(r, job("noop", id="e-other"), queue="other")
+        for i in ("e-ok", "e-fail", "e-other"):
+            get_result(r, i)
+        events.wait(lambda e: e.get("event") == "dead", 10)
+        events.wait(lambda e: e.get("id") == "e-fail" and e.get("event") == "failed", 10)
+        time.sleep(0.3)
+        while True:  # drain
+            m = events.pubsub.get_message(timeout=0.1)
+            if m is None:
+                break
+            if m["type"] == "message":
+                events.seen.append(json.loads(m["data"]))
+    finally:
+        events.close()
+    bad = []
+    for e in events.seen:
+        missing = {"event", "id", "queue", "handler", "time"} - set(e)
+        if e.get("event") != "queued":
+            missing |= {"attempt", "worker"} - set(e)
+        if e.get("event") not in EVENT_NAMES or missing or not isinstance(e.get("queue"), str):
+            bad.append((e, sorted(missing)))
+    assert not bad, "messages on jobq:events that are not documented job events: %r" % bad
+    kinds = [(e["id"], e["event"]) for e in events.seen if e.get("id") in ("e-ok", "e-fail", "e-other")]
+    assert ("e-ok", "ok") in kinds and ("e-other", "ok") in kinds and ("e-fail", "retrying") in kinds, kinds

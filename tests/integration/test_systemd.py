@@ -43,7 +43,7 @@ def have_secrets_support():
     """Whether the config module reads a password file (credential or
     [redis] password_file)."""
     try:
-        header = (REPO / "src" / "config.h").read_text()
+        header = (REPO / "src" / "core" / "config.h").read_text()
     except OSError:
         return False
     return "jobq_config_load_secrets" in header and "password_file" in header
@@ -51,7 +51,7 @@ def have_secrets_support():
 
 needs_secrets = pytest.mark.skipif(
     not have_secrets_support(),
-    reason="src/config.h has no jobq_config_load_secrets/password_file yet")
+    reason="src/core/config.h has no jobq_config_load_secrets/password_file yet")
 needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
                                    reason="systemd-analyze is not installed")
 

@@ -141,13 +141,17 @@ cat <<EOF
 
 Try, in another terminal:
 
-  $(q "${cli[@]}")RPUSH jobq:queue:default '{"id":"demo1","handler":"wordcount","args":{"url":"http://127.0.0.1:$http_port/words.txt"}}'
+  $(q "${cli[@]}")RPUSH 'jobq:{default}:queue' '{"id":"demo1","handler":"wordcount","args":{"url":"http://127.0.0.1:$http_port/words.txt"}}'
   $(q "${cli[@]}")GET jobq:result:demo1
-  $(q "${cli[@]}")RPUSH jobq:queue:default '{"id":"demo2","handler":"echo","args":{"hello":"world"}}'
+  $(q "${cli[@]}")RPUSH 'jobq:{default}:queue' '{"id":"demo2","handler":"echo","args":{"hello":"world"}}'
   $(q "${cli[@]}")GET jobq:result:demo2
-  $(q "${cli[@]}")LRANGE jobq:dead 0 -1
+  $(q "${cli[@]}")ZADD 'jobq:{default}:scheduled' \$(( \$(date +%s) + 5 )) '{"id":"demo3","handler":"noop"}'
+  $(q "${cli[@]}")GET jobq:result:demo3      # after 5 s
+  $(q "${cli[@]}")LRANGE 'jobq:{default}:dead' 0 -1
+  $(q "${cli[@]}")HGETALL 'jobq:{default}:stats'
 
-(The keys assume prefix = jobq and a queue named default, as in $conf.)
+(The keys assume prefix = jobq and a queue named default, as in $conf; the
+keys of queue Q carry the hash tag {Q}, so quote them in a shell.)
 Stop with Ctrl-C.
 
 EOF
