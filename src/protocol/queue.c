@@ -325,16 +325,15 @@ int jobq_queue_holders(jobq_redis *r, const jobq_qkeys *k, char ***lists, char *
     return rc;
 }
 
-long jobq_queue_reclaim(jobq_redis *r, const jobq_qkeys *k, const char *self, const char *const *forced,
-                        int nforced, char ***gone, size_t *ngone, jobq_err *err) {
-    *gone = NULL;
-    *ngone = 0;
+int jobq_queue_reclaim(jobq_redis *r, const jobq_qkeys *k, const jobq_reclaim_ask *ask, jobq_reclaimed *out,
+                       jobq_err *err) {
+    memset(out, 0, sizeof *out);
     char **lists = NULL, **daemons = NULL;
     size_t n = 0;
     if (jobq_queue_holders(r, k, &lists, &daemons, &n, err) != 0) return -1;
     const char **keys = calloc(n + 3, sizeof *keys);
-    const char **args = calloc((size_t)nforced + 1, sizeof *args);
-    long moved = -1;
+    const char **args = calloc((size_t)ask->nforced + (size_t)ask->nwatched + 2, sizeof *args);
+    int rc = -1;
     if (!keys || !args) {
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
         goto out;
@@ -344,16 +343,31 @@ long jobq_queue_reclaim(jobq_redis *r, const jobq_qkeys *k, const char *self, co
     keys[2] = k->queue;
     int nkeys = 3;
     for (size_t i = 0; i < n; i++)
-        if (!self || strcmp(daemons[i], self) != 0) keys[nkeys++] = lists[i];
-    args[0] = self ? self : "";
-    for (int i = 0; i < nforced; i++) args[1 + i] = forced[i];
-    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_RECLAIM, nkeys, keys, nforced + 1, args, NULL);
+        if (!ask->self || strcmp(daemons[i], ask->self) != 0) keys[nkeys++] = lists[i];
+    char nforced[16];
+    snprintf(nforced, sizeof nforced, "%d", ask->nforced);
+    int nargs = 0;
+    args[nargs++] = ask->self ? ask->self : "";
+    args[nargs++] = nforced;
+    for (int i = 0; i < ask->nforced; i++) args[nargs++] = ask->forced[i];
+    for (int i = 0; i < ask->nwatched; i++) args[nargs++] = ask->watched[i];
+    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_RECLAIM, nkeys, keys, nargs, args, NULL);
     if (!reply) goto out;
-    long long count;
-    if (!jobq_reply_is_array(reply, 1) || !jobq_reply_integer(reply->element[0], &count)) {
+    long long moved, ndropped;
+    char **names = NULL;
+    size_t nnames = 0;
+    if (!jobq_reply_is_array(reply, 2) || !jobq_reply_integer(reply->element[0], &moved) ||
+        !jobq_reply_integer(reply->element[1], &ndropped) || ndropped < 0 ||
+        (size_t)ndropped > reply->elements - 2) {
         unexpected(err, "reclaim");
-    } else if (copy_array(reply, 1, 1, gone, NULL, ngone, err) == 0) {
-        moved = (long)count;
+    } else if (copy_array(reply, 2, 1, &names, NULL, &nnames, err) == 0) {
+        /* One allocation split in two: the dropped daemons, then the leased. */
+        out->moved = (long)moved;
+        out->dropped = names;
+        out->ndropped = (size_t)ndropped;
+        out->leased = names + ndropped;
+        out->nleased = nnames - (size_t)ndropped;
+        rc = 0;
     }
     freeReplyObject(reply);
 out:
@@ -361,7 +375,12 @@ out:
     free(args);
     jobq_queue_free_list(lists, NULL, n);
     jobq_queue_free_list(daemons, NULL, n);
-    return moved;
+    return rc;
+}
+
+void jobq_reclaimed_fini(jobq_reclaimed *out) {
+    jobq_queue_free_list(out->dropped, NULL, out->ndropped + out->nleased);
+    memset(out, 0, sizeof *out);
 }
 
 long jobq_queue_promote(jobq_redis *r, const jobq_qkeys *k, int limit, double *next_due,

@@ -79,12 +79,29 @@ long jobq_queue_requeue(jobq_redis *r, const jobq_qkeys *k, bool unregister, job
 int jobq_queue_lease(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, double ttl,
                      const char *const *lists, int n, int *previous, jobq_err *err);
 
+/* Who a reclaim concerns. */
+typedef struct jobq_reclaim_ask {
+    const char *self;             /* spared; NULL at start-up (its own lists go back too) */
+    const char *const *forced;    /* daemons known dead (their process is gone) */
+    int nforced;
+    const char *const *watched;   /* daemons gone by heartbeat: do they still hold a lease? */
+    int nwatched;
+} jobq_reclaim_ask;
+
+/* What a reclaim did; free with jobq_reclaimed_fini. */
+typedef struct jobq_reclaimed {
+    long moved;       /* jobs put back on the queue */
+    char **dropped;   /* daemons whose lease and lists were dropped */
+    size_t ndropped;
+    char **leased;    /* watched daemons whose lease still runs */
+    size_t nleased;
+} jobq_reclaimed;
+
 /* Put back the jobs of k's queue held by daemons whose lease lapsed, or
- * named in forced (processes known dead), except self (NULL: none).
- * Returns the jobs moved, with the daemons declared gone in *gone (count
- * *ngone; free with jobq_queue_free_list), or -1 with err. */
-long jobq_queue_reclaim(jobq_redis *r, const jobq_qkeys *k, const char *self, const char *const *forced,
-                        int nforced, char ***gone, size_t *ngone, jobq_err *err);
+ * that are forced, except ask->self. 0 with *out, or -1 with err. */
+int jobq_queue_reclaim(jobq_redis *r, const jobq_qkeys *k, const jobq_reclaim_ask *ask, jobq_reclaimed *out,
+                       jobq_err *err);
+void jobq_reclaimed_fini(jobq_reclaimed *out);
 
 /* Move due scheduled jobs to k's queue (at most limit). Returns the number
  * moved and sets *next_due (0 when nothing is scheduled). When the queue

@@ -148,7 +148,8 @@
 static const char take_lua[] = LUA_COMMON
     "local lease = redis.call('ZSCORE', KEYS[3], ARGV[3])\n"
     "if not lease or tonumber(lease) < now_ms() then return {-1} end\n"
-    "local len = redis.call('LLEN', KEYS[1])\n"
+    "local len = redis.pcall('LLEN', KEYS[1])\n"
+    "if type(len) == 'table' then return wrongtype(KEYS[1], 'list') end\n"
     "if len == 0 then return {0} end\n"
     "if not key_is(KEYS[2], 'list') then return wrongtype(KEYS[2], 'list') end\n"
     "local want = math.min(tonumber(ARGV[1]), math.max(1, math.floor(len / tonumber(ARGV[2]))))\n"
@@ -275,30 +276,40 @@ static const char lease_lua[] = LUA_COMMON
     "return 1\n";
 
 /* Put back the jobs of in-flight lists KEYS[4..] whose daemon's lease has
- * lapsed (or who is named in ARGV[2..]: a dead process on the caller's own
- * host), forget those lists and leases. Each list is re-checked here: it is
- * only touched while the holders still give it to such a daemon. Lapsed
- * leases holding nothing are dropped too, so a stalled daemon that comes
- * back finds out (LEASE returns 0). Returns {moved, daemons dropped...}. */
+ * lapsed (or who is forced: a dead process on the caller's own host),
+ * forget those lists and leases. ARGV: the caller (spared), the number of
+ * forced daemons, them, then the watched daemons (gone by heartbeat) to
+ * report on. Each list is re-checked here: it is only touched while the
+ * holders still give it to such a daemon. Lapsed leases holding nothing are
+ * dropped too, so a stalled daemon that comes back finds out (LEASE returns
+ * 0). The queue key's type matters only when there is something to put
+ * back. Returns {moved, number dropped, daemons dropped..., watched daemons
+ * whose lease still runs...}. */
 static const char reclaim_lua[] = LUA_COMMON
-    "if not key_is(KEYS[3], 'list') then return wrongtype(KEYS[3], 'list') end\n"
     "local now = now_ms()\n"
+    "local nforced = tonumber(ARGV[2])\n"
     "local forced, gone = {}, {}\n"
-    "for i = 2, #ARGV do forced[ARGV[i]] = true end\n"
+    "for i = 3, 2 + nforced do forced[ARGV[i]] = true end\n"
     "local function lapsed(d)\n"
     "  if d == ARGV[1] then return false end\n"
     "  if forced[d] then return true end\n"
     "  local lease = redis.call('ZSCORE', KEYS[1], d)\n"
     "  return not lease or tonumber(lease) < now\n"
     "end\n"
-    "local moved = 0\n"
+    "local victims, any = {}, false\n"
     "for i = 4, #KEYS do\n"
     "  local d = redis.call('HGET', KEYS[2], KEYS[i])\n"
     "  if d and lapsed(d) then\n"
-    "    while redis.call('LMOVE', KEYS[i], KEYS[3], 'RIGHT', 'LEFT') do moved = moved + 1 end\n"
-    "    redis.call('HDEL', KEYS[2], KEYS[i])\n"
-    "    gone[d] = true\n"
+    "    victims[#victims + 1] = {KEYS[i], d}\n"
+    "    if redis.call('LLEN', KEYS[i]) > 0 then any = true end\n"
     "  end\n"
+    "end\n"
+    "if any and not key_is(KEYS[3], 'list') then return wrongtype(KEYS[3], 'list') end\n"
+    "local moved = 0\n"
+    "for _, v in ipairs(victims) do\n"
+    "  while redis.call('LMOVE', v[1], KEYS[3], 'RIGHT', 'LEFT') do moved = moved + 1 end\n"
+    "  redis.call('HDEL', KEYS[2], v[1])\n"
+    "  gone[v[2]] = true\n"
     "end\n"
     "for _, d in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)) do\n"
     "  if d ~= ARGV[1] then gone[d] = true end\n"
@@ -306,10 +317,14 @@ static const char reclaim_lua[] = LUA_COMMON
     "for d in pairs(forced) do\n"
     "  if redis.call('ZSCORE', KEYS[1], d) then gone[d] = true end\n"
     "end\n"
-    "local out = {moved}\n"
+    "local out = {moved, 0}\n"
     "for d in pairs(gone) do\n"
     "  redis.call('ZREM', KEYS[1], d)\n"
     "  out[#out + 1] = d\n"
+    "end\n"
+    "out[2] = #out - 2\n"
+    "for i = 3 + nforced, #ARGV do\n"
+    "  if not gone[ARGV[i]] and redis.call('ZSCORE', KEYS[1], ARGV[i]) then out[#out + 1] = ARGV[i] end\n"
     "end\n"
     "return out\n";
 
