@@ -276,7 +276,7 @@ static int settle_running_job(jobq_supervisor *s, wrec *w, const jobq_qkeys *k, 
             else
                 jobq_log_warn("job %s %s after %d attempt(s): %s", job.id, jobq_outcome_event_name(out.kind),
                               job.attempt, job.error);
-            if (jobq_queue_commit(s->redis, k, &out, 1, NULL, &err) != 0) {
+            if (jobq_queue_commit(s->redis, k, &out, 1, true, NULL, &err) != 0) {
                 jobq_upkeep_failed(s, &err, "recording a dead worker's job");
                 rc = -1;
             }

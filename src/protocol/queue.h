@@ -24,6 +24,7 @@ typedef struct jobq_taken {
     size_t *lens;            /* owned */
     size_t n;
     long long still_waiting; /* jobs left in the queue after this take */
+    double lease_left;       /* seconds the daemon's lease still ran at the take */
 } jobq_taken;
 
 /*
@@ -56,13 +57,16 @@ int jobq_queue_register(jobq_redis *r, const jobq_qkeys *k, const char *daemon_i
  * records the rest for each job still in flight. *skipped (may be NULL)
  * counts the jobs no longer there (reclaimed by another daemon, or already
  * committed by an earlier try whose reply was lost): nothing is written
- * for them twice. With [redis] wait_replicas, the results and then the
- * commit wait for that many replicas. 0, or -1 with err: JOBQ_E_IO
+ * for them twice. With verify, the results too are written only for the
+ * jobs still in flight (one more round trip; for outcomes that may be late:
+ * a lease that may have lapsed meanwhile, a commit sent again). With
+ * [redis] wait_replicas, the results and then the commit wait for that
+ * many replicas. 0, or -1 with err: JOBQ_E_IO
  * (nothing known; send it again after reconnecting), a refusal such as
  * JOBQ_E_OOM (no job left its in-flight list), or JOBQ_E_REPLICAS (not
  * durable yet: send it again, jobs already recorded are skipped).
  */
-int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
+int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n, bool verify,
                       size_t *skipped, jobq_err *err);
 
 /* Move every job of k's in-flight list back to the head of its queue, in

@@ -14,7 +14,7 @@
 #define STR(x) STR_(x)
 
 /* Version of the FUNCTION library; bumped on every change of its source. */
-#define FUNCTIONS_VERSION 3
+#define FUNCTIONS_VERSION 4
 
 /* Helpers every script may use. */
 #define LUA_COMMON \
@@ -144,30 +144,33 @@
  * fair share of what waits (its length divided by ARGV[2], the workers
  * serving it, at least one), so a batch cannot starve idle workers. Refused
  * ({-1}) when the daemon's lease has lapsed: it may have been declared dead
- * and its jobs handed to others. */
+ * and its jobs handed to others. Returns {jobs left, ms the lease still
+ * runs, jobs...}. */
 static const char take_lua[] = LUA_COMMON
-    "local lease = redis.call('ZSCORE', KEYS[3], ARGV[3])\n"
-    "if not lease or tonumber(lease) < now_ms() then return {-1} end\n"
+    "local lease, now = redis.call('ZSCORE', KEYS[3], ARGV[3]), now_ms()\n"
+    "if not lease or tonumber(lease) < now then return {-1} end\n"
+    "local left = tonumber(lease) - now\n"
     "local len = redis.pcall('LLEN', KEYS[1])\n"
     "if type(len) == 'table' then return wrongtype(KEYS[1], 'list') end\n"
-    "if len == 0 then return {0} end\n"
+    "if len == 0 then return {0, left} end\n"
     "if not key_is(KEYS[2], 'list') then return wrongtype(KEYS[2], 'list') end\n"
     "local want = math.min(tonumber(ARGV[1]), math.max(1, math.floor(len / tonumber(ARGV[2]))))\n"
     "local items = redis.call('LPOP', KEYS[1], want)\n"
     "redis.call('RPUSH', KEYS[2], unpack(items))\n"
-    "local out = {len - #items}\n"
-    "for i = 1, #items do out[i + 1] = items[i] end\n"
+    "local out = {len - #items, left}\n"
+    "for i = 1, #items do out[i + 2] = items[i] end\n"
     "return out\n";
 
 /* Pipelined right after a BLMOVE into the in-flight list: the lease is
- * checked once the blocking move returned, and a fenced daemon's worker
- * hands what it got straight back. */
+ * checked once the blocking move returned (the ms it still runs are
+ * returned), and a fenced daemon's worker hands what it got straight back
+ * (-1). */
 static const char confirm_lua[] = LUA_COMMON
-    "local lease = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
-    "if lease and tonumber(lease) >= now_ms() then return 1 end\n"
+    "local lease, now = redis.call('ZSCORE', KEYS[1], ARGV[1]), now_ms()\n"
+    "if lease and tonumber(lease) >= now then return tonumber(lease) - now end\n"
     "if not key_is(KEYS[3], 'list') then return wrongtype(KEYS[3], 'list') end\n"
     "while redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT') do end\n"
-    "return 0\n";
+    "return -1\n";
 
 /* Everything back to the head of the queue in order; with ARGV[1] == '1'
  * the list is also forgotten from the holders, in the same step, so it is
@@ -426,8 +429,13 @@ static const char function_library[] =
     "  end\n"
     "  local key, json = keys[1], args[1]\n"
     "  local base = string.match(key, '^(.*):queue$') or key\n"
+    "  -- On a cluster the queued event goes to the queue's sharded channel.\n"
+    "  local opts = {unique = unique}\n"
+    "  if type(redis.pcall('CLUSTER', 'KEYSLOT', key)) == 'number' then\n"
+    "    opts.publish, opts.channel = 'SPUBLISH', base .. ':events'\n"
+    "  end\n"
     "  local id, why = enqueue({queue = key, scheduled = base .. ':scheduled',\n"
-    "    unique = base .. ':unique', ids = base .. ':ids'}, json, {unique = unique})\n"
+    "    unique = base .. ':unique', ids = base .. ':ids'}, json, opts)\n"
     "  if not id then return redis.error_reply('ERR jobq: ' .. why) end\n"
     "  return id\n"
     "end\n"
