@@ -153,6 +153,10 @@ static void take_failed(worker *w, const jobq_err *err) {
         w->fenced = true;
         sleep_seconds(0.2);
     } else {
+        /* Out of memory after the take script ran: what it moved into our
+         * in-flight lists never reached us, so it goes back before the next
+         * take (nobody else would put it back while we live). */
+        if (err->code == JOBQ_E_NOMEM) w->reclaim_own = true;
         /* e.g. a queue key of the wrong type: said once a minute, not per try */
         static char last[sizeof err->msg];
         static double last_at;

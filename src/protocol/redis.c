@@ -246,7 +246,14 @@ int jobq_redis_append_eval(jobq_redis *r, jobq_err *err, enum jobq_script s, int
     size_t *lens;
     char nk[16];
     int argc = eval_argv(r, err, s, nkeys, keys, nargs, args, arglens, &argv, &lens, nk, sizeof nk);
-    if (argc < 0) return -1;
+    if (argc < 0) {
+        /* Out of memory, as when hiredis cannot queue a command: commands
+         * queued before this one (a pipeline) would answer the next call,
+         * so the connection goes. */
+        jobq_redis_disconnect(r);
+        if (err) err->code = JOBQ_E_IO;
+        return -1;
+    }
     int rc = jobq_redis_append(r, err, argc, argv, lens);
     free(argv);
     free(lens);
