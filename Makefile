@@ -52,7 +52,8 @@ test_plugin_OBJS    := daemon/registry daemon/plugin $(HANDLER_OBJS)
 obj = $(addprefix $(BUILD)/obj/,$(addsuffix .o,$(1)))
 CORE_LIB := $(BUILD)/libjobq-core.a
 
-.PHONY: all deps run test unit integration check-asan bench profile install uninstall clean plugins
+.PHONY: all deps run test unit integration check-asan bench profile install uninstall clean plugins \
+        failmalloc
 
 all: $(BUILD)/jobqd $(BUILD)/jobq plugins
 
@@ -92,6 +93,14 @@ $(BUILD)/plugins/%.so: src/plugins/%.c include/jobq/plugin.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -Wall -Wextra -Werror -Iinclude -fPIC -shared -fvisibility=hidden $(SANFLAGS) -o $@ $< -lcrypto
 
+# LD_PRELOAD shim failing chosen allocations (tests/tools/failmalloc.c; see
+# tests/integration/test_oom_injection.py). Always gcc and never sanitized:
+# it is preloaded into the plain build/jobqd.
+failmalloc: build/failmalloc.so
+build/failmalloc.so: tests/tools/failmalloc.c
+	@mkdir -p $(dir $@)
+	gcc -std=c11 -Wall -Wextra -Werror -O2 -g -fPIC -shared -D_GNU_SOURCE -o $@ $< -ldl -lpthread
+
 deps:
 	@tests/tools/ensure-deps.sh
 
@@ -102,7 +111,7 @@ run: deps
 unit: plugins $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 	@tests/tools/run-unit.sh $(BUILD) $(UNIT_TESTS)
 
-integration: all
+integration: all build/failmalloc.so
 	@JOBQ_BUILD=$(BUILD) tests/tools/run-integration.sh
 
 check-asan:
