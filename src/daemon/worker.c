@@ -349,7 +349,9 @@ static bool commit_batch(worker *w, int qi, size_t n, double lease_until) {
             jobq_log_err("Redis refused to record %zu outcome(s): %s; the jobs stay in flight, no job is "
                          "taken, and the commit is retried", n, err.msg);
         if (stop_requested || orphaned(w)) return false;
-        sleep_seconds(jobq_backoff_delay(w->refusals, 0.1, 5.0));
+        /* Not enough replicas: the WAIT itself took wait_timeout, which
+         * paces the retries; a replica that resyncs is used at once. */
+        if (err.code != JOBQ_E_REPLICAS) sleep_seconds(jobq_backoff_delay(w->refusals, 0.1, 5.0));
     }
     return true;
 }

@@ -103,7 +103,10 @@ int jobq_node_connect(jobq_node *n, const jobq_node_opts *o, jobq_err *err) {
         const char *argv[] = {"SELECT", db};
         if (handshake(n, err, "SELECT", 2, argv) != 0) return -1;
     }
-    return 0;
+    /* A server still loading its data answers LOADING to everything: it
+     * counts as not there yet, so callers wait and log it once. */
+    const char *ping[] = {"PING"};
+    return handshake(n, err, "PING", 1, ping);
 }
 
 int jobq_node_append(jobq_node *n, jobq_err *err, int argc, const char **argv, const size_t *lens) {
