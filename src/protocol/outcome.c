@@ -83,6 +83,16 @@ int jobq_outcome_build(jobq_outcome *out, struct jobq_job *job, enum jobq_outcom
     out->finished = final && out->kind != JOBQ_OUTCOME_CANCELLED;
     out->failed = out->finished && out->kind != JOBQ_OUTCOME_OK;
     if (final && job->unique) out->unique_id = job->id;
+    out->wait_seconds = out->run_seconds = -1;
+    if (out->kind != JOBQ_OUTCOME_REJECTED && job->handler && job->started_at > 0) {
+        out->handler = job->handler;
+        /* Retries wait out their backoff: only a first attempt's wait counts.
+         * A payload without enqueued_at (a plain RPUSH) was given its start
+         * time as parsed: its wait is not known. */
+        if (job->attempt <= 1 && job->enqueued_at > 0 && job->enqueued_at != job->started_at)
+            out->wait_seconds = job->started_at > job->enqueued_at ? job->started_at - job->enqueued_at : 0;
+        out->run_seconds = job->finished_at > job->started_at ? job->finished_at - job->started_at : 0;
+    }
     if ((result && !out->result_json) || (dead && !out->dead_json)) {
         jobq_outcome_fini(out);
         return -1;
