@@ -1,8 +1,9 @@
 /*
- * jobq status and jobq metrics: one snapshot of the queues (found with SCAN,
- * each counted from its own keys), the daemons and workers from the registry
- * (a daemon without its heartbeat key is dead) and the counters of every
- * queue's stats hash, printed for humans, as JSON, or as Prometheus text.
+ * jobq status: one snapshot of the queues (found with SCAN, each counted
+ * from its own keys), the daemons and workers from the registry (a daemon
+ * without its heartbeat key is dead) and the counters of every queue's
+ * stats hash, printed for humans or as JSON. The same snapshot feeds
+ * jobq metrics (metrics.c) and jobq web.
  */
 #include <errno.h>
 #include <math.h>
@@ -54,17 +55,22 @@ json_t *jobq_cli_daemons(jobq_cli *c) { return daemons(c, jobq_now(), NULL); }
 /* The counts of one queue, each command run only for the keys the scan
  * found. */
 typedef struct queue_counts {
-    long long waiting, inflight, scheduled, dead, processed, failed;
+    long long waiting, inflight, scheduled, dead;
+    long long processed, failed, retried, rejected, cancelled; /* the stats counters, in this order */
 } queue_counts;
 
-/* "processed" and "failed" of the stats hash: HMGET. */
+/* The counters of the stats hash: one HMGET. */
 static int stats_of(jobq_cli *c, const char *key, queue_counts *n) {
-    const char *argv[] = {"HMGET", key, JOBQ_STATS_PROCESSED, JOBQ_STATS_FAILED};
+    const char *argv[] = {"HMGET",           key,
+                          JOBQ_STATS_PROCESSED, JOBQ_STATS_FAILED, JOBQ_STATS_RETRIED, JOBQ_STATS_REJECTED,
+                          JOBQ_STATS_CANCELLED};
     json_t *r;
-    if (jobq_cli_command(c, &r, 4, argv, NULL) != 0) return -1;
-    const char *p = json_string_value(json_array_get(r, 0)), *f = json_string_value(json_array_get(r, 1));
-    n->processed = p ? strtoll(p, NULL, 10) : 0;
-    n->failed = f ? strtoll(f, NULL, 10) : 0;
+    if (jobq_cli_command(c, &r, 7, argv, NULL) != 0) return -1;
+    long long *fields[] = {&n->processed, &n->failed, &n->retried, &n->rejected, &n->cancelled};
+    for (size_t i = 0; i < 5; i++) {
+        const char *v = json_string_value(json_array_get(r, i));
+        *fields[i] = v ? strtoll(v, NULL, 10) : 0;
+    }
     json_decref(r);
     return 0;
 }
@@ -156,10 +162,13 @@ json_t *jobq_cli_snapshot(jobq_cli *c) {
     for (size_t i = 0; i < qs.n; i++) {
         queue_counts n;
         if (count_queue(c, &qs.q[i], &n) != 0) goto fail;
-        json_array_append_new(list, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "name", qs.q[i].name,
-                                              "waiting", (json_int_t)n.waiting, "inflight", (json_int_t)n.inflight,
-                                              "scheduled", (json_int_t)n.scheduled, "dead", (json_int_t)n.dead,
-                                              "processed", (json_int_t)n.processed, "failed", (json_int_t)n.failed));
+        json_array_append_new(
+            list, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", qs.q[i].name, "waiting",
+                            (json_int_t)n.waiting, "inflight", (json_int_t)n.inflight, "scheduled",
+                            (json_int_t)n.scheduled, "dead", (json_int_t)n.dead, "processed",
+                            (json_int_t)n.processed, "failed", (json_int_t)n.failed, "retried",
+                            (json_int_t)n.retried, "rejected", (json_int_t)n.rejected, "cancelled",
+                            (json_int_t)n.cancelled));
         total.waiting += n.waiting;
         total.inflight += n.inflight;
         total.scheduled += n.scheduled;
@@ -349,136 +358,4 @@ int jobq_cli_status(jobq_cli *c, int argc, char **argv) {
             }
         }
     }
-}
-
-/* ---- metrics ---- */
-
-static const char metrics_usage[] =
-    "Usage: jobq metrics [-o FILE]\n"
-    "Print queue depths, in-flight, scheduled and dead jobs, the processed and\n"
-    "failed counters and the workers in the Prometheus text format.\n\n"
-    "  -o, --output FILE  write FILE atomically instead (for node_exporter's\n"
-    "                     textfile collector: FILE ends in .prom)\n";
-
-/* A label value with \, " and newline escaped. */
-static void label(FILE *out, const char *s) {
-    for (; s && *s; s++) {
-        if (*s == '\\' || *s == '"') fputc('\\', out);
-        if (*s == '\n')
-            fputs("\\n", out);
-        else
-            fputc(*s, out);
-    }
-}
-
-static void help(FILE *out, const char *name, const char *type, const char *text) {
-    fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
-}
-
-static void write_metrics(json_t *s, FILE *out) {
-    size_t i;
-    json_t *q, *d;
-    static const struct {
-        const char *name, *field, *help;
-    } per_queue[] = {
-        {"jobq_queue_waiting", "waiting", "Jobs waiting in the queue."},
-        {"jobq_queue_inflight", "inflight", "Jobs of the queue taken by a worker and not finished."},
-    };
-    for (size_t m = 0; m < 2; m++) {
-        help(out, per_queue[m].name, "gauge", per_queue[m].help);
-        json_array_foreach(json_object_get(s, "queues"), i, q) {
-            fprintf(out, "%s{queue=\"", per_queue[m].name);
-            label(out, json_string_value(json_object_get(q, "name")));
-            fprintf(out, "\"} %lld\n",
-                    (long long)json_integer_value(json_object_get(q, per_queue[m].field)));
-        }
-    }
-    json_t *totals = json_object_get(s, "totals"), *jobs = json_object_get(s, "jobs");
-    help(out, "jobq_scheduled", "gauge", "Delayed jobs and retries waiting for their time.");
-    fprintf(out, "jobq_scheduled %lld\n",
-            (long long)json_integer_value(json_object_get(totals, "scheduled")));
-    help(out, "jobq_dead", "gauge", "Jobs in the dead-letter list.");
-    fprintf(out, "jobq_dead %lld\n", (long long)json_integer_value(json_object_get(totals, "dead")));
-    help(out, "jobq_jobs_processed_total", "counter", "Jobs finished, succeeded or failed for good.");
-    fprintf(out, "jobq_jobs_processed_total %lld\n",
-            (long long)json_integer_value(json_object_get(jobs, "processed")));
-    help(out, "jobq_jobs_failed_total", "counter", "Jobs that failed for good.");
-    fprintf(out, "jobq_jobs_failed_total %lld\n",
-            (long long)json_integer_value(json_object_get(jobs, "failed")));
-
-    /* Workers of live daemons, summed per host. */
-    json_t *hosts = json_object();
-    long long alive = 0, dead = 0;
-    json_array_foreach(json_object_get(s, "daemons"), i, d) {
-        if (!json_is_true(json_object_get(d, "alive"))) {
-            dead++;
-            continue;
-        }
-        alive++;
-        const char *host = json_string_value(json_object_get(d, "host"));
-        json_t *h = json_object_get(hosts, host ? host : "");
-        if (!h) json_object_set_new(hosts, host ? host : "", h = json_pack("[i, i]", 0, 0));
-        json_t *ws = json_object_get(d, "workers");
-        json_array_set_new(
-            h, 0,
-            json_integer(json_integer_value(json_array_get(h, 0)) + (json_int_t)json_array_size(ws)));
-        json_array_set_new(h, 1,
-                           json_integer(json_integer_value(json_array_get(h, 1)) +
-                                        json_integer_value(json_object_get(d, "busy"))));
-    }
-    static const char *const wnames[] = {"jobq_workers", "jobq_workers_busy"};
-    static const char *const whelp[] = {"Worker processes of live daemons.", "Workers running a job."};
-    for (int m = 0; m < 2; m++) {
-        help(out, wnames[m], "gauge", whelp[m]);
-        const char *host;
-        json_t *h;
-        json_object_foreach(hosts, host, h) {
-            fprintf(out, "%s{host=\"", wnames[m]);
-            label(out, host);
-            fprintf(out, "\"} %lld\n", (long long)json_integer_value(json_array_get(h, (size_t)m)));
-        }
-    }
-    json_decref(hosts);
-    help(out, "jobq_daemons", "gauge", "Live daemons (heartbeat present).");
-    fprintf(out, "jobq_daemons %lld\n", alive);
-    help(out, "jobq_daemons_dead", "gauge", "Registered daemons whose heartbeat has expired.");
-    fprintf(out, "jobq_daemons_dead %lld\n", dead);
-}
-
-typedef struct metrics_opts {
-    const char *path;
-} metrics_opts;
-
-int jobq_cli_metrics(jobq_cli *c, int argc, char **argv) {
-    static const jobq_cli_opt opts[] = {JOBQ_CLI_OPT_STRING("output", 'o', metrics_opts, path), JOBQ_CLI_OPT_END};
-    metrics_opts o = {NULL};
-    int nargs;
-    const jobq_cli_spec spec = {metrics_usage, opts, &o, NULL, 0, NULL};
-    int parsed = jobq_cli_parse(c, &spec, argc, argv, &nargs);
-    if (parsed != JOBQ_CLI_PARSED) return parsed;
-    const char *path = o.path;
-    if (jobq_cli_connect(c) != 0) return JOBQ_CLI_USAGE;
-    json_t *s = jobq_cli_snapshot(c);
-    if (!s) return JOBQ_CLI_USAGE;
-    if (!path) {
-        write_metrics(s, stdout);
-        json_decref(s);
-        return JOBQ_CLI_OK;
-    }
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        json_decref(s);
-        return jobq_cli_error("metrics: cannot write %s: %s", tmp, strerror(errno));
-    }
-    write_metrics(s, f);
-    json_decref(s);
-    bool failed = ferror(f) != 0;
-    if (fclose(f) != 0 || failed || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return jobq_cli_error("metrics: cannot write %s: %s", path, strerror(e));
-    }
-    return JOBQ_CLI_OK;
 }
