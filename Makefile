@@ -52,7 +52,8 @@ HANDLER_OBJS := daemon/handlers/libcurl daemon/handlers/wordcount daemon/handler
               daemon/handlers/addr_policy daemon/handlers/url_redact daemon/handlers/testing
 JOBQD_OBJS := daemon/main daemon/supervisor daemon/workers daemon/upkeep daemon/worker \
               daemon/job_run daemon/notify daemon/plugin daemon/registry daemon/slots $(HANDLER_OBJS)
-JOBQ_OBJS  := cli/main cli/util cli/jobs cli/status cli/metrics cli/dead cli/migrate
+JOBQ_OBJS  := cli/main cli/util cli/jobs cli/status cli/metrics cli/dead cli/migrate \
+              cli/web cli/web_api cli/web_events cli/web_page
 UNIT_TESTS := test_config test_redis_url test_job test_json_writer test_words test_backoff test_plugin \
               test_keys test_outcome test_addr_policy test_url_redact
 
@@ -63,9 +64,17 @@ test_url_redact_OBJS := daemon/handlers/url_redact
 test_plugin_OBJS    := daemon/registry daemon/plugin $(HANDLER_OBJS)
 
 obj = $(addprefix $(BUILD)/obj/,$(addsuffix .o,$(1)))
+
+# jobq web: libmicrohttpd (and threads) for the jobq binary only; the
+# dashboard's files are embedded as arrays generated into $(BUILD)/gen.
+WEB_OBJS   := cli/web cli/web_api cli/web_events cli/web_page
+WEB_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null) -pthread -I$(BUILD)/gen
+WEB_LIBS   := $(shell pkg-config --libs libmicrohttpd 2>/dev/null) -pthread
+WEB_ASSETS := index.html app.css app.js favicon.svg
 CORE_LIB := $(BUILD)/libjobq-core.a
 
-.PHONY: all deps run test unit integration unit-file check-asan bench profile install uninstall clean plugins
+.PHONY: all deps run test unit integration unit-file check-asan bench profile install uninstall clean plugins \
+        screenshot
 
 all: $(BUILD)/jobqd $(BUILD)/jobq plugins
 
@@ -96,7 +105,13 @@ $(BUILD)/jobqd: $(call obj,$(JOBQD_OBJS)) $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/jobq: $(call obj,$(JOBQ_OBJS)) $(CORE_LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(WEB_LIBS)
+
+$(call obj,$(WEB_OBJS)): CFLAGS += $(WEB_CFLAGS)
+$(call obj,cli/web_page): $(BUILD)/gen/web_assets.h
+$(BUILD)/gen/web_assets.h: src/cli/web/embed.sh $(addprefix src/cli/web/,$(WEB_ASSETS))
+	@mkdir -p $(dir $@)
+	sh src/cli/web/embed.sh $@ $(foreach f,$(WEB_ASSETS),asset_$(subst .,_,$(f))=src/cli/web/$(f))
 
 # Unit tests: one cmocka binary per module, linked with the core objects.
 $(BUILD)/tests/%.o: tests/unit/%.c $(HEADERS) $(HIREDIS_STAMP)
@@ -142,6 +157,11 @@ test: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/run.sh
+
+# A private redis-server, jobqd and jobq web with some jobs, and headless
+# Chromium's screenshot of the dashboard: $(BUILD)/dashboard.png.
+screenshot: all
+	@JOBQ_BUILD=$(BUILD) tests/tools/screenshot.sh
 
 # Where a no-op job's CPU goes (perf); see tests/bench/README.md.
 profile: deps

@@ -106,4 +106,8 @@ int jobq_redis_subscribe(jobq_redis *r, const char *channel, jobq_err *err);
  * then closed: subscribe again); -1 with err. */
 int jobq_redis_read_json(jobq_redis *r, double timeout, json_t **out, jobq_err *err);
 
+/* The same, but when the time runs out (1) the subscription stays open:
+ * nothing was read, so the next call goes on where this one stopped. */
+int jobq_redis_poll_json(jobq_redis *r, double timeout, json_t **out, jobq_err *err);
+
 #endif
