@@ -97,12 +97,12 @@ static bool path_matches(const struct route *r, const char *url) {
     if (r->match == EXACT) return strcmp(url, r->path) == 0;
     size_t n = strlen(r->path);
     if (strncmp(url, r->path, n) != 0 || !url[n]) return false;
-    /* POST /api/job/<id>/cancel is the only write on a job */
-    if (strcmp(r->method, "POST") == 0) {
-        size_t len = strlen(url);
-        return len > n + 7 && strcmp(url + len - 7, "/cancel") == 0;
-    }
-    return true;
+    /* POST /api/job/<id>/cancel is the only write on a job; GET of that
+     * path is refused (405) rather than read as a job id ending in
+     * "/cancel". */
+    size_t len = strlen(url);
+    bool cancel = len > n + 7 && strcmp(url + len - 7, "/cancel") == 0;
+    return strcmp(r->method, "POST") == 0 ? cancel : !cancel;
 }
 
 /* The route for method and url; *other_method when the path exists for

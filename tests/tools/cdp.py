@@ -113,10 +113,11 @@ class Browser:
         return r.get("result", {}).get("value")
 
     def wait_for(self, expression, timeout=15, what=None):
-        """Poll a JavaScript expression until it is truthy; return its value."""
+        """Poll a JavaScript expression until it is truthy; return its value
+        (true for an element)."""
         deadline = time.monotonic() + timeout
         while True:
-            v = self.eval(expression)
+            v = self.eval("(() => { const v = (%s); return v instanceof Node ? true : v; })()" % expression)
             if v:
                 return v
             if time.monotonic() > deadline:
