@@ -10,7 +10,11 @@ counted); then stops both by pid.
 
     tests/bench/drain.py [--jobs N] [--runs R] [--workers W] BINARY...
 
-Prints each run and, per binary, the median, min and max jobs/s.
+Prints each run and, per binary, the median, min and max jobs/s, and the
+CPU time per job (redis-server plus jobqd and its workers, user + system,
+from /proc over the same window) and the time Redis spent in jobq's
+scripts per job (INFO commandstats, EVALSHA), which a busy machine
+disturbs less than the rate.
 """
 
 import argparse
@@ -44,6 +48,31 @@ def fill(sock, n, chunk=1000):
         sys.exit("redis-cli --pipe failed: %s" % p.stderr.decode())
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """User + system seconds of pid, or 0 when it is gone."""
+    try:
+        fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def tree_cpu(pids):
+    """CPU seconds of pids and their children (jobqd's workers)."""
+    total = 0.0
+    for pid in pids:
+        total += cpu_seconds(pid)
+        try:
+            kids = Path("/proc/%d/task/%d/children" % (pid, pid)).read_text().split()
+        except OSError:
+            kids = []
+        total += sum(cpu_seconds(int(k)) for k in kids)
+    return total
+
+
 def one_run(binary, n, workers, tmp):
     d = Path(tempfile.mkdtemp(dir=tmp))
     sock = str(d / "r.sock")
@@ -75,9 +104,11 @@ def one_run(binary, n, workers, tmp):
             done = int(r.hget("jobq:{default}:stats", "processed") or 0)
             now = time.monotonic()
             if t0 is None and done >= start_mark:
-                t0, d0 = now, done
+                t0, d0, c0 = now, done, tree_cpu([rs.pid, jq.pid])
             if done >= n:
-                return (done - d0) / (now - t0)
+                cpu = tree_cpu([rs.pid, jq.pid]) - c0
+                scripts = r.info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0)
+                return (done - d0) / (now - t0), cpu / (done - d0) * 1e6, scripts / done
             time.sleep(0.002)
         raise RuntimeError("%s did not drain %d jobs in 300 s" % (binary, n))
     finally:
@@ -100,15 +131,23 @@ def main():
     ap.add_argument("binaries", nargs="+")
     a = ap.parse_args()
     rates = {b: [] for b in a.binaries}
+    cpus = {b: [] for b in a.binaries}
+    lua = {b: [] for b in a.binaries}
     with tempfile.TemporaryDirectory(prefix="jobq-drain-") as tmp:
         for run in range(a.runs):
             for b in a.binaries:
-                rate = one_run(os.path.abspath(b), a.jobs, a.workers, tmp)
+                rate, cpu, script = one_run(os.path.abspath(b), a.jobs, a.workers, tmp)
                 rates[b].append(rate)
-                print("run %d  %-40s %10.0f jobs/s" % (run + 1, b, rate), flush=True)
-    for b, rs in rates.items():
-        print("%-40s median %10.0f  min %10.0f  max %10.0f jobs/s (%d runs)"
-              % (b, statistics.median(rs), min(rs), max(rs), len(rs)))
+                cpus[b].append(cpu)
+                lua[b].append(script)
+                print("run %d  %-36s %10.0f jobs/s  %6.2f us CPU/job  %5.2f us/job in scripts"
+                      % (run + 1, b, rate, cpu, script), flush=True)
+    for b in a.binaries:
+        rs, cs = rates[b], cpus[b]
+        print("%-36s median %8.0f jobs/s (min %.0f, max %.0f); median %.2f us CPU/job (min %.2f, max %.2f); "
+              "median %.2f us/job in Redis scripts; %d runs"
+              % (b, statistics.median(rs), min(rs), max(rs), statistics.median(cs), min(cs), max(cs),
+                 statistics.median(lua[b]), len(rs)))
 
 
 if __name__ == "__main__":

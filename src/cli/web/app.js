@@ -65,6 +65,8 @@ function toast(text, bad) {
 }
 
 // ---- the API ----
+// Paths are relative, so that the page also works behind a proxy under a
+// prefix (https://ops.example/jobq/).
 
 async function api(path, opts) {
   opts = opts || {};
@@ -349,7 +351,7 @@ function tick() {
 
 async function loadSnapshot() {
   try {
-    const {data} = await api("/api/snapshot");
+    const {data} = await api("api/snapshot");
     state.snap = data; state.lastOk = Date.now();
     renderAll();
   } catch (e) {
@@ -358,7 +360,7 @@ async function loadSnapshot() {
 }
 async function loadHistory() {
   try {
-    const {data} = await api("/api/history");
+    const {data} = await api("api/history");
     state.history = data.points; state.interval = data.interval;
     if (state.snap) { drawChart(); renderQueues(); }
   } catch (e) { /* the snapshot poll reports */ }
@@ -366,7 +368,7 @@ async function loadHistory() {
 async function loadDead() {
   const q = $("dead-queue").value;
   try {
-    const {data} = await api("/api/dead?limit=50" + (q ? "&queue=" + encodeURIComponent(q) : ""));
+    const {data} = await api("api/dead?limit=50" + (q ? "&queue=" + encodeURIComponent(q) : ""));
     state.dead = data;
     renderDead(); renderAuth();
   } catch (e) { /* idem */ }
@@ -374,7 +376,7 @@ async function loadDead() {
 
 async function retryDead(e) {
   try {
-    const {data} = await api("/api/dead/retry", {write: true, body: {id: e.id, queue: e.queue}});
+    const {data} = await api("api/dead/retry", {write: true, body: {id: e.id, queue: e.queue}});
     toast("retrying " + data.retried + " on " + data.queue);
   } catch (x) { toast("retry failed: " + x.message, true); }
   loadDead(); loadSnapshot();
@@ -391,7 +393,7 @@ async function purge() {
   state.purgeArmed = 0;
   b.textContent = "Purge…";
   try {
-    const {data} = await api("/api/dead/purge", {write: true, body: q ? {queue: q} : {all: true}});
+    const {data} = await api("api/dead/purge", {write: true, body: q ? {queue: q} : {all: true}});
     toast("removed " + num(data.removed) + " dead job(s)");
   } catch (x) { toast("purge failed: " + x.message, true); }
   loadDead(); loadSnapshot();
@@ -404,7 +406,7 @@ async function lookup(id) {
   box.replaceChildren();
   if (!id) return;
   try {
-    const {data} = await api("/api/job/" + encodeURIComponent(id), {allow: [404]});
+    const {data} = await api("api/job/" + encodeURIComponent(id), {allow: [404]});
     const st = data.state, cls = {finished: data.result && data.result.status === "ok" ? "ok" : "bad", running: "info", waiting: "warn", scheduled: "warn"}[st] || "";
     const kv = el("dl", {class: "kv"}, el("dt", {text: "job"}), el("dd", {class: "mono", text: data.id}),
       el("dt", {text: "state"}), el("dd", {}, el("span", {class: "pill " + cls, text: st === "finished" ? "finished: " + data.result.status : st === "unknown" ? "not found" : st})));
@@ -424,7 +426,7 @@ async function lookup(id) {
       box.append(el("button", {class: "small danger write", type: "button", text: "Cancel job", disabled: !canWrite(),
         title: canWrite() ? null : "needs the token", onclick: async () => {
           try {
-            const res = await api("/api/job/" + encodeURIComponent(id) + "/cancel", {write: true, body: {}});
+            const res = await api("api/job/" + encodeURIComponent(id) + "/cancel", {write: true, body: {}});
             toast(res.data.cancelled === "removed" ? "cancelled " + id : "asked its daemon to stop " + id);
           } catch (x) { toast("cancel failed: " + x.message, true); }
           setTimeout(() => lookup(id), 500);
@@ -451,7 +453,7 @@ function addEvent(ev) {
   while (list.children.length > 100) list.lastChild.remove();
 }
 function follow() {
-  const es = new EventSource("/api/events");
+  const es = new EventSource("api/events");
   es.onmessage = (m) => { try { addEvent(JSON.parse(m.data)); } catch (e) { /* not an event */ } };
 }
 
@@ -464,7 +466,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!t) return;
     state.token = t;
     try {
-      await api("/api/auth", {write: true, body: {}});
+      await api("api/auth", {write: true, body: {}});
       setToken(t);
       $("token").value = "";
       toast("write actions enabled");
