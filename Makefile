@@ -46,7 +46,7 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(TLS_LIBS) -lev -l
 # built once into an archive: each binary links only the members it uses.
 CORE_OBJS  := core/err core/log core/config core/redis_url core/json_writer core/job core/backoff \
               core/random protocol/keys protocol/node protocol/tls protocol/cluster protocol/sentinel \
-              protocol/redis protocol/scripts protocol/functions \
+              protocol/redis protocol/commands protocol/scripts protocol/functions \
               protocol/documents protocol/outcome protocol/histo protocol/queue protocol/daemons protocol/jobs
 HANDLER_OBJS := daemon/handlers/libcurl daemon/handlers/wordcount daemon/handlers/words \
               daemon/handlers/addr_policy daemon/handlers/url_redact daemon/handlers/testing

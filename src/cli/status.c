@@ -59,41 +59,70 @@ typedef struct queue_counts {
     long long processed, failed, retried, rejected, cancelled; /* the stats counters, in this order */
 } queue_counts;
 
-/* The counters of the stats hash: one HMGET. */
-static int stats_of(jobq_cli *c, const char *key, queue_counts *n) {
-    const char *argv[] = {"HMGET",           key,
-                          JOBQ_STATS_PROCESSED, JOBQ_STATS_FAILED, JOBQ_STATS_RETRIED, JOBQ_STATS_REJECTED,
-                          JOBQ_STATS_CANCELLED};
-    json_t *r;
-    if (jobq_cli_command(c, &r, 7, argv, NULL) != 0) return -1;
-    long long *fields[] = {&n->processed, &n->failed, &n->retried, &n->rejected, &n->cancelled};
-    for (size_t i = 0; i < 5; i++) {
-        const char *v = json_string_value(json_array_get(r, i));
-        *fields[i] = v ? strtoll(v, NULL, 10) : 0;
-    }
-    json_decref(r);
-    return 0;
-}
+/* One count to make: a command on one key of queue q, whose reply goes to
+ * the field at offset (an in-flight list adds to inflight; the stats hash
+ * fills the five counters). */
+typedef struct count_cmd {
+    size_t q;
+    enum { COUNT_SET, COUNT_ADD, COUNT_STATS } how;
+    size_t offset;
+    int argc;
+    const char *argv[7];
+    char key[JOBQ_KEY_MAX];
+} count_cmd;
 
-/* A count (LLEN, ZCARD) of key argv[1]; a key of another type (someone
- * SET it) counts 0, with a warning, instead of failing the whole status. */
-static int count_of(jobq_cli *c, long long *out, const char **argv) {
-    json_t *r;
-    jobq_err err;
-    *out = 0;
-    if (jobq_redis_command_json(c->r, &r, &err, 2, argv, NULL) != 0) {
-        if (err.code != JOBQ_E_REPLY || !strstr(err.msg, "WRONGTYPE")) return jobq_cli_redis_error(c, &err), -1;
+#define COUNT_BATCH 512 /* commands per pipeline */
+
+/* Store the reply v of command k into counts. A key of another type (someone
+ * SET it) counts 0, with a warning, instead of failing the whole status.
+ * 0, or -1 after printing. */
+static int take_count(const count_cmd *k, json_t *v, queue_counts *counts) {
+    queue_counts *n = &counts[k->q];
+    const char *error = json_string_value(json_object_get(v, "error"));
+    if (error && !strstr(error, "WRONGTYPE")) return jobq_cli_error("Redis error: %s", error), -1;
+    if (error) {
         char shown[300];
         fprintf(stderr, "jobq: warning: %s holds another type of value (counted as 0)\n",
-                jobq_cli_escape(shown, sizeof shown, argv[1], strlen(argv[1])));
+                jobq_cli_escape(shown, sizeof shown, k->argv[1], strlen(k->argv[1])));
         return 0;
     }
-    *out = json_integer_value(r);
-    json_decref(r);
+    if (k->how == COUNT_STATS) {
+        long long *fields[] = {&n->processed, &n->failed, &n->retried, &n->rejected, &n->cancelled};
+        for (size_t i = 0; i < 5; i++) {
+            const char *s = json_string_value(json_array_get(v, i));
+            *fields[i] = s ? strtoll(s, NULL, 10) : 0;
+        }
+        return 0;
+    }
+    long long *field = (long long *)((char *)n + k->offset);
+    if (k->how == COUNT_ADD) *field += json_integer_value(v);
+    else *field = json_integer_value(v);
     return 0;
 }
 
-static int count_queue(jobq_cli *c, const jobq_cli_queue *q, queue_counts *n) {
+/* Run the counts cmds[0..n) in one pipeline. 0, or -1 after printing. */
+static int run_counts(jobq_cli *c, const count_cmd *cmds, size_t n, queue_counts *counts) {
+    int argcs[COUNT_BATCH] = {0};
+    const char *const *argvs[COUNT_BATCH] = {0};
+    json_t *replies[COUNT_BATCH];
+    for (size_t i = 0; i < n; i++) {
+        argcs[i] = cmds[i].argc;
+        argvs[i] = cmds[i].argv;
+    }
+    jobq_err err;
+    if (jobq_redis_commands_json(c->r, n, argcs, argvs, replies, &err) != 0) return jobq_cli_redis_error(c, &err);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0) rc = take_count(&cmds[i], replies[i], counts);
+        json_decref(replies[i]);
+    }
+    return rc;
+}
+
+/* Count every queue of qs from its own keys (each command only for the
+ * keys the scan found), COUNT_BATCH commands per round trip, into
+ * counts[i] (zeroed here). 0, or -1 after printing. */
+static int count_queues(jobq_cli *c, const jobq_cli_queues *qs, queue_counts *counts) {
     static const struct {
         enum jobq_key_kind kind;
         const char *command;
@@ -103,23 +132,40 @@ static int count_queue(jobq_cli *c, const jobq_cli_queue *q, queue_counts *n) {
         {JOBQ_KEY_SCHEDULED, "ZCARD", offsetof(queue_counts, scheduled)},
         {JOBQ_KEY_DEAD, "LLEN", offsetof(queue_counts, dead)},
     };
-    char key[JOBQ_KEY_MAX];
-    memset(n, 0, sizeof *n);
-    for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
-        if (!(q->kinds & (1u << lengths[i].kind))) continue;
-        const char *argv[] = {lengths[i].command, jobq_cli_key(c, key, lengths[i].kind, q->name)};
-        if (count_of(c, (long long *)((char *)n + lengths[i].offset), argv) != 0) return -1;
+    count_cmd *cmds = calloc(COUNT_BATCH, sizeof *cmds);
+    if (!cmds) return jobq_cli_error("out of memory"), -1;
+    memset(counts, 0, qs->n * sizeof *counts);
+    size_t n = 0;
+    int rc = 0;
+    for (size_t q = 0; rc == 0 && q < qs->n; q++) {
+        const jobq_cli_queue *queue = &qs->q[q];
+        size_t ninflight = json_array_size(queue->inflight);
+        /* The keys of this queue: its lengths, in-flight lists, stats. */
+        for (size_t j = 0; rc == 0 && j < 3 + ninflight + 1; j++) {
+            count_cmd *k = &cmds[n];
+            if (j < 3) {
+                if (!(queue->kinds & (1u << lengths[j].kind))) continue;
+                *k = (count_cmd){q, COUNT_SET, lengths[j].offset, 2, {lengths[j].command, NULL}, ""};
+                jobq_cli_key(c, k->key, lengths[j].kind, queue->name);
+            } else if (j < 3 + ninflight) {
+                *k = (count_cmd){q, COUNT_ADD, offsetof(queue_counts, inflight), 2, {"LLEN", NULL}, ""};
+                snprintf(k->key, sizeof k->key, "%s", json_string_value(json_array_get(queue->inflight, j - 3)));
+            } else {
+                if (!(queue->kinds & (1u << JOBQ_KEY_STATS))) continue;
+                *k = (count_cmd){q, COUNT_STATS, 0, 7, {"HMGET", NULL, JOBQ_STATS_PROCESSED, JOBQ_STATS_FAILED,
+                                                        JOBQ_STATS_RETRIED, JOBQ_STATS_REJECTED, JOBQ_STATS_CANCELLED}, ""};
+                jobq_cli_key(c, k->key, JOBQ_KEY_STATS, queue->name);
+            }
+            k->argv[1] = k->key;
+            if (++n == COUNT_BATCH) {
+                rc = run_counts(c, cmds, n, counts);
+                n = 0;
+            }
+        }
     }
-    size_t i;
-    json_t *k;
-    json_array_foreach(q->inflight, i, k) {
-        const char *argv[] = {"LLEN", json_string_value(k)};
-        long long len;
-        if (count_of(c, &len, argv) != 0) return -1;
-        n->inflight += len;
-    }
-    if (q->kinds & (1u << JOBQ_KEY_STATS)) return stats_of(c, jobq_cli_key(c, key, JOBQ_KEY_STATS, q->name), n);
-    return 0;
+    if (rc == 0 && n) rc = run_counts(c, cmds, n, counts);
+    free(cmds);
+    return rc;
 }
 
 /* Rates and worker counts over the live daemons. */
@@ -156,12 +202,17 @@ json_t *jobq_cli_snapshot(jobq_cli *c) {
     double now = jobq_now();
     jobq_cli_queues qs;
     json_t *ds = NULL, *list = json_array();
-    queue_counts total = {0};
+    queue_counts total = {0}, *counts = NULL;
     if (jobq_cli_queues_scan(c, &qs) != 0 || !(ds = daemons(c, now, &qs))) goto fail;
     jobq_cli_queues_sort(&qs);
+    counts = calloc(qs.n ? qs.n : 1, sizeof *counts);
+    if (!counts) {
+        jobq_cli_error("out of memory");
+        goto fail;
+    }
+    if (count_queues(c, &qs, counts) != 0) goto fail;
     for (size_t i = 0; i < qs.n; i++) {
-        queue_counts n;
-        if (count_queue(c, &qs.q[i], &n) != 0) goto fail;
+        const queue_counts n = counts[i];
         json_array_append_new(
             list, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", qs.q[i].name, "waiting",
                             (json_int_t)n.waiting, "inflight", (json_int_t)n.inflight, "scheduled",
@@ -177,6 +228,7 @@ json_t *jobq_cli_snapshot(jobq_cli *c) {
         total.failed += n.failed;
     }
     jobq_cli_queues_fini(&qs);
+    free(counts);
     daemon_totals t;
     sum_daemons(ds, &t);
     return json_pack("{s:f, s:s, s:s, s:o, s:{s:I, s:I, s:I, s:I}, s:b, s:o, s:{s:I, s:I},"
@@ -190,6 +242,7 @@ json_t *jobq_cli_snapshot(jobq_cli *c) {
                      "failed_per_minute", t.have_rates ? json_real(t.per_minute[1]) : json_null(), "rate_window",
                      t.have_rates ? json_real(t.window) : json_null());
 fail:
+    free(counts);
     jobq_cli_queues_fini(&qs);
     json_decref(ds);
     json_decref(list);

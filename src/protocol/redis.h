@@ -89,6 +89,14 @@ int jobq_redis_command_json(jobq_redis *r, json_t **out, jobq_err *err, int argc
 int jobq_redis_command_json_at(jobq_redis *r, int primary, json_t **out, jobq_err *err, int argc,
                                const char **argv, const size_t *lens);
 
+/* Run n commands (argcs[i] arguments in argvs[i], C strings, each routed
+ * by its argv[1] taken as a key) in one pipeline per node: out[i] is a new
+ * reference to the reply of command i as JSON (as above), or {"error":
+ * message} for an error reply. 0, or -1 with err (a broken connection:
+ * JOBQ_E_IO) and nothing in out. */
+int jobq_redis_commands_json(jobq_redis *r, size_t n, const int *argcs, const char *const *const *argvs,
+                             json_t **out, jobq_err *err);
+
 /* Publish message on channel without waiting for the reply (read before
  * that of the next command on that node): PUBLISH, or SPUBLISH on a
  * cluster. With send_now it is written at once; otherwise it leaves with
