@@ -370,3 +370,50 @@ def test_oversized_requests_are_refused(r, redis_server, web):
     assert status == 400
     assert everything(r) == before
     assert w.get_json("/api/snapshot")["totals"]["dead"] == 1  # still serving
+
+
+# ---------------------------------------------------------------- a Redis Cluster
+
+def read_event(resp, job_id, timeout):
+    """Read the event stream resp until an event of job_id: its JSON."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = resp.fp.readline().decode()
+        if line.startswith("data: ") and job_id in line:
+            return json.loads(line[6:])
+    raise AssertionError("no event of %s in %g s" % (job_id, timeout))
+
+
+def test_on_a_redis_cluster(tmp_path, web):
+    import clusterlib
+    c = clusterlib.RedisCluster(tmp_path / "cluster", nodes=3, replicas=0).start()
+    try:
+        queues = ["q%d" % i for i in range(6)]
+        assert len({c.node_of("jobq:{%s}:queue" % q).port for q in queues}) >= 2
+        jobq = [str(jobqtest.build_dir() / "jobq"), "--redis", c.url]
+        for q in queues:
+            subprocess.run(jobq + ["enqueue", "-q", q, "--id", "first-" + q, "noop"], check=True,
+                           capture_output=True, timeout=30)
+        w = web(redis_url=c.url)
+        snap = w.get_json("/api/snapshot")
+        assert {q["name"]: q["waiting"] for q in snap["queues"]} == {q: 1 for q in queues}
+        status, _, text = w.request("GET", "/metrics")
+        assert status == 200
+        p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 0, p.stdout + p.stderr
+        # Events from the queues' sharded channels, on every shard.
+        conn = http.client.HTTPConnection("127.0.0.1", w.port, timeout=15)
+        conn.request("GET", "/api/events")
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.getheader("Content-Type") == "text/event-stream"
+        time.sleep(0.5)
+        for q in (queues[0], queues[-1]):
+            subprocess.run(jobq + ["enqueue", "-q", q, "--id", "live-" + q, "noop"], check=True,
+                           capture_output=True, timeout=30)
+            ev = read_event(resp, "live-" + q, 10)
+            assert ev["event"] == "queued" and ev["queue"] == q
+        conn.close()
+        assert w.get_json("/api/job/first-q3")["state"] == "waiting"
+    finally:
+        c.stop()
