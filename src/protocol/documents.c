@@ -119,7 +119,7 @@ char *jobq_doc_dead(const struct jobq_job *job, const char *error, double now) {
     return s;
 }
 
-char *jobq_doc_retry_payload(const struct jobq_job *job, const char *error, bool died) {
+char *jobq_doc_retry_payload(const struct jobq_job *job, const char *error, bool died, double due_at) {
     if (!job->root || !json_is_object(job->root)) return NULL;
     json_t *copy = json_copy(job->root); /* shallow: members shared, meta replaced */
     json_t *old_meta = json_object_get(job->root, JOBQ_META_FIELD);
@@ -132,6 +132,7 @@ char *jobq_doc_retry_payload(const struct jobq_job *job, const char *error, bool
     json_object_set_new(meta, "attempts", json_integer(job->attempt));
     json_object_set_new(meta, "deaths", json_integer(job->deaths + (died ? 1 : 0)));
     json_object_set_new(meta, "enqueued_at", json_real(job->enqueued_at));
+    if (due_at > 0) json_object_set_new(meta, "queued_at", json_real(due_at));
     if (job->id_assigned) json_object_set_new(meta, "id", json_string(job->id));
     json_object_set_new(meta, "errors", errors_with(job, error, jobq_now()));
     json_object_set_new(copy, JOBQ_META_FIELD, meta);

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -342,13 +343,25 @@ def test_get_never_changes_state(r, redis_server, web):
 
 # ---------------------------------------------------------------- bounded input
 
+def refused(w, path, headers):
+    """Is GET path refused: a 4xx answer, or the connection closed on the
+    sender of what is over the limits (the answer may then be lost)?"""
+    try:
+        return 400 <= w.request("GET", path, headers=headers)[0] < 500
+    except (BrokenPipeError, ConnectionResetError):
+        return True
+
+
 def test_oversized_requests_are_refused(r, redis_server, web):
     r.lpush("jobq:{default}:dead", dead_doc("d1"))
     w = web()
     before = everything(r)
-    big = json.dumps({"id": "d1", "pad": "x" * (1 << 20)})
-    status, reply = w.post("/api/dead/retry", big)
-    assert status == 413, (status, reply)
+    # A declared 1 MiB body is refused from its headers, before it is read.
+    with socket.create_connection(("127.0.0.1", w.port), timeout=10) as sock:
+        sock.sendall(b"POST /api/dead/retry HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode() +
+                     b"\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n")
+        reply = sock.recv(4096).decode(errors="replace")
+    assert reply.startswith("HTTP/1.1 413"), reply
     # Without a Content-Length (chunked), cut off at the limit just the same.
     c = http.client.HTTPConnection("127.0.0.1", w.port, timeout=10)
     c.putrequest("POST", "/api/dead/retry")
@@ -362,10 +375,8 @@ def test_oversized_requests_are_refused(r, redis_server, web):
     assert c.getresponse().status == 413
     c.close()
     # Headers over the per-connection memory limit, a huge URL.
-    status, _, _ = w.request("GET", "/api/snapshot", headers={"X-Pad": "z" * 65536})
-    assert 400 <= status < 500
-    status, _, _ = w.request("GET", "/api/job/" + "q" * 100000)
-    assert 400 <= status < 500
+    assert refused(w, "/api/snapshot", {"X-Pad": "z" * 65536})
+    assert refused(w, "/api/job/" + "q" * 100000, {})
     status, _, _ = w.request("GET", "/api/job/" + "q" * 200)  # a job id is at most 128 bytes
     assert status == 400
     assert everything(r) == before
