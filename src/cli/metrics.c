@@ -107,7 +107,7 @@ static void histogram_metrics(const jobq_histo_series *hs, size_t n, const char 
         const char *name, *help;
     } families[] = {
         {JOBQ_HISTO_WAIT, "jobq_job_wait_seconds",
-         "Seconds from enqueue to handler start (first attempts of jobs that carry enqueued_at)."},
+         "Seconds from enqueue (for a retry: from when it was due) to handler start."},
         {JOBQ_HISTO_RUN, "jobq_job_run_seconds", "Seconds from handler start to its end, every attempt."},
     };
     for (size_t f = 0; f < 2; f++) {

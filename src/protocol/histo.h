@@ -1,6 +1,7 @@
 /*
- * Latency histograms by queue and handler: how long jobs waited (enqueued
- * to handler start, first attempts only) and ran (handler start to end).
+ * Latency histograms by queue and handler: how long jobs waited (enqueued,
+ * or queued again for a retry, to handler start) and ran (handler start to
+ * end).
  * The daemons keep them in each queue's hash <prefix>:{<q>}:histo, in the
  * queue's hash slot, written by the commit script with one increment per
  * distinct field of a batch (never a key per job). Fields:
