@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -61,7 +62,8 @@ static void test_retry_then_fail(void **state) {
     assert_true(out.retry_at == 2000 + out.retry_delay);
     assert_false(out.finished);
     struct jobq_job second;
-    parse(&second, out.retry_payload);
+    char *payload = strdup(out.retry_payload); /* the job borrows its payload: keep it */
+    parse(&second, payload);
     jobq_outcome_fini(&out);
     jobq_job_fini(&job);
     assert_int_equal(second.attempt, 2);
@@ -76,6 +78,7 @@ static void test_retry_then_fail(void **state) {
     json_decref(d);
     jobq_outcome_fini(&out);
     jobq_job_fini(&second);
+    free(payload);
 }
 
 /* A job that keeps killing its worker is given up at poison_limit deaths,
