@@ -24,10 +24,11 @@
 
 typedef struct jobq_web_events jobq_web_events;
 
-/* One rate sample: the processed and failed counters of every queue. */
+/* One rate sample: the processed and failed counters of every queue, kept
+ * as compact JSON text (a few bytes a queue, not a few hundred). */
 typedef struct jobq_web_sample {
     double t;    /* Unix seconds */
-    json_t *q;   /* owned: {"queue": [processed, failed]} */
+    char *q;     /* owned: {"queue": [processed, failed], ...} */
 } jobq_web_sample;
 
 typedef struct jobq_web {

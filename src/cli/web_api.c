@@ -62,15 +62,18 @@ static void add_sample(jobq_web *w, json_t *s) {
                             json_pack("[I, I]", json_integer_value(json_object_get(queue, "processed")),
                                       json_integer_value(json_object_get(queue, "failed"))));
     }
+    char *text = q ? json_dumps(q, JSON_COMPACT) : NULL;
+    json_decref(q);
+    if (!text) return;
     size_t at;
     if (w->history_n < JOBQ_WEB_HISTORY) {
         at = (w->history_first + w->history_n++) % JOBQ_WEB_HISTORY;
     } else {
         at = w->history_first;
         w->history_first = (w->history_first + 1) % JOBQ_WEB_HISTORY;
-        json_decref(w->history[at].q);
+        free(w->history[at].q);
     }
-    w->history[at] = (jobq_web_sample){json_number_value(json_object_get(s, "time")), q};
+    w->history[at] = (jobq_web_sample){json_number_value(json_object_get(s, "time")), text};
 }
 
 void *jobq_web_sampler(void *arg) {
@@ -96,7 +99,7 @@ void *jobq_web_sampler(void *arg) {
 void jobq_web_api_fini(jobq_web *w) {
     json_decref(w->snapshot);
     w->snapshot = NULL;
-    for (size_t i = 0; i < w->history_n; i++) json_decref(w->history[(w->history_first + i) % JOBQ_WEB_HISTORY].q);
+    for (size_t i = 0; i < w->history_n; i++) free(w->history[(w->history_first + i) % JOBQ_WEB_HISTORY].q);
     w->history_n = 0;
 }
 
@@ -165,15 +168,26 @@ enum MHD_Result jobq_web_api_snapshot(jobq_web *w, jobq_web_request *rq) {
 }
 
 enum MHD_Result jobq_web_api_history(jobq_web *w, jobq_web_request *rq) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return jobq_web_error(rq->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    fprintf(f, "{\"interval\":%g,\"points\":[", w->sample_every);
     pthread_mutex_lock(&w->lock);
-    json_t *points = json_array();
     for (size_t i = 0; i < w->history_n; i++) {
         const jobq_web_sample *p = &w->history[(w->history_first + i) % JOBQ_WEB_HISTORY];
-        json_array_append_new(points, json_pack("{s:f, s:O}", "t", p->t, "queues", p->q));
+        fprintf(f, "%s{\"t\":%.3f,\"queues\":%s}", i ? "," : "", p->t, p->q);
     }
     pthread_mutex_unlock(&w->lock);
-    return jobq_web_json(rq->conn, MHD_HTTP_OK,
-                         json_pack("{s:f, s:o}", "interval", w->sample_every, "points", points));
+    fputs("]}", f);
+    bool bad = ferror(f) != 0;
+    if (fclose(f) != 0 || bad) {
+        free(text);
+        return jobq_web_error(rq->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
+    enum MHD_Result rc = jobq_web_send(rq->conn, MHD_HTTP_OK, "application/json", text, len);
+    free(text);
+    return rc;
 }
 
 /* The queue argument (NULL when absent); false after answering 400. */

@@ -338,6 +338,9 @@ def test_get_never_changes_state(r, redis_server, web):
     assert w.get_json("/api/job/w1")["state"] == "waiting"
     assert w.get_json("/api/job/s1")["state"] == "scheduled"
     assert w.get_json("/api/job/done-1")["state"] == "finished"
+    history = w.get_json("/api/history")
+    assert history["interval"] == 0.5 and history["points"]
+    assert history["points"][-1]["queues"]["default"] == [0, 0]
     assert everything(r) == before
 
 
