@@ -6,7 +6,9 @@
  * connection is closed after JOBQ_WEB_IDLE seconds. GET never changes
  * anything; every POST needs the token (Authorization: Bearer), compared
  * in constant time: 401 without one, 403 with another, before any body is
- * read. Without a token the server is read-only.
+ * read. Without a token the server is read-only. A request whose Host is
+ * not an address, localhost or an --allow-host name is refused (403), so a
+ * rebinding DNS name cannot make a browser read the dashboard.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -131,6 +133,37 @@ static unsigned check_token(const jobq_web *w, struct MHD_Connection *conn) {
     return diff ? MHD_HTTP_FORBIDDEN : 0;
 }
 
+/* Is the Host header one this server answers to: an IP address,
+ * localhost, or a name given with --allow-host? A page of another site
+ * whose name was made to resolve to this address (DNS rebinding) sends its
+ * own name and is refused, so it cannot read the dashboard's data. */
+static bool host_allowed(const jobq_web *w, struct MHD_Connection *conn) {
+    const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (!host) return true; /* HTTP/1.0 */
+    char name[256];
+    size_t n = strlen(host);
+    if (n >= sizeof name) return false;
+    memcpy(name, host, n + 1);
+    if (name[0] == '[') { /* [IPv6]:port */
+        char *close = strchr(name, ']');
+        if (!close) return false;
+        *close = '\0';
+        struct in6_addr a6;
+        return inet_pton(AF_INET6, name + 1, &a6) == 1;
+    }
+    char *colon = strrchr(name, ':');
+    if (colon) *colon = '\0';
+    struct in_addr a4;
+    if (inet_pton(AF_INET, name, &a4) == 1 || strcasecmp(name, "localhost") == 0) return true;
+    for (const char *p = w->allow_hosts; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == strlen(name) && strncasecmp(p, name, len) == 0) return true;
+        p = end ? end + 1 : p + len;
+    }
+    return false;
+}
+
 /* The per-request state kept between libmicrohttpd's calls. */
 typedef struct request_state {
     jobq_web_request rq;
@@ -146,6 +179,11 @@ static enum MHD_Result first_call(jobq_web *w, request_state *rs, struct MHD_Con
                                   const char *method) {
     const char *other = NULL;
     bool head = strcmp(method, "HEAD") == 0;
+    if (!host_allowed(w, conn)) {
+        rs->answered = true;
+        return jobq_web_error(conn, MHD_HTTP_FORBIDDEN,
+                              "this server does not answer to that Host name: add it with --allow-host");
+    }
     if (!head && strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0) {
         rs->answered = true;
         return jobq_web_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s is not allowed", method);
@@ -251,7 +289,7 @@ static void on_log(void *cls, const char *fmt, va_list ap) {
 /* ---- options ---- */
 
 static const char web_usage[] =
-    "Usage: jobq web [--listen ADDRESS:PORT] [--token-file FILE]\n"
+    "Usage: jobq web [--listen ADDRESS:PORT] [--token-file FILE] [--allow-host NAMES]\n"
     "Serve the dashboard (/), Prometheus metrics (/metrics) and the JSON API\n"
     "(/api/...; see README.md, \"Dashboard and metrics\") until SIGINT or SIGTERM.\n\n"
     "      --listen ADDRESS:PORT  where to listen (default 127.0.0.1:8080; [::1]:8080\n"
@@ -259,11 +297,14 @@ static const char web_usage[] =
     "      --token-file FILE      the token that write actions (retry, purge, cancel)\n"
     "                             need, its first line; else $JOBQ_WEB_TOKEN; without\n"
     "                             one the dashboard is read-only\n"
+    "      --allow-host NAMES     host names (comma-separated) the server answers to\n"
+    "                             besides IP addresses and localhost, e.g. the name a\n"
+    "                             proxy passes on; others get 403 (DNS rebinding)\n"
     "      --sample-every S       seconds between the samples of the rate history\n"
     "                             the page plots (default 5; an hour is kept)\n";
 
 typedef struct web_opts {
-    const char *listen, *token_file;
+    const char *listen, *token_file, *allow_hosts;
     double sample_every;
 } web_opts;
 
@@ -343,10 +384,11 @@ int jobq_cli_web(jobq_cli *c, int argc, char **argv) {
     static const jobq_cli_opt opts[] = {
         JOBQ_CLI_OPT_STRING("listen", 'l', web_opts, listen),
         JOBQ_CLI_OPT_STRING("token-file", 0, web_opts, token_file),
+        JOBQ_CLI_OPT_STRING("allow-host", 0, web_opts, allow_hosts),
         JOBQ_CLI_OPT_NUMBER("sample-every", 0, web_opts, sample_every, 0.2, 3600, "seconds from 0.2 to 3600"),
         JOBQ_CLI_OPT_END,
     };
-    web_opts o = {"127.0.0.1:8080", NULL, JOBQ_WEB_SAMPLE_EVERY};
+    web_opts o = {"127.0.0.1:8080", NULL, NULL, JOBQ_WEB_SAMPLE_EVERY};
     int nargs;
     const jobq_cli_spec spec = {web_usage, opts, &o, NULL, 0, NULL};
     int parsed = jobq_cli_parse(c, &spec, argc, argv, &nargs);
@@ -369,7 +411,7 @@ int jobq_cli_web(jobq_cli *c, int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    jobq_web w = {.cli = c, .token = token, .sample_every = o.sample_every};
+    jobq_web w = {.cli = c, .token = token, .sample_every = o.sample_every, .allow_hosts = o.allow_hosts};
     pthread_mutex_init(&w.lock, NULL);
     atomic_init(&w.stop, false);
     atomic_init(&w.streams, 0);

@@ -36,6 +36,7 @@ typedef struct jobq_web {
     pthread_mutex_t lock;   /* cli's connection, the snapshot cache, the history */
     const char *token;      /* borrowed: the write token, or NULL (read-only) */
     double sample_every;    /* seconds between rate samples (--sample-every) */
+    const char *allow_hosts; /* borrowed: --allow-host names (comma-separated), or NULL */
     atomic_bool stop;       /* set on SIGINT/SIGTERM */
     json_t *snapshot;       /* owned: the last snapshot, or NULL */
     double snapshot_at;     /* when it was taken (Unix seconds) */

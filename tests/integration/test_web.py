@@ -361,7 +361,7 @@ def test_oversized_requests_are_refused(r, redis_server, web):
     before = everything(r)
     # A declared 1 MiB body is refused from its headers, before it is read.
     with socket.create_connection(("127.0.0.1", w.port), timeout=10) as sock:
-        sock.sendall(b"POST /api/dead/retry HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode() +
+        sock.sendall(b"POST /api/dead/retry HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + TOKEN.encode() +
                      b"\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n")
         reply = sock.recv(4096).decode(errors="replace")
     assert reply.startswith("HTTP/1.1 413"), reply
@@ -431,3 +431,19 @@ def test_on_a_redis_cluster(tmp_path, web):
         assert w.get_json("/api/job/first-q3")["state"] == "waiting"
     finally:
         c.stop()
+
+
+def test_other_host_names_are_refused(r, redis_server, web):
+    """A page whose DNS name was rebound to 127.0.0.1 sends its own Host:
+    refused, so it cannot read the dashboard's data."""
+    r.lpush("jobq:{default}:dead", dead_doc("secret-job"))
+    w = web()
+    for host in ("evil.example", "evil.example:%d" % w.port, "127.0.0.1.evil.example"):
+        status, _, text = w.request("GET", "/api/dead", headers={"Host": host})
+        assert status == 403 and "secret-job" not in text, (host, status)
+    for host in ("127.0.0.1:%d" % w.port, "localhost:%d" % w.port, "LOCALHOST", "[::1]:%d" % w.port):
+        assert w.request("GET", "/api/dead", headers={"Host": host})[0] == 200, host
+    named = web(args=("--allow-host", "jobq.example,ops.example"))
+    assert named.request("GET", "/api/dead", headers={"Host": "ops.example"})[0] == 200
+    assert named.request("GET", "/api/dead", headers={"Host": "jobq.example:443"})[0] == 200
+    assert named.request("GET", "/api/dead", headers={"Host": "other.example"})[0] == 403
