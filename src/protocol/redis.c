@@ -770,13 +770,14 @@ static jobq_node *ready_node(jobq_redis *r, double timeout, bool *timed_out, red
     return NULL;
 }
 
-int jobq_redis_read_json(jobq_redis *r, double timeout, json_t **out, jobq_err *err) {
+/* jobq_redis_read_json; keep: a timeout leaves the subscription open. */
+static int read_json(jobq_redis *r, double timeout, bool keep, json_t **out, jobq_err *err) {
     *out = NULL;
     bool timed_out;
     redisReply *reply = NULL;
     jobq_node *n = ready_node(r, timeout, &timed_out, &reply, err);
     if (!n) {
-        if (timed_out) jobq_redis_disconnect(r);
+        if (timed_out && !keep) jobq_redis_disconnect(r);
         return timed_out ? 1 : -1;
     }
     if (!reply) {
@@ -791,4 +792,12 @@ int jobq_redis_read_json(jobq_redis *r, double timeout, json_t **out, jobq_err *
     else if (!(*out = jobq_reply_to_json(reply))) rc = -1, jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
     freeReplyObject(reply);
     return rc;
+}
+
+int jobq_redis_read_json(jobq_redis *r, double timeout, json_t **out, jobq_err *err) {
+    return read_json(r, timeout, false, out, err);
+}
+
+int jobq_redis_poll_json(jobq_redis *r, double timeout, json_t **out, jobq_err *err) {
+    return read_json(r, timeout, true, out, err);
 }
