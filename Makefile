@@ -54,7 +54,7 @@ JOBQD_OBJS := daemon/main daemon/supervisor daemon/workers daemon/upkeep daemon/
               daemon/job_run daemon/notify daemon/plugin daemon/registry daemon/slots $(HANDLER_OBJS)
 JOBQ_OBJS  := cli/main cli/util cli/jobs cli/status cli/dead cli/migrate
 UNIT_TESTS := test_config test_redis_url test_job test_json_writer test_words test_backoff test_plugin \
-              test_keys test_outcome test_addr_policy test_url_redact
+              test_keys test_outcome test_addr_policy test_url_redact test_sentinel
 
 # What each unit test links besides its own object and the core archive.
 test_words_OBJS     := daemon/handlers/words

@@ -105,7 +105,8 @@ static void step_heartbeat(jobq_supervisor *s, double now) {
     update_status(s);
 }
 
-/* Sentinel: when the master changes, move at once (the supervisor and,
+/* Sentinel: when a sentinel names a new master (the failover leader as
+ * soon as it has promoted a replica), move at once (the supervisor and,
  * through SIGUSR1, every worker), instead of waiting for errors. */
 static void step_failover(jobq_supervisor *s, double now) {
     (void)now;
