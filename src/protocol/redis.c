@@ -242,12 +242,8 @@ static void remember_master(jobq_redis *r, const char *host, int port) {
     r->master_port = port;
 }
 
-/* Ask the sentinels for the master and connect nodes[0] to it. */
-static int connect_master(jobq_redis *r, jobq_err *err) {
-    char host[256];
-    int port;
-    if (jobq_sentinel_find_master(&r->url, &r->sentinel_opts, host, sizeof host, &port, err) != 0) return -1;
-    remember_master(r, host, port);
+/* Point nodes[0] at host:port, connect, and check that it is a master. */
+static int use_master(jobq_redis *r, const char *host, int port, jobq_err *err) {
     jobq_node *n = r->nodes[0];
     if (!n || !n->host || strcmp(n->host, host) != 0 || n->port != port) {
         jobq_node *fresh = jobq_node_new(host, port, NULL);
@@ -265,7 +261,19 @@ static int connect_master(jobq_redis *r, jobq_err *err) {
         jobq_node_close(n);
         return -1;
     }
+    remember_master(r, host, port);
     return 0;
+}
+
+/* Ask the sentinels for the master and connect nodes[0] to it. A replica
+ * that a failover is promoting and that already says it is a master comes
+ * first: the old master's writes are lost with it from then on. */
+static int connect_master(jobq_redis *r, jobq_err *err) {
+    jobq_sentinel_master m;
+    if (jobq_sentinel_find_master(&r->url, &r->sentinel_opts, &m, err) != 0) return -1;
+    bool promoting = m.promoted_port && (m.promoted_port != m.port || strcmp(m.promoted_host, m.host) != 0);
+    if (promoting && use_master(r, m.promoted_host, m.promoted_port, err) == 0) return 0;
+    return use_master(r, m.host, m.port, err);
 }
 
 int jobq_redis_connect(jobq_redis *r, jobq_err *err) {
@@ -716,9 +724,10 @@ int jobq_redis_master_switched(jobq_redis *r, char *msg, size_t msg_size) {
     jobq_sentinel_watch_subscribe(r->watch, &r->sentinel_opts, now);
     int changed = 0;
     jobq_sentinel_event ev;
-    for (int k = 0; k < MAX_ANNOUNCEMENTS && jobq_sentinel_watch_next(r->watch, now, &ev) == 1; k++) {
-        /* The leader's +promoted-slave, then each sentinel's +switch-master,
-         * name the same new master: only the first is a change. */
+    for (int k = 0; k < MAX_ANNOUNCEMENTS && jobq_sentinel_watch_next(r->watch, &r->opts, now, &ev) == 1; k++) {
+        /* The promoted replica's ROLE, the leader's +promoted-slave, then
+         * each sentinel's +switch-master name the same new master: only the
+         * first is a change. */
         if (ev.port == r->master_port && strcmp(ev.host, r->master_host) == 0) continue;
         remember_master(r, ev.host, ev.port);
         snprintf(msg, msg_size, "%s from sentinel %s: the master is now %s:%d", ev.channel, ev.sentinel, ev.host,

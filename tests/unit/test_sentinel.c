@@ -32,6 +32,18 @@ static void test_promoted_slave(void **state) {
     assert_string_equal(ev.host, "redis-b");
 }
 
+static void test_selected_slave(void **state) {
+    (void)state;
+    jobq_sentinel_event ev;
+    assert_int_equal(jobq_sentinel_parse_event("+selected-slave",
+                                               "slave 127.0.0.1:6381 127.0.0.1 6381 @ mymaster 127.0.0.1 6379",
+                                               "mymaster", &ev),
+                     1);
+    assert_string_equal(ev.channel, "+selected-slave");
+    assert_string_equal(ev.host, "127.0.0.1");
+    assert_int_equal(ev.port, 6381);
+}
+
 static void test_switch_master(void **state) {
     (void)state;
     jobq_sentinel_event ev;
@@ -85,6 +97,7 @@ static void test_other_masters_and_garbage(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_promoted_slave),
+        cmocka_unit_test(test_selected_slave),
         cmocka_unit_test(test_switch_master),
         cmocka_unit_test(test_other_masters_and_garbage),
     };
