@@ -4,8 +4,8 @@ jobqd and jobq through a redis+sentinel:// URL with wait_replicas = 1. The
 primary is SIGKILLed mid-run, then a `SENTINEL FAILOVER` is asked mid-run:
 every job ends with a result, none is lost, workers keep taking after the
 failover (the failure BullMQ users hit), few jobs run twice, and jobqd is
-never restarted. The
-jobs fetch from a local HTTP server that counts how often each one ran."""
+never restarted. The jobs fetch from a local HTTP server that counts how
+often each one ran."""
 
 import json
 import signal
