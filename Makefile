@@ -55,7 +55,7 @@ JOBQD_OBJS := daemon/main daemon/supervisor daemon/workers daemon/upkeep daemon/
 JOBQ_OBJS  := cli/main cli/util cli/jobs cli/status cli/metrics cli/dead cli/migrate \
               cli/web cli/web_api cli/web_events cli/web_page
 UNIT_TESTS := test_config test_redis_url test_job test_json_writer test_words test_backoff test_plugin \
-              test_keys test_outcome test_histo test_addr_policy test_url_redact
+              test_keys test_outcome test_histo test_addr_policy test_url_redact test_sentinel
 
 # What each unit test links besides its own object and the core archive.
 test_words_OBJS     := daemon/handlers/words

@@ -105,8 +105,10 @@ static void step_heartbeat(jobq_supervisor *s, double now) {
     update_status(s);
 }
 
-/* Sentinel: when the master changes, move at once (the supervisor and,
- * through SIGUSR1, every worker), instead of waiting for errors. */
+/* Sentinel: when a new master takes over (the replica a failover leader
+ * selected says ROLE master, or a sentinel names it), move at once (the
+ * supervisor and, through SIGUSR1, every worker), instead of waiting for
+ * errors. */
 static void step_failover(jobq_supervisor *s, double now) {
     (void)now;
     char msg[512];

@@ -119,9 +119,11 @@ typedef struct worker {
 
 static worker *progress_worker; /* for the plugin API's progress hook */
 
+/* Sleep s seconds, or less when told to stop or to reconnect (the master
+ * changed: a commit waiting out a backoff is sent to the new one at once). */
 static void sleep_seconds(double s) {
     struct timespec ts = {(time_t)s, (long)((s - floor(s)) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !stop_requested) {
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !stop_requested && !reconnect_requested) {
     }
 }
 

@@ -67,9 +67,13 @@ const char *jobq_redis_url_redacted(const jobq_redis *r);
  * (SPUBLISH), and SCAN must visit every primary. */
 bool jobq_redis_is_cluster(const jobq_redis *r);
 
-/* A sentinel URL: has a sentinel announced that our master changed? Opens
- * (and reopens) a +switch-master subscription as needed and never blocks.
- * 1 with what it said in msg, 0 otherwise (also for other URL kinds). */
+/* A sentinel URL: has a master other than the one last found or announced
+ * taken over? That is: the replica a failover leader selected now says
+ * ROLE master, or the leader said +promoted-slave, or a sentinel said
+ * +switch-master. Subscribes to every sentinel (again to one whose
+ * subscription broke) and waits on nothing but connect timeouts and one
+ * ROLE round trip. 1 with what happened in msg, 0 otherwise (also for
+ * other URL kinds). */
 int jobq_redis_master_switched(jobq_redis *r, char *msg, size_t msg_size);
 
 /* Primaries to visit for SCAN-like commands (1 unless a cluster); valid
