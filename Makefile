@@ -44,11 +44,11 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(TLS_LIBS) -lev -l
 
 # The shared core (job model, config, URL, JSON) and the Redis protocol,
 # built once into an archive: each binary links only the members it uses.
-CORE_OBJS  := core/err core/log core/config core/redis_url core/json_writer core/job core/backoff \
+CORE_OBJS  := core/err core/log core/config core/config_sections core/redis_url core/json_writer core/job core/backoff \
               core/random protocol/keys protocol/node protocol/tls protocol/cluster protocol/sentinel \
               protocol/redis protocol/scripts protocol/functions \
               protocol/documents protocol/outcome protocol/queue protocol/daemons protocol/jobs
-HANDLER_OBJS := daemon/handlers/libcurl daemon/handlers/wordcount daemon/handlers/words \
+HANDLER_OBJS := daemon/handlers/libcurl daemon/handlers/wordcount daemon/handlers/words daemon/handlers/exec \
               daemon/handlers/addr_policy daemon/handlers/url_redact daemon/handlers/testing
 JOBQD_OBJS := daemon/main daemon/supervisor daemon/workers daemon/upkeep daemon/worker \
               daemon/job_run daemon/notify daemon/plugin daemon/registry daemon/slots $(HANDLER_OBJS)
@@ -133,7 +133,7 @@ FUZZ_CFLAGS  := -O1 -g -std=c11 -Wall -Wextra -Werror -Wformat=2 -Wstrict-protot
                 -DJOBQ_PLUGIN_DIR='"$(PLUGINDIR)"' $(FUZZ_SAN) \
                 $(shell pkg-config --cflags jansson inih 2>/dev/null)
 FUZZ_LDLIBS  := $(shell pkg-config --libs jansson inih 2>/dev/null) -lresolv -lm
-FUZZ_OBJS    := core/err core/log core/config core/redis_url core/json_writer core/job core/random \
+FUZZ_OBJS    := core/err core/log core/config core/config_sections core/redis_url core/json_writer core/job core/random \
                 protocol/documents
 FUZZERS      := fuzz_job fuzz_config fuzz_url
 

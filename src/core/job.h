@@ -32,7 +32,25 @@ typedef struct jobq_job_defaults {
  * attempts, deaths, enqueued_at, errors, the assigned id, unique. */
 #define JOBQ_META_FIELD "_jobq"
 
+/* What the process running a job offers the plugin API beyond the job
+ * itself (the worker fills one; a job without a host drops progress and
+ * refuses enqueues). Every call is made while the handler runs. */
+typedef struct jobq_job_host {
+    void *ctx;
+    /* Publish a progress event (fraction already clamped to [0,1]). */
+    void (*progress)(void *ctx, struct jobq_job *job, double fraction, const char *message);
+    /* Enqueue job_json on queue (NULL: the job's own), unique when flags
+     * has JOBQ_ENQUEUE_UNIQUE; the id into id (id_size bytes). 0, or -1
+     * with err. */
+    int (*enqueue)(void *ctx, struct jobq_job *job, const char *queue, const char *job_json, int flags,
+                   char *id, size_t id_size, jobq_err *err);
+    /* The job started process group pgid (0: it is gone): it is killed
+     * with the worker (timeout, cancel, shutdown deadline). */
+    void (*child_group)(void *ctx, int pgid);
+} jobq_job_host;
+
 struct jobq_job {
+    const jobq_job_host *host; /* borrowed: set by the runner after parsing; NULL outside a worker */
     json_t *root;         /* owned: the parsed payload, or NULL when not JSON */
     const char *raw;      /* borrowed: the payload exactly as taken from Redis */
     size_t raw_len;

@@ -117,6 +117,7 @@ double jobq_run_job(const jobq_run_ctx *ctx, const char *payload, size_t len, bo
         return finish(ctx, job, JOBQ_CAUSE_REJECTED, why, out, 0);
     }
     jobq_log_set_job(job->id);
+    job->host = ctx->host;
     job->started_at = now;
     job->deadline = now + job->timeout;
     publish_slot(ctx, job->id, payload, len, now, job->timeout);

@@ -27,6 +27,7 @@ typedef struct jobq_run_ctx {
      * writes it at once, otherwise it leaves with the next command. */
     void (*publish)(void *udata, int queue_index, const char *event_json, bool send_now);
     void *udata;
+    const jobq_job_host *host;         /* what the plugin API reaches through a job (borrowed) */
 } jobq_run_ctx;
 
 /* Parse and run payload (borrowed until out is committed) into job, and

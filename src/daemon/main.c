@@ -132,7 +132,7 @@ static int run_daemon(options *o) {
     if (jobq_wordcount_configure(&wc, why, sizeof why) != 0)
         jobq_log_warn("wordcount: preload: %s; workers will try again", why);
     int status = 1;
-    if (jobq_plugin_load_all(cfg.test_handlers, cfg.plugins_dir, &err) < 0) {
+    if (jobq_plugin_load_config(&cfg, &err) < 0) {
         jobq_log_err("%s", err.msg);
         jobq_config_fini(&cfg);
         goto out;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/handlers/exec.h"
 #include "daemon/handlers/handlers.h"
 #include "core/job.h"
 #include "core/log.h"
@@ -32,7 +33,6 @@ struct jobq_plugin {
 };
 
 static struct jobq_plugin *loaded; /* owned list */
-static jobq_progress_hook progress_hook;
 
 static void refuse(struct jobq_plugin *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void refuse(struct jobq_plugin *p, const char *fmt, ...) {
@@ -90,7 +90,7 @@ static int api_fail(jobq_job *job, const char *fmt, ...) {
 static void api_progress(jobq_job *job, double fraction, const char *message) {
     if (fraction < 0 || fraction != fraction) fraction = 0;
     if (fraction > 1) fraction = 1;
-    if (progress_hook) progress_hook(job, fraction, message);
+    if (job->host && job->host->progress) job->host->progress(job->host->ctx, job, fraction, message);
 }
 
 static const struct jobq_api host_api = {
@@ -111,8 +111,6 @@ static const struct jobq_api host_api = {
 };
 
 const struct jobq_api *jobq_plugin_api(void) { return &host_api; }
-
-void jobq_plugin_set_progress_hook(jobq_progress_hook hook) { progress_hook = hook; }
 
 typedef int (*init_fn)(jobq_plugin *, const struct jobq_api *);
 
@@ -286,16 +284,27 @@ static int load_dir(const char *dir) {
     return ok;
 }
 
-int jobq_plugin_load_all(bool test_handlers, const char *dir, jobq_err *err) {
+/* Built-ins, exec handlers (cfg may be NULL: none), then the directory. */
+static int load(bool test_handlers, const char *dir, const jobq_config *cfg, jobq_err *err) {
     if (load_builtin("testing", jobq_testing_init, err) != 0) return -1;
     if (load_builtin("wordcount", jobq_wordcount_init, err) != 0) return -1;
     if (test_handlers && load_builtin("testing-unsafe", jobq_testing_unsafe_init, err) != 0)
         return -1;
+    if (cfg && jobq_exec_configure(cfg) > 0 && load_builtin("exec", jobq_exec_init, err) != 0) return -1;
     return dir && *dir ? load_dir(dir) : 0;
+}
+
+int jobq_plugin_load_all(bool test_handlers, const char *dir, jobq_err *err) {
+    return load(test_handlers, dir, NULL, err);
+}
+
+int jobq_plugin_load_config(const jobq_config *cfg, jobq_err *err) {
+    return load(cfg->test_handlers, cfg->plugins_dir, cfg, err);
 }
 
 void jobq_plugin_unload_all(void) {
     jobq_registry_clear();
+    jobq_exec_unload();
     while (loaded) {
         struct jobq_plugin *p = loaded;
         loaded = p->next;

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 
+#include "core/config.h"
 #include "core/err.h"
 #include "jobq/plugin.h"
 
@@ -26,11 +27,14 @@ const struct jobq_api *jobq_plugin_api(void);
  */
 int jobq_plugin_load_all(bool test_handlers, const char *dir, jobq_err *err);
 
+/* The same for the daemon's configuration: the built-ins (test handlers per
+ * cfg), then the [exec.NAME] handlers, then the plugins of cfg's plugin
+ * directory, each able to read its [plugin.NAME] section. A [plugin.NAME]
+ * section no loaded plugin calls itself is warned about. cfg is borrowed
+ * for the call. */
+int jobq_plugin_load_config(const jobq_config *cfg, jobq_err *err);
+
 /* Forget every handler and dlclose every plugin (before a reload, at exit). */
 void jobq_plugin_unload_all(void);
-
-/* Called by api->job_progress; set by the worker (NULL: progress dropped). */
-typedef void (*jobq_progress_hook)(jobq_job *job, double fraction, const char *message);
-void jobq_plugin_set_progress_hook(jobq_progress_hook hook);
 
 #endif

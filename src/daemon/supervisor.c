@@ -151,7 +151,7 @@ static void step_drain(jobq_supervisor *s, double now) {
                 jobq_log_warn("worker[%d] still running at the shutdown deadline; killing it, its job goes "
                               "back to the queue", w->number);
                 w->shutdown_kill = true;
-                kill(w->pid, SIGKILL);
+                jobq_workers_kill(s, w);
             }
         }
     }
@@ -251,7 +251,7 @@ static void do_reload(jobq_supervisor *s) {
         return;
     }
     jobq_plugin_unload_all();
-    if (jobq_plugin_load_all(fresh.test_handlers, fresh.plugins_dir, &err) < 0) jobq_log_err("%s", err.msg);
+    if (jobq_plugin_load_config(&fresh, &err) < 0) jobq_log_err("%s", err.msg);
     char why[300];
     jobq_wordcount_settings wc = {.max_body = fresh.wordcount_max_body,
                                   .connect_timeout = fresh.wordcount_connect_timeout,

@@ -106,6 +106,8 @@ void jobq_workers_recover(jobq_supervisor *s, double now);
 void jobq_workers_enforce_timeouts(jobq_supervisor *s, double now);
 /* Kill the workers running jobs of queue qi whose ids are in ids. */
 void jobq_workers_cancel(jobq_supervisor *s, int qi, char **ids, size_t n);
+/* SIGKILL worker w and the process group its job started (exec handlers). */
+void jobq_workers_kill(jobq_supervisor *s, wrec *w);
 /* Send sig to every running worker (retire: they are not replaced). */
 void jobq_workers_signal(jobq_supervisor *s, int sig, bool retire);
 /* Running workers not retiring. */

@@ -52,7 +52,10 @@ static void on_stop_signal(int sig) {
     int state = s ? atomic_load(&s->state) : JOBQ_SLOT_IDLE;
     if (state == JOBQ_SLOT_RUNNING && s && atomic_load(&s->timed_out) != 0 &&
         (unsigned)atomic_load(&s->timed_out) == atomic_load(&s->seq)) {
-        /* The supervisor gave up on this job: die of the signal. */
+        /* The supervisor gave up on this job: die of the signal, and take
+         * the process group the job started (an exec handler's) along. */
+        int group = atomic_load(&s->child_pgid);
+        if (group > 0) kill(-group, SIGKILL);
         signal(sig, SIG_DFL);
         raise(sig);
         return;
@@ -113,11 +116,12 @@ typedef struct worker {
     bool must_exit;          /* an outcome could not be built: exit, the supervisor requeues */
     int connect_failures;
     unsigned long long jobs_done;
+    jobq_job_host host;      /* what the plugin API reaches through a running job */
+    double progress_at;      /* when the last progress event went out */
+    char progress_id[JOBQ_JOB_ID_MAX + 1]; /* of which job */
     struct jobq_job *jobs;   /* owned: batch_size of them */
     jobq_outcome *outs;      /* owned: batch_size of them */
 } worker;
-
-static worker *progress_worker; /* for the plugin API's progress hook */
 
 static void sleep_seconds(double s) {
     struct timespec ts = {(time_t)s, (long)((s - floor(s)) * 1e9)};
@@ -376,7 +380,7 @@ static void release_batch(worker *w, size_t n) {
 /* Run the batch t of queue qi and commit it. Adapts the batch size. */
 static void run_batch(worker *w, int qi, jobq_taken *t) {
     jobq_run_ctx ctx = {w->p->slot, w->id, &w->policy, qi, w->cfg->queues[qi], &w->defaults[qi],
-                        &w->settings[qi], publish_event, w};
+                        &w->settings[qi], publish_event, w, &w->host};
     w->running_qi = qi;
     double lease_until = jobq_monotonic() + t->lease_left;
     size_t done = 0;
@@ -445,7 +449,8 @@ static bool should_recycle(worker *w) {
     return false;
 }
 
-static void progress_event(jobq_job *job, double fraction, const char *message);
+static void progress_event(void *ctx, jobq_job *job, double fraction, const char *message);
+static void child_group(void *ctx, int pgid);
 
 static int worker_init(worker *w, const jobq_worker_params *p) {
     memset(w, 0, sizeof *w);
@@ -472,8 +477,7 @@ static int worker_init(worker *w, const jobq_worker_params *p) {
         w->defaults[i] = (jobq_job_defaults){w->settings[i].timeout, w->settings[i].max_attempts,
                                              w->settings[i].result_ttl, cfg->max_payload};
     }
-    progress_worker = w;
-    jobq_plugin_set_progress_hook(progress_event);
+    w->host = (jobq_job_host){.ctx = w, .progress = progress_event, .child_group = child_group};
     return 0;
 }
 
@@ -483,7 +487,6 @@ static void worker_fini(worker *w) {
     free(w->outs);
     jobq_wordcount_cleanup();
     jobq_redis_free(w->redis);
-    progress_worker = NULL;
 }
 
 int jobq_worker_main(const jobq_worker_params *p) {
@@ -531,16 +534,21 @@ out:
 
 /* api->job_progress: publish a "progress" event, at most 10 per second;
  * the first and the final one (1.0) always go out. */
-static void progress_event(jobq_job *job, double fraction, const char *message) {
-    static double last;
-    static char last_id[JOBQ_JOB_ID_MAX + 1];
-    worker *w = progress_worker;
+static void progress_event(void *ctx, jobq_job *job, double fraction, const char *message) {
+    worker *w = ctx;
     double now = jobq_now();
-    bool first = strcmp(job->id, last_id) != 0;
-    if (!w || (!first && fraction < 1.0 && now - last < 0.1)) return;
-    last = now;
-    snprintf(last_id, sizeof last_id, "%s", job->id);
+    bool first = strcmp(job->id, w->progress_id) != 0;
+    if (!first && fraction < 1.0 && now - w->progress_at < 0.1) return;
+    w->progress_at = now;
+    snprintf(w->progress_id, sizeof w->progress_id, "%s", job->id);
     char *ev = jobq_doc_progress(job, w->id, now, fraction, message);
     if (ev) publish_event(w, w->running_qi, ev, true); /* sent now: the handler is still running */
     free(ev);
+}
+
+/* The running job started process group pgid (0: it ended): published in
+ * the slot, so that whoever kills this worker for the job kills it too. */
+static void child_group(void *ctx, int pgid) {
+    worker *w = ctx;
+    atomic_store(&w->p->slot->child_pgid, pgid);
 }
