@@ -74,6 +74,8 @@ struct jobq_job {
     char *error;          /* owned, NULL unless failed */
     bool failed;
     char *args_json;      /* owned cache for job_args_json */
+    char **dumps;         /* owned: texts handed out by job_arg_dump until the job ends */
+    size_t ndumps;
 };
 
 /*
@@ -113,6 +115,16 @@ int jobq_job_api_arg_number(const jobq_job *job, const char *key, double *out);
 double jobq_job_api_time_left(const jobq_job *job);
 int jobq_job_api_set_result_json(jobq_job *job, const char *json);
 int jobq_job_api_fail(jobq_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The nested-args accessors (since 0.2.0): pointer is a JSON Pointer into
+ * args (see include/jobq/plugin.h). */
+int jobq_job_api_arg_type(const jobq_job *job, const char *pointer);
+int jobq_job_api_arg_bool(const jobq_job *job, const char *pointer, int *out);
+int jobq_job_api_arg_int64(const jobq_job *job, const char *pointer, int64_t *out);
+int jobq_job_api_arg_double(const jobq_job *job, const char *pointer, double *out);
+const char *jobq_job_api_arg_str(const jobq_job *job, const char *pointer, size_t *len);
+size_t jobq_job_api_arg_count(const jobq_job *job, const char *pointer);
+const char *jobq_job_api_arg_key(const jobq_job *job, const char *pointer, size_t index);
+const char *jobq_job_api_arg_dump(const jobq_job *job, const char *pointer);
 
 /* Seconds since the epoch, fractional. */
 double jobq_now(void);

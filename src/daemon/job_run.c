@@ -14,6 +14,7 @@
 
 #include "core/log.h"
 #include "core/random.h"
+#include "daemon/plugin.h"
 #include "daemon/registry.h"
 #include "protocol/documents.h"
 
@@ -128,7 +129,10 @@ double jobq_run_job(const jobq_run_ctx *ctx, const char *payload, size_t len, bo
     }
     limits saved;
     apply_limits(ctx->settings, &saved);
-    int rc = h->fn(job, h->udata);
+    char why[200];
+    int rc = JOBQ_ERR;
+    if (jobq_plugin_ready(h->owner, why, sizeof why)) rc = h->fn(job, h->udata);
+    else jobq_job_set_failed(job, "%s", why);
     restore_limits(ctx->settings, &saved);
 
     job->finished_at = jobq_now();

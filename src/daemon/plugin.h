@@ -34,6 +34,19 @@ int jobq_plugin_load_all(bool test_handlers, const char *dir, jobq_err *err);
  * for the call. */
 int jobq_plugin_load_config(const jobq_config *cfg, jobq_err *err);
 
+/* In a worker, right after fork: run every plugin's worker init hook, in
+ * load order (a failure is logged, and that plugin's jobs then fail).
+ * Returns true when some plugin has an exit hook to run at the end. */
+bool jobq_plugin_worker_start(void);
+
+/* At a worker's clean exit: the exit hooks, in reverse order, of the
+ * plugins whose init hook succeeded. */
+void jobq_plugin_worker_stop(void);
+
+/* May the handlers of plugin owner (a registry entry's owner) run in this
+ * worker? false with why when its worker init hook failed. */
+bool jobq_plugin_ready(const void *owner, char *why, size_t why_size);
+
 /* Forget every handler and dlclose every plugin (before a reload, at exit). */
 void jobq_plugin_unload_all(void);
 

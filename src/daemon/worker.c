@@ -25,6 +25,7 @@
 #include "daemon/job_run.h"
 #include "daemon/plugin.h"
 #include "protocol/documents.h"
+#include "protocol/jobs.h"
 #include "protocol/queue.h"
 
 /* A job whose handler runs this long counts as slow: batches shrink to one
@@ -37,6 +38,10 @@
 
 /* Set by SIGTERM/SIGINT outside a take: finish the current job, then exit. */
 static volatile sig_atomic_t stop_requested;
+/* Some plugin has a worker exit hook: a stop while idle waits for the take
+ * to return (at most its block time) instead of leaving at once, so that
+ * the hook runs. */
+static volatile sig_atomic_t stop_idle_gracefully;
 /* Set by SIGUSR1 (the supervisor heard that the master changed): reconnect. */
 static volatile sig_atomic_t reconnect_requested;
 
@@ -58,6 +63,10 @@ static void on_stop_signal(int sig) {
         if (group > 0) kill(-group, SIGKILL);
         signal(sig, SIG_DFL);
         raise(sig);
+        return;
+    }
+    if (state == JOBQ_SLOT_IDLE && stop_idle_gracefully) {
+        stop_requested = 1; /* what the take brings stays in flight: see the main loop */
         return;
     }
     if (state == JOBQ_SLOT_IDLE || state == JOBQ_SLOT_STARTING) {
@@ -117,6 +126,7 @@ typedef struct worker {
     int connect_failures;
     unsigned long long jobs_done;
     jobq_job_host host;      /* what the plugin API reaches through a running job */
+    bool hooks_started;      /* the plugins' worker init hooks ran */
     double progress_at;      /* when the last progress event went out */
     char progress_id[JOBQ_JOB_ID_MAX + 1]; /* of which job */
     struct jobq_job *jobs;   /* owned: batch_size of them */
@@ -451,6 +461,8 @@ static bool should_recycle(worker *w) {
 
 static void progress_event(void *ctx, jobq_job *job, double fraction, const char *message);
 static void child_group(void *ctx, int pgid);
+static int enqueue_followup(void *ctx, jobq_job *job, const char *queue, const char *job_json, int flags,
+                            char *id, size_t id_size, jobq_err *err);
 
 static int worker_init(worker *w, const jobq_worker_params *p) {
     memset(w, 0, sizeof *w);
@@ -477,11 +489,15 @@ static int worker_init(worker *w, const jobq_worker_params *p) {
         w->defaults[i] = (jobq_job_defaults){w->settings[i].timeout, w->settings[i].max_attempts,
                                              w->settings[i].result_ttl, cfg->max_payload};
     }
-    w->host = (jobq_job_host){.ctx = w, .progress = progress_event, .child_group = child_group};
+    w->host = (jobq_job_host){.ctx = w, .progress = progress_event, .enqueue = enqueue_followup,
+                              .child_group = child_group};
+    stop_idle_gracefully = jobq_plugin_worker_start();
+    w->hooks_started = true;
     return 0;
 }
 
 static void worker_fini(worker *w) {
+    if (w->hooks_started) jobq_plugin_worker_stop();
     free(w->keys);
     free(w->jobs);
     free(w->outs);
@@ -519,6 +535,10 @@ int jobq_worker_main(const jobq_worker_params *p) {
         atomic_store(&p->slot->take_deadline_ms, 0);
         jobq_slot_set_state(p->slot, JOBQ_SLOT_BUSY);
         if (qi < 0) continue;
+        if (stop_requested) { /* told to stop during the take: the supervisor puts it back */
+            jobq_taken_fini(&taken);
+            break;
+        }
         if (taken.n > 0) run_batch(&w, qi, &taken);
         jobq_taken_fini(&taken);
         if (w.must_exit) {
@@ -551,4 +571,33 @@ static void progress_event(void *ctx, jobq_job *job, double fraction, const char
 static void child_group(void *ctx, int pgid) {
     worker *w = ctx;
     atomic_store(&w->p->slot->child_pgid, pgid);
+}
+
+/* api->job_enqueue: the follow-up goes out on this worker's connection, to
+ * any queue (on a cluster, the shard that holds it). */
+static int enqueue_followup(void *ctx, jobq_job *job, const char *queue, const char *job_json, int flags,
+                            char *id, size_t id_size, jobq_err *err) {
+    worker *w = ctx;
+    const char *q = queue ? queue : job->queue;
+    if (!q || !jobq_key_valid_queue(q)) {
+        jobq_err_set(err, JOBQ_E_INVALID, "'%.80s' is not a queue name (1 to 64 of A-Z a-z 0-9 _ . : -)",
+                     q ? q : "(none)");
+        return -1;
+    }
+    if (!jobq_redis_connected(w->redis)) { /* not waited for here: the handler decides */
+        jobq_err_set(err, JOBQ_E_IO, "Redis is unreachable");
+        return -1;
+    }
+    bool duplicate = false;
+    if (jobq_jobs_enqueue(w->redis, w->cfg->prefix, q, job_json, 0, (flags & JOBQ_ENQUEUE_UNIQUE) != 0, id, id_size,
+                          &duplicate, err) != 0) {
+        if (err->code == JOBQ_E_REPLICAS) { /* queued on the primary, not yet on enough replicas */
+            jobq_log_warn("follow-up job %s: %s", id, err->msg);
+            return 0;
+        }
+        if (err->code == JOBQ_E_IO || err->code == JOBQ_E_READONLY) lost_connection(w, err);
+        return -1;
+    }
+    if (duplicate) jobq_log_debug("follow-up job %s is already queued (unique)", id);
+    return 0;
 }
