@@ -184,6 +184,33 @@ static int read_limits(struct jobq_job *job, jobq_err *err) {
     return 0;
 }
 
+/* "depends_on" (ids of jobs that must end ok first) and "batch" (the batch
+ * it counts in): optional; when given, well formed. */
+static int read_links(struct jobq_job *job, jobq_err *err) {
+    json_t *deps = json_object_get(job->root, "depends_on");
+    if (deps && !json_is_null(deps)) {
+        size_t n = json_array_size(deps);
+        bool ok = json_is_array(deps) && n >= 1 && n <= JOBQ_DEPENDS_MAX;
+        for (size_t i = 0; ok && i < n; i++) ok = valid_string(json_array_get(deps, i), JOBQ_JOB_ID_MAX);
+        if (!ok) {
+            jobq_err_set(err, JOBQ_E_INVALID, "'depends_on' must be an array of 1 to %d job ids (strings of 1 to "
+                         "128 bytes without control characters)", JOBQ_DEPENDS_MAX);
+            return -1;
+        }
+        job->depends_on = deps;
+    }
+    json_t *batch = json_object_get(job->root, "batch");
+    if (batch && !json_is_null(batch)) {
+        if (!valid_string(batch, JOBQ_BATCH_ID_MAX)) {
+            jobq_err_set(err, JOBQ_E_INVALID, "'batch' must be a batch id (a string of 1 to %d bytes without "
+                         "control characters)", JOBQ_BATCH_ID_MAX);
+            return -1;
+        }
+        job->batch = json_string_value(batch);
+    }
+    return 0;
+}
+
 int jobq_job_parse(struct jobq_job *job, const char *raw, size_t raw_len, const char *queue,
                    const jobq_job_defaults *defaults, double now, jobq_err *err) {
     memset(job, 0, sizeof *job);
@@ -220,6 +247,7 @@ int jobq_job_parse(struct jobq_job *job, const char *raw, size_t raw_len, const 
     if (read_id(job, err) != 0 || read_meta(job, json_object_get(job->root, JOBQ_META_FIELD), err) != 0 ||
         read_handler(job, err) != 0 || read_limits(job, err) != 0)
         return -1;
+    if (read_links(job, err) != 0) return -1;
     job->args = json_object_get(job->root, "args");
     double d;
     if (positive_number(json_object_get(job->root, "enqueued_at"), 1e12, &d) == 0) job->enqueued_at = d;

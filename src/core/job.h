@@ -19,6 +19,8 @@
 #define JOBQ_JOB_TIMEOUT_MAX 604800.0 /* seconds */
 #define JOBQ_JOB_ATTEMPTS_MAX 1000
 #define JOBQ_JOB_RESULT_TTL_MAX 31536000
+#define JOBQ_DEPENDS_MAX 100          /* ids in "depends_on" */
+#define JOBQ_BATCH_ID_MAX 100         /* bytes of a batch id */
 
 /* Per-queue defaults for the fields a job may leave out. */
 typedef struct jobq_job_defaults {
@@ -61,6 +63,8 @@ struct jobq_job {
     const char *handler;  /* borrowed from root; NULL when missing */
     json_t *args;         /* borrowed from root; NULL when absent */
     json_t *errors;       /* borrowed from root: earlier attempts' errors, or NULL */
+    json_t *depends_on;   /* borrowed from root: array of 1..JOBQ_DEPENDS_MAX valid ids, or NULL */
+    const char *batch;    /* borrowed from root: the id of the batch it belongs to, or NULL */
     double timeout;       /* seconds, job field or default */
     int max_attempts;
     int result_ttl;

@@ -21,6 +21,7 @@
 
 #include "core/backoff.h"
 #include "core/log.h"
+#include "daemon/depends.h"
 #include "daemon/handlers/handlers.h"
 #include "daemon/job_run.h"
 #include "daemon/plugin.h"
@@ -387,21 +388,44 @@ static void release_batch(worker *w, size_t n) {
     }
 }
 
+/* ctx->gate of the jobs this worker runs: a jobq_gate. When Redis fails
+ * the job stays in flight and goes back on its queue before the next take
+ * from it (a second later when Redis refused). */
+static int gate_job(void *udata, int qi, struct jobq_job *job, char *why, size_t why_size) {
+    worker *w = udata;
+    jobq_err err;
+    int g = jobq_depends_gate(w->redis, &w->keys[qi], job, why, why_size, &err);
+    if (g >= 0) return g;
+    if (err.code == JOBQ_E_IO || err.code == JOBQ_E_READONLY) {
+        queue_failed(w, qi, &err);
+    } else {
+        jobq_log_err("checking the dependencies of job %s: %s; it goes back on its queue", job->id, err.msg);
+        w->qs[qi].unsure = true;
+        w->qs[qi].down_until = jobq_now() + 1;
+    }
+    return JOBQ_GATE_SKIP;
+}
+
 /* Run the batch t of queue qi and commit it. Adapts the batch size. */
 static void run_batch(worker *w, int qi, jobq_taken *t) {
     jobq_run_ctx ctx = {w->p->slot, w->id, &w->policy, qi, w->cfg->queues[qi], &w->defaults[qi],
-                        &w->settings[qi], publish_event, w, &w->host};
+                        &w->settings[qi], publish_event, w, &w->host, gate_job};
     w->running_qi = qi;
     double lease_until = jobq_monotonic() + t->lease_left;
     size_t done = 0;
     double busy = 0;
     bool give_back = false;
     for (size_t i = 0; i < t->n; i++) {
-        double took = jobq_run_job(&ctx, t->payloads[i], t->lens[i], t->n == 1, &w->jobs[i], &w->outs[i]);
+        double took = jobq_run_job(&ctx, t->payloads[i], t->lens[i], t->n == 1, &w->jobs[done], &w->outs[done]);
+        if (took == JOBQ_RUN_SKIPPED) { /* parked, or left in flight to be put back */
+            jobq_job_fini(&w->jobs[done]);
+            if (stop_requested) break;
+            continue;
+        }
         if (took < 0) {
             /* No outcome could be built: commit what is done, then exit;
              * the supervisor puts the rest back. */
-            jobq_job_fini(&w->jobs[i]);
+            jobq_job_fini(&w->jobs[done]);
             w->must_exit = true;
             break;
         }

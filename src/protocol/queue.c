@@ -237,15 +237,21 @@ int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *ou
     int wrote = verify && still_held(r, k, outs, n, held, err) != 0 ? -1 : write_results(r, k, outs, held, n, err);
     free(held);
     if (wrote != 0) return -1;
-    size_t nargs = 3 + 7 * n;
+    size_t nargs = 3 + 8 * n, nkeys = 7 + 2 * n;
     const char **args = calloc(nargs, sizeof *args);
     size_t *lens = calloc(nargs, sizeof *lens);
     char *dues = calloc(n, 32);
+    char (*flags)[8] = calloc(n, sizeof *flags);
+    const char **keys = calloc(nkeys, sizeof *keys);
+    char (*links)[JOBQ_KEY_MAX] = calloc(2 * n, sizeof *links); /* per job: its waiters, its batch */
     char count[24];
-    if (!args || !lens || !dues) {
+    if (!args || !lens || !dues || !flags || !keys || !links) {
         free(args);
         free(lens);
         free(dues);
+        free(flags);
+        free(keys);
+        free(links);
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
         return -1;
     }
@@ -259,7 +265,17 @@ int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *ou
         char *due = dues + 32 * i;
         if (o->retry_payload) snprintf(due, 32, "%.6f", o->retry_at);
         a[0] = o->payload;
-        a[1] = o->finished ? (o->failed ? "fx" : "f") : "";
+        bool ended = o->ended && o->id; /* with an id: others may wait for it */
+        snprintf(flags[i], sizeof flags[i], "%s%s%s%s%s", o->finished ? "f" : "", o->failed ? "x" : "",
+                 ended ? "e" : "", ended && o->kind == JOBQ_OUTCOME_OK ? "k" : "",
+                 ended && o->batch_id ? "b" : "");
+        a[1] = flags[i];
+        args[3 + 7 * n + i] = ended ? o->id : "";
+        jobq_key(links[2 * i], JOBQ_KEY_MAX, k->prefix, JOBQ_KEY_WAITERS, k->name, ended ? o->id : "");
+        jobq_key(links[2 * i + 1], JOBQ_KEY_MAX, k->prefix, JOBQ_KEY_BATCH, k->name,
+                 ended && o->batch_id ? o->batch_id : "");
+        keys[7 + 2 * i] = links[2 * i];
+        keys[8 + 2 * i] = links[2 * i + 1];
         a[2] = o->dead_json ? o->dead_json : "";
         a[3] = due;
         a[4] = o->retry_payload ? o->retry_payload : "";
@@ -268,11 +284,15 @@ int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *ou
     }
     for (size_t i = 0; i < nargs; i++) lens[i] = strlen(args[i]);
     for (size_t i = 0; i < n; i++) lens[3 + 7 * i] = outs[i].payload_len;
-    const char *keys[] = {k->inflight, k->dead, k->scheduled, k->stats, k->unique};
-    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_COMMIT, 5, keys, (int)nargs, args, lens);
+    const char *fixed[] = {k->inflight, k->dead, k->scheduled, k->stats, k->unique, k->queue, k->parked};
+    memcpy(keys, fixed, sizeof fixed);
+    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_COMMIT, (int)nkeys, keys, (int)nargs, args, lens);
     free(args);
     free(lens);
     free(dues);
+    free(flags);
+    free(keys);
+    free(links);
     if (!reply) return -1;
     int rc = 0;
     if (reply->type != REDIS_REPLY_ARRAY) rc = unexpected(err, "commit");
