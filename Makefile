@@ -47,12 +47,12 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(TLS_LIBS) -lev -l
 CORE_OBJS  := core/err core/log core/config core/config_sections core/redis_url core/json_writer core/job core/backoff \
               core/random protocol/keys protocol/node protocol/tls protocol/cluster protocol/sentinel \
               protocol/redis protocol/scripts protocol/functions \
-              protocol/documents protocol/outcome protocol/queue protocol/daemons protocol/jobs protocol/depends
+              protocol/documents protocol/outcome protocol/queue protocol/daemons protocol/jobs protocol/depends protocol/batch
 HANDLER_OBJS := daemon/handlers/libcurl daemon/handlers/wordcount daemon/handlers/words daemon/handlers/exec \
               daemon/handlers/addr_policy daemon/handlers/url_redact daemon/handlers/testing
 JOBQD_OBJS := daemon/main daemon/supervisor daemon/workers daemon/upkeep daemon/worker \
               daemon/job_run daemon/depends daemon/notify daemon/plugin daemon/registry daemon/slots $(HANDLER_OBJS)
-JOBQ_OBJS  := cli/main cli/util cli/jobs cli/status cli/dead cli/migrate
+JOBQ_OBJS  := cli/main cli/util cli/jobs cli/status cli/dead cli/migrate cli/batch
 UNIT_TESTS := test_config test_redis_url test_job test_json_writer test_words test_backoff test_plugin \
               test_keys test_outcome test_addr_policy test_url_redact
 
