@@ -8,7 +8,7 @@ SYSCONFDIR ?= /etc
 LIBDIR     ?= $(PREFIX)/lib
 PLUGINDIR  ?= $(LIBDIR)/jobq/plugins
 UNITDIR    ?= /lib/systemd/system
-VERSION    := 0.1.0
+VERSION    := 0.2.0
 
 ifeq ($(SAN),1)
 BUILD      ?= build/asan
