@@ -56,6 +56,36 @@ typedef struct jobq_job jobq_job;
  */
 typedef int (*jobq_handler_fn)(jobq_job *job, void *udata);
 
+/* Since 0.2.0. A per-worker hook (register_worker_hooks): udata is the
+ * pointer given at registration. Returns JOBQ_OK or JOBQ_ERR. */
+typedef int (*jobq_worker_hook)(void *udata);
+
+/* Since 0.2.0. A progress callback bound to a job (job_progress_hook):
+ * calling fn(ctx, fraction, message) is job_progress(job, fraction,
+ * message), for code that reports progress through a (function, context)
+ * pair and never sees the job (a library's progress callback). */
+typedef void (*jobq_progress_fn)(void *ctx, double fraction, const char *message);
+
+/* Since 0.2.0. What job_arg_type says a member of the args is. */
+enum {
+    JOBQ_ARG_MISSING = 0, /* no such member (or args is absent, or a bad pointer) */
+    JOBQ_ARG_NULL,
+    JOBQ_ARG_BOOL,
+    JOBQ_ARG_INT,         /* an integer that fits in int64_t */
+    JOBQ_ARG_REAL,        /* any other number */
+    JOBQ_ARG_STRING,
+    JOBQ_ARG_ARRAY,
+    JOBQ_ARG_OBJECT
+};
+
+/* Since 0.2.0. Flags of job_enqueue. */
+enum {
+    JOBQ_ENQUEUE_UNIQUE = 1 /* the job must carry its own "id"; while a job with that id queued
+                             * this way has not ended, nothing is queued again (the id is
+                             * returned all the same): a retried handler does not enqueue
+                             * its follow-up twice */
+};
+
 struct jobq_api {
     /* Frozen: these first three members never move in any ABI version. */
     uint32_t abi;  /* JOBQ_PLUGIN_ABI of the daemon */
@@ -115,6 +145,87 @@ struct jobq_api {
     /* Report progress: fraction in [0,1] (clamped), message may be NULL.
      * Published as a "progress" event; cheap to call, rate-limited by host. */
     void (*job_progress)(jobq_job *job, double fraction, const char *message);
+
+    /* ---- Since 0.2.0: check JOBQ_API_HAS(api, member) before using any of
+     * the members below. ---- */
+
+    /*
+     * Per-worker hooks: init runs in every worker process right after it is
+     * forked, before its first job (open a database connection there, not in
+     * jobq_plugin_init); exit runs when a worker stops or is recycled (not
+     * when it crashes or is killed). Either may be NULL. Only valid inside
+     * jobq_plugin_init; a second call replaces the first. When init returns
+     * JOBQ_ERR in a worker, every job of this plugin's handlers run by that
+     * worker fails with "plugin NAME: its worker init hook failed" (and is
+     * retried as usual), and exit is not called there.
+     */
+    int (*register_worker_hooks)(jobq_plugin *p, jobq_worker_hook init, jobq_worker_hook exit,
+                                 void *udata);
+
+    /*
+     * The value of key in the config section [plugin.NAME], NAME being the
+     * name this plugin gave JOBQ_PLUGIN_BEGIN; NULL when not set. Only
+     * valid inside jobq_plugin_init (after begin); the string is borrowed
+     * until init returns: copy what you keep. jobqd warns about a
+     * [plugin.NAME] section no loaded plugin is called.
+     */
+    const char *(*plugin_config)(jobq_plugin *p, const char *key);
+
+    /*
+     * Nested args. pointer is a JSON Pointer (RFC 6901) into the job's args:
+     * "" is args itself, "/user/name" a member of a member, "/items/0" the
+     * first element of an array ("~1" stands for '/' and "~0" for '~' in a
+     * member name). Nothing here needs or exposes a JSON library.
+     */
+    /* The JOBQ_ARG_* type of what pointer names. */
+    int (*job_arg_type)(const jobq_job *job, const char *pointer);
+    /* A true/false: *out = 1 or 0, JOBQ_OK; anything else JOBQ_ERR. */
+    int (*job_arg_bool)(const jobq_job *job, const char *pointer, int *out);
+    /* An integer (JOBQ_ARG_INT; 2.0 is not one): JOBQ_OK; else JOBQ_ERR. */
+    int (*job_arg_int64)(const jobq_job *job, const char *pointer, int64_t *out);
+    /* Any number, as a double: JOBQ_OK; else JOBQ_ERR. */
+    int (*job_arg_double)(const jobq_job *job, const char *pointer, double *out);
+    /* A string (NUL-terminated; it may hold NUL bytes, *len, which may be
+     * NULL, says how long it is), else NULL. Borrowed until the handler
+     * returns. */
+    const char *(*job_arg_str)(const jobq_job *job, const char *pointer, size_t *len);
+    /* Elements of an array, members of an object; 0 for anything else. */
+    size_t (*job_arg_count)(const jobq_job *job, const char *pointer);
+    /* The name of the index-th member of an object (in the order of the
+     * payload), else NULL. Borrowed until the handler returns. */
+    const char *(*job_arg_key)(const jobq_job *job, const char *pointer, size_t index);
+    /* What pointer names as compact JSON text, else NULL. Borrowed until the
+     * handler returns. */
+    const char *(*job_arg_dump)(const jobq_job *job, const char *pointer);
+
+    /*
+     * Write the len bytes of s as a JSON string literal, quotes included, to
+     * out (size bytes, NUL-terminated when size > 0). Quotes, backslashes and
+     * control characters are escaped; bytes that are not UTF-8 become
+     * U+FFFD, so the text is always valid JSON. Returns the length of the
+     * whole literal (without the NUL), like snprintf: when it is >= size,
+     * out was too small (it holds a cut, still NUL-terminated prefix).
+     * Any thread, any time (also in jobq_plugin_init).
+     */
+    size_t (*json_escape)(const char *s, size_t len, char *out, size_t size);
+
+    /*
+     * Enqueue a follow-up job from a handler: job_json is a job object as a
+     * producer would push it ("handler" required; "id" optional), put on
+     * queue (NULL: the queue of the running job) at once. The id it got
+     * (its own, or one jobq assigned) is copied to id (id_size bytes; 129
+     * are always enough; may be NULL). flags: 0 or JOBQ_ENQUEUE_UNIQUE.
+     * JOBQ_OK, or JOBQ_ERR with the reason logged (a refused job, Redis
+     * unreachable). The follow-up is queued even if this job then fails;
+     * a handler that may run again should give it an id and use
+     * JOBQ_ENQUEUE_UNIQUE. On Redis Cluster any queue may be named.
+     */
+    int (*job_enqueue)(jobq_job *job, const char *queue, const char *job_json, int flags, char *id,
+                       size_t id_size);
+
+    /* A progress callback bound to job: *fn and *ctx, valid until the
+     * handler returns (see jobq_progress_fn). JOBQ_OK. */
+    int (*job_progress_hook)(jobq_job *job, jobq_progress_fn *fn, void **ctx);
 
     /* New members go here, at the end. */
 };

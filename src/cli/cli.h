@@ -254,6 +254,7 @@ int jobq_cli_metrics(jobq_cli *c, int argc, char **argv);
 int jobq_cli_dead(jobq_cli *c, int argc, char **argv);
 int jobq_cli_migrate(jobq_cli *c, int argc, char **argv);
 int jobq_cli_web(jobq_cli *c, int argc, char **argv);
+int jobq_cli_batch(jobq_cli *c, int argc, char **argv);
 
 /* The queue snapshot both status and metrics print: a new JSON object
  * documented in README.md (jobq status --json), or NULL after printing the

@@ -315,7 +315,9 @@ static const char usage[] =
     "  web [--listen ADDR:PORT] [--token-file FILE]\n"
     "                                   the dashboard, /metrics and the JSON API\n"
     "  functions [--load]               the Redis function library (FCALL jobq_enqueue)\n"
-    "  migrate [--dry-run]              move jobs from the keys of jobq 0.1.0\n\n"
+    "  migrate [--dry-run]              move jobs from the keys of jobq 0.1.0\n"
+    "  batch create [-q QUEUE] --callback JOB-JSON [JOB-JSON...]\n"
+    "  batch status [-q QUEUE] ID       a group of jobs with a callback run once all ended\n\n"
     "Options (accepted anywhere on the line):\n"
     "      --redis URL    redis://[[user]:password@]host[:port][/db] or\n"
     "                     unix:///path/redis.sock[?db=N]; else $JOBQ_REDIS_URL, else\n"
@@ -339,6 +341,7 @@ static const subcommand subcommands[] = {
     {"enqueue", jobq_cli_enqueue}, {"result", jobq_cli_result},   {"status", jobq_cli_status},
     {"dead", jobq_cli_dead},       {"cancel", jobq_cli_cancel},   {"events", cmd_events},
     {"metrics", jobq_cli_metrics}, {"functions", cmd_functions}, {"migrate", jobq_cli_migrate},
+    {"batch", jobq_cli_batch},
     {"web", jobq_cli_web},
 };
 

@@ -7,6 +7,7 @@
  * from [jobs] happens at lookup. No mutable state at file scope.
  */
 #include "core/config.h"
+#include "core/config_sections.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -545,6 +546,7 @@ void jobq_config_fini(jobq_config *cfg) {
     free(cfg->tls_key_file);
     free(cfg->tls_server_name);
     free(cfg->plugins_dir);
+    jobq_config_named_fini(cfg);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -588,6 +590,8 @@ struct load {
     char why[256];
     int set_line[NOPTIONS];   /* line that last set each option; 0 = default */
     int qsec;                 /* index of the [queue.NAME] section being read; -1 = other */
+    enum jobq_named_kind nkind; /* an [exec.NAME] or [plugin.NAME] section being read... */
+    int nsec;                 /* ...and its index (config_sections.h) */
 };
 
 static void fail(struct load *ld, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -669,10 +673,18 @@ static char *read_line(char *str, int num, void *stream) {
     if (*s == '[') {
         char *close = strchr(s, ']');
         ld->qsec = -1;
+        ld->nkind = JOBQ_NAMED_NONE;
+        char why[224];
+        int named = close ? jobq_config_named_open(ld->cfg, s + 1, (size_t)(close - s - 1), ld->lineno, &ld->nkind,
+                                                   &ld->nsec, why, sizeof why)
+                          : 0;
         if (close && (size_t)(close - s - 1) >= QUEUE_SECTION_LEN &&
             strncmp(s + 1, QUEUE_SECTION, QUEUE_SECTION_LEN) == 0) {
             open_queue_section(ld, s + 1 + QUEUE_SECTION_LEN, (size_t)(close - s - 1 - QUEUE_SECTION_LEN));
-        } else if (close && !section_known(s + 1, (size_t)(close - s - 1))) {
+        } else if (named < 0) {
+            ld->nkind = JOBQ_NAMED_NONE;
+            fail(ld, named == -2 ? JOBQ_E_NOMEM : JOBQ_E_CONFIG, "%s", why);
+        } else if (named == 0 && close && !section_known(s + 1, (size_t)(close - s - 1))) {
             bool queue = (size_t)(close - s - 1) == QUEUE_SECTION_LEN - 1 &&
                          strncmp(s + 1, QUEUE_SECTION, QUEUE_SECTION_LEN - 1) == 0;
             fail(ld, JOBQ_E_CONFIG, "unknown section [%.*s]%s", (int)(close - s - 1 > 64 ? 64 : close - s - 1),
@@ -723,6 +735,12 @@ static int on_pair(void *user, const char *section, const char *name, const char
         return 0;
     }
     if (ld->qsec >= 0) return on_queue_pair(ld, name, value);
+    if (ld->nkind != JOBQ_NAMED_NONE) {
+        char why[224];
+        int rc = jobq_config_named_pair(ld->cfg, ld->nkind, ld->nsec, name, value ? value : "", why, sizeof why);
+        if (rc != 0) fail(ld, rc == -2 ? JOBQ_E_NOMEM : JOBQ_E_CONFIG, "%s", why);
+        return rc == 0;
+    }
     const struct option *o = find_option(section, name);
     if (!o) {
         if (section_known(section, strlen(section)))
@@ -744,6 +762,12 @@ static int on_pair(void *user, const char *section, const char *name, const char
 
 /* Rules between options, checked once the whole file is read. */
 static int check_relations(const jobq_config *cfg, const struct load *ld, const char *path, jobq_err *err) {
+    int named_line;
+    char why[224];
+    if (jobq_config_named_check(cfg, &named_line, why, sizeof why) != 0) {
+        jobq_err_set(err, JOBQ_E_CONFIG, "%s:%d: %s", path, named_line, why);
+        return -1;
+    }
     if (cfg->heartbeat_ttl > cfg->heartbeat_interval) return 0;
     size_t ttl = (size_t)(find_option("daemon", "heartbeat_ttl") - options);
     size_t iv = (size_t)(find_option("daemon", "heartbeat_interval") - options);
@@ -896,6 +920,7 @@ void jobq_config_print(const jobq_config *cfg, FILE *out) {
             fputc('\n', out);
         }
     }
+    jobq_config_named_print(cfg, out);
 }
 
 /* ---- secrets ---- */

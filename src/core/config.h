@@ -40,6 +40,31 @@ typedef struct jobq_config_queue_section {
     unsigned set;              /* keys given in the file */
 } jobq_config_queue_section;
 
+#define JOBQ_MAX_NAMED_SECTIONS 64 /* [exec.NAME] sections, and [plugin.NAME] ones */
+#define JOBQ_MAX_SECTION_NAME 64   /* NAME: 1..64 of A-Z a-z 0-9 _ . - (a handler name) */
+
+/* One [exec.NAME] section: handler NAME runs command for each job
+ * (src/daemon/handlers/exec.h). */
+typedef struct jobq_config_exec {
+    char name[JOBQ_MAX_SECTION_NAME + 1];
+    char *command;             /* owned; an absolute path; required */
+    char *args;                /* owned; "" = none; words as jobq_config_split_words reads them */
+    char *user;                /* owned; "" = the daemon's own user */
+    char *env;                 /* owned; "" = none; NAME=VALUE words */
+    char *workdir;             /* owned; "" = "/"; an absolute path otherwise */
+    double timeout;            /* seconds the program may run; 0 = only the job's timeout */
+    long max_output;           /* bytes the program may write to stdout */
+    int line;                  /* of its header, for messages */
+} jobq_config_exec;
+
+/* One key of a [plugin.NAME] section (a later line with the same key
+ * replaces the value). */
+typedef struct jobq_config_plugin_value {
+    char plugin[JOBQ_MAX_SECTION_NAME + 1]; /* NAME */
+    char *key;                 /* owned */
+    char *value;               /* owned */
+} jobq_config_plugin_value;
+
 typedef struct jobq_config {
     /* [daemon] */
     int workers;               /* worker processes, 1..1024 */
@@ -86,6 +111,17 @@ typedef struct jobq_config {
      * served by this daemon or not */
     jobq_config_queue_section queue_sections[JOBQ_MAX_QUEUES];
     int nqueue_sections;
+    /* [exec.NAME] sections, in the order they first appear */
+    jobq_config_exec *execs;   /* owned array */
+    int nexecs;
+    /* the keys of [plugin.NAME] sections, in the order they first appear */
+    jobq_config_plugin_value *plugin_values; /* owned array */
+    int nplugin_values;
+    struct {
+        char name[JOBQ_MAX_SECTION_NAME + 1];
+        int line;                                 /* of its first header */
+    } plugin_sections[JOBQ_MAX_NAMED_SECTIONS];   /* the [plugin.NAME] sections seen */
+    int nplugin_sections;
 } jobq_config;
 
 /* Fill cfg with every default (allocates the string members). */

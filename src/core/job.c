@@ -187,6 +187,33 @@ static int read_limits(struct jobq_job *job, jobq_err *err) {
     return 0;
 }
 
+/* "depends_on" (ids of jobs that must end ok first) and "batch" (the batch
+ * it counts in): optional; when given, well formed. */
+static int read_links(struct jobq_job *job, jobq_err *err) {
+    json_t *deps = json_object_get(job->root, "depends_on");
+    if (deps && !json_is_null(deps)) {
+        size_t n = json_array_size(deps);
+        bool ok = json_is_array(deps) && n >= 1 && n <= JOBQ_DEPENDS_MAX;
+        for (size_t i = 0; ok && i < n; i++) ok = valid_string(json_array_get(deps, i), JOBQ_JOB_ID_MAX);
+        if (!ok) {
+            jobq_err_set(err, JOBQ_E_INVALID, "'depends_on' must be an array of 1 to %d job ids (strings of 1 to "
+                         "128 bytes without control characters)", JOBQ_DEPENDS_MAX);
+            return -1;
+        }
+        job->depends_on = deps;
+    }
+    json_t *batch = json_object_get(job->root, "batch");
+    if (batch && !json_is_null(batch)) {
+        if (!valid_string(batch, JOBQ_BATCH_ID_MAX)) {
+            jobq_err_set(err, JOBQ_E_INVALID, "'batch' must be a batch id (a string of 1 to %d bytes without "
+                         "control characters)", JOBQ_BATCH_ID_MAX);
+            return -1;
+        }
+        job->batch = json_string_value(batch);
+    }
+    return 0;
+}
+
 int jobq_job_parse(struct jobq_job *job, const char *raw, size_t raw_len, const char *queue,
                    const jobq_job_defaults *defaults, double now, jobq_err *err) {
     memset(job, 0, sizeof *job);
@@ -223,6 +250,7 @@ int jobq_job_parse(struct jobq_job *job, const char *raw, size_t raw_len, const 
     if (read_id(job, err) != 0 || read_meta(job, json_object_get(job->root, JOBQ_META_FIELD), err) != 0 ||
         read_handler(job, err) != 0 || read_limits(job, err) != 0)
         return -1;
+    if (read_links(job, err) != 0) return -1;
     job->args = json_object_get(job->root, "args");
     double d;
     if (positive_number(json_object_get(job->root, "enqueued_at"), 1e12, &d) == 0) job->enqueued_at = d;
@@ -234,6 +262,8 @@ void jobq_job_fini(struct jobq_job *job) {
     json_decref(job->result);
     free(job->error);
     free(job->args_json);
+    for (size_t i = 0; i < job->ndumps; i++) free(job->dumps[i]);
+    free(job->dumps);
     memset(job, 0, sizeof *job);
 }
 
@@ -302,4 +332,118 @@ int jobq_job_api_fail(jobq_job *job, const char *fmt, ...) {
     set_failed_v(job, fmt, ap);
     va_end(ap);
     return JOBQ_ERR;
+}
+
+/* ---- nested args (JSON Pointer, RFC 6901) ---- */
+
+/* What pointer names in args, or NULL (a bad pointer names nothing). */
+static json_t *resolve(json_t *args, const char *pointer) {
+    if (!args || !pointer) return NULL;
+    if (!*pointer) return args;
+    if (*pointer != '/') return NULL;
+    size_t len = strlen(pointer);
+    char small[256], *token = len < sizeof small ? small : malloc(len + 1);
+    if (!token) return NULL;
+    json_t *v = args;
+    const char *p = pointer;
+    while (v && *p == '/') {
+        size_t n = 0;
+        for (p++; *p && *p != '/'; p++) {
+            if (*p == '~' && (p[1] == '0' || p[1] == '1')) {
+                token[n++] = p[1] == '0' ? '~' : '/';
+                p++;
+            } else if (*p == '~') {
+                v = NULL; /* "~" not followed by 0 or 1 */
+                break;
+            } else {
+                token[n++] = *p;
+            }
+        }
+        token[n] = '\0';
+        if (!v) break;
+        if (json_is_object(v)) {
+            v = json_object_get(v, token);
+        } else if (json_is_array(v)) {
+            char *end;
+            bool digits = n > 0 && strspn(token, "0123456789") == n && (n == 1 || token[0] != '0');
+            unsigned long long i = digits ? strtoull(token, &end, 10) : 0;
+            v = digits && i < json_array_size(v) ? json_array_get(v, (size_t)i) : NULL;
+        } else {
+            v = NULL;
+        }
+    }
+    if (token != small) free(token);
+    return v;
+}
+
+int jobq_job_api_arg_type(const jobq_job *job, const char *pointer) {
+    json_t *v = resolve(job->args, pointer);
+    switch (v ? json_typeof(v) : JSON_NULL) {
+    case JSON_OBJECT: return JOBQ_ARG_OBJECT;
+    case JSON_ARRAY: return JOBQ_ARG_ARRAY;
+    case JSON_STRING: return JOBQ_ARG_STRING;
+    case JSON_INTEGER: return JOBQ_ARG_INT;
+    case JSON_REAL: return JOBQ_ARG_REAL;
+    case JSON_TRUE: case JSON_FALSE: return JOBQ_ARG_BOOL;
+    case JSON_NULL: break;
+    }
+    return v ? JOBQ_ARG_NULL : JOBQ_ARG_MISSING;
+}
+
+int jobq_job_api_arg_bool(const jobq_job *job, const char *pointer, int *out) {
+    json_t *v = resolve(job->args, pointer);
+    if (!json_is_boolean(v)) return JOBQ_ERR;
+    *out = json_is_true(v);
+    return JOBQ_OK;
+}
+
+int jobq_job_api_arg_int64(const jobq_job *job, const char *pointer, int64_t *out) {
+    json_t *v = resolve(job->args, pointer);
+    if (!json_is_integer(v)) return JOBQ_ERR;
+    *out = (int64_t)json_integer_value(v);
+    return JOBQ_OK;
+}
+
+int jobq_job_api_arg_double(const jobq_job *job, const char *pointer, double *out) {
+    json_t *v = resolve(job->args, pointer);
+    if (!json_is_number(v)) return JOBQ_ERR;
+    *out = json_number_value(v);
+    return JOBQ_OK;
+}
+
+const char *jobq_job_api_arg_str(const jobq_job *job, const char *pointer, size_t *len) {
+    json_t *v = resolve(job->args, pointer);
+    if (!json_is_string(v)) return NULL;
+    if (len) *len = json_string_length(v);
+    return json_string_value(v);
+}
+
+size_t jobq_job_api_arg_count(const jobq_job *job, const char *pointer) {
+    json_t *v = resolve(job->args, pointer);
+    return json_is_array(v) ? json_array_size(v) : json_is_object(v) ? json_object_size(v) : 0;
+}
+
+const char *jobq_job_api_arg_key(const jobq_job *job, const char *pointer, size_t index) {
+    json_t *v = resolve(job->args, pointer);
+    if (!json_is_object(v) || index >= json_object_size(v)) return NULL;
+    size_t i = 0;
+    const char *key;
+    json_t *member;
+    json_object_foreach(v, key, member) {
+        if (i++ == index) return key;
+    }
+    return NULL;
+}
+
+const char *jobq_job_api_arg_dump(const jobq_job *job, const char *pointer) {
+    struct jobq_job *j = (struct jobq_job *)job; /* the texts live as long as the job */
+    json_t *v = resolve(j->args, pointer);
+    if (!v) return NULL;
+    char **grown = realloc(j->dumps, (j->ndumps + 1) * sizeof *grown);
+    if (!grown) return NULL;
+    j->dumps = grown;
+    char *text = jobq_json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+    if (!text) return NULL;
+    j->dumps[j->ndumps++] = text;
+    return text;
 }

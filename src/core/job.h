@@ -19,6 +19,8 @@
 #define JOBQ_JOB_TIMEOUT_MAX 604800.0 /* seconds */
 #define JOBQ_JOB_ATTEMPTS_MAX 1000
 #define JOBQ_JOB_RESULT_TTL_MAX 31536000
+#define JOBQ_DEPENDS_MAX 100          /* ids in "depends_on" */
+#define JOBQ_BATCH_ID_MAX 100         /* bytes of a batch id */
 
 /* Per-queue defaults for the fields a job may leave out. */
 typedef struct jobq_job_defaults {
@@ -32,7 +34,25 @@ typedef struct jobq_job_defaults {
  * attempts, deaths, enqueued_at, errors, the assigned id, unique. */
 #define JOBQ_META_FIELD "_jobq"
 
+/* What the process running a job offers the plugin API beyond the job
+ * itself (the worker fills one; a job without a host drops progress and
+ * refuses enqueues). Every call is made while the handler runs. */
+typedef struct jobq_job_host {
+    void *ctx;
+    /* Publish a progress event (fraction already clamped to [0,1]). */
+    void (*progress)(void *ctx, struct jobq_job *job, double fraction, const char *message);
+    /* Enqueue job_json on queue (NULL: the job's own), unique when flags
+     * has JOBQ_ENQUEUE_UNIQUE; the id into id (id_size bytes). 0, or -1
+     * with err. */
+    int (*enqueue)(void *ctx, struct jobq_job *job, const char *queue, const char *job_json, int flags,
+                   char *id, size_t id_size, jobq_err *err);
+    /* The job started process group pgid (0: it is gone): it is killed
+     * with the worker (timeout, cancel, shutdown deadline). */
+    void (*child_group)(void *ctx, int pgid);
+} jobq_job_host;
+
 struct jobq_job {
+    const jobq_job_host *host; /* borrowed: set by the runner after parsing; NULL outside a worker */
     json_t *root;         /* owned: the parsed payload, or NULL when not JSON */
     const char *raw;      /* borrowed: the payload exactly as taken from Redis */
     size_t raw_len;
@@ -43,6 +63,8 @@ struct jobq_job {
     const char *handler;  /* borrowed from root; NULL when missing */
     json_t *args;         /* borrowed from root; NULL when absent */
     json_t *errors;       /* borrowed from root: earlier attempts' errors, or NULL */
+    json_t *depends_on;   /* borrowed from root: array of 1..JOBQ_DEPENDS_MAX valid ids, or NULL */
+    const char *batch;    /* borrowed from root: the id of the batch it belongs to, or NULL */
     double timeout;       /* seconds, job field or default */
     int max_attempts;
     int result_ttl;
@@ -58,6 +80,8 @@ struct jobq_job {
     char *error;          /* owned, NULL unless failed */
     bool failed;
     char *args_json;      /* owned cache for job_args_json */
+    char **dumps;         /* owned: texts handed out by job_arg_dump until the job ends */
+    size_t ndumps;
 };
 
 /*
@@ -97,6 +121,16 @@ int jobq_job_api_arg_number(const jobq_job *job, const char *key, double *out);
 double jobq_job_api_time_left(const jobq_job *job);
 int jobq_job_api_set_result_json(jobq_job *job, const char *json);
 int jobq_job_api_fail(jobq_job *job, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The nested-args accessors (since 0.2.0): pointer is a JSON Pointer into
+ * args (see include/jobq/plugin.h). */
+int jobq_job_api_arg_type(const jobq_job *job, const char *pointer);
+int jobq_job_api_arg_bool(const jobq_job *job, const char *pointer, int *out);
+int jobq_job_api_arg_int64(const jobq_job *job, const char *pointer, int64_t *out);
+int jobq_job_api_arg_double(const jobq_job *job, const char *pointer, double *out);
+const char *jobq_job_api_arg_str(const jobq_job *job, const char *pointer, size_t *len);
+size_t jobq_job_api_arg_count(const jobq_job *job, const char *pointer);
+const char *jobq_job_api_arg_key(const jobq_job *job, const char *pointer, size_t index);
+const char *jobq_job_api_arg_dump(const jobq_job *job, const char *pointer);
 
 /* Seconds since the epoch, fractional. */
 double jobq_now(void);

@@ -197,3 +197,58 @@ char *jobq_json_dumps(const json_t *value, size_t flags) {
     b.buf[b.len] = '\0';
     return b.buf;
 }
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (!len || len > n || (len == 2 && c < 0xC2) || (len == 4 && c > 0xF4)) return 0;
+    for (size_t k = 1; k < len; k++)
+        if ((s[k] & 0xC0) != 0x80) return 0;
+    if (len == 3 && ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0))) return 0;
+    if (len == 4 && ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))) return 0;
+    return len;
+}
+
+size_t jobq_json_escape(const char *s, size_t len, char *out, size_t size) {
+    size_t n = 0; /* the literal's length so far */
+#define PUT(text, k) \
+    do { \
+        for (size_t put_i = 0; put_i < (k); put_i++, n++) \
+            if (n + 1 < size) out[n] = (text)[put_i]; \
+    } while (0)
+    PUT("\"", 1);
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        unsigned char c = u[i];
+        char esc[8];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)c;
+            PUT(esc, 2);
+            i++;
+        } else if (c < 0x20) {
+            const char *named = c == '\n' ? "\\n" : c == '\t' ? "\\t" : c == '\r' ? "\\r" : c == '\b' ? "\\b" : c == '\f' ? "\\f" : NULL;
+            if (named) {
+                PUT(named, 2);
+            } else {
+                snprintf(esc, sizeof esc, "\\u%04x", c);
+                PUT(esc, 6);
+            }
+            i++;
+        } else {
+            size_t k = utf8_seq(u + i, len - i);
+            if (k) {
+                PUT(s + i, k);
+                i += k;
+            } else {
+                PUT("\\ufffd", 6);
+                i++;
+            }
+        }
+    }
+    PUT("\"", 1);
+#undef PUT
+    if (size > 0) out[n < size ? n : size - 1] = '\0';
+    return n;
+}

@@ -48,4 +48,11 @@ char *jobq_json_writer_finish(jobq_json_writer *w);
  * any write failed. The caller frees. */
 char *jobq_json_dumps(const json_t *value, size_t flags);
 
+/* The len bytes of s as a JSON string literal, quotes included, into out
+ * (size bytes; NUL-terminated, possibly cut, when size > 0): quotes,
+ * backslashes and control characters escaped, every byte of an invalid
+ * UTF-8 sequence as U+FFFD. Returns the length of the whole literal, like
+ * snprintf. (The plugin API's json_escape.) */
+size_t jobq_json_escape(const char *s, size_t len, char *out, size_t size);
+
 #endif

@@ -14,6 +14,8 @@
 
 #include "core/log.h"
 #include "core/random.h"
+#include "daemon/depends.h"
+#include "daemon/plugin.h"
 #include "daemon/registry.h"
 #include "protocol/documents.h"
 
@@ -117,6 +119,22 @@ double jobq_run_job(const jobq_run_ctx *ctx, const char *payload, size_t len, bo
         return finish(ctx, job, JOBQ_CAUSE_REJECTED, why, out, 0);
     }
     jobq_log_set_job(job->id);
+    if (job->depends_on && ctx->gate) {
+        char why[300];
+        int g = ctx->gate(ctx->udata, ctx->queue_index, job, why, sizeof why);
+        if (g == JOBQ_GATE_FAIL) {
+            double took = finish(ctx, job, JOBQ_CAUSE_DEPENDENCY, why, out, 0);
+            jobq_log_set_job(NULL);
+            return took;
+        }
+        if (g != JOBQ_GATE_RUN) {
+            jobq_slot_set_state(ctx->slot, JOBQ_SLOT_BUSY);
+            memset(out, 0, sizeof *out);
+            jobq_log_set_job(NULL);
+            return JOBQ_RUN_SKIPPED;
+        }
+    }
+    job->host = ctx->host;
     job->started_at = now;
     job->deadline = now + job->timeout;
     publish_slot(ctx, job->id, payload, len, now, job->timeout);
@@ -127,7 +145,10 @@ double jobq_run_job(const jobq_run_ctx *ctx, const char *payload, size_t len, bo
     }
     limits saved;
     apply_limits(ctx->settings, &saved);
-    int rc = h->fn(job, h->udata);
+    char why[200];
+    int rc = JOBQ_ERR;
+    if (jobq_plugin_ready(h->owner, why, sizeof why)) rc = h->fn(job, h->udata);
+    else jobq_job_set_failed(job, "%s", why);
     restore_limits(ctx->settings, &saved);
 
     job->finished_at = jobq_now();

@@ -27,13 +27,22 @@ typedef struct jobq_run_ctx {
      * writes it at once, otherwise it leaves with the next command. */
     void (*publish)(void *udata, int queue_index, const char *event_json, bool send_now);
     void *udata;
+    const jobq_job_host *host;         /* what the plugin API reaches through a job (borrowed) */
+    /* For a job with depends_on: a jobq_gate (daemon/depends.h); on
+     * JOBQ_GATE_FAIL why says which dependency failed. NULL: run it. */
+    int (*gate)(void *udata, int queue_index, struct jobq_job *job, char *why, size_t why_size);
 } jobq_run_ctx;
+
+/* jobq_run_job's return for a job that must not be recorded: parked until
+ * its dependencies end, or left in flight to be put back. */
+#define JOBQ_RUN_SKIPPED (-2.0)
 
 /* Parse and run payload (borrowed until out is committed) into job, and
  * fill out with its outcome. alone: it is the only job of its take (its
  * "started" event is sent at once). Returns the seconds its handler ran,
- * or -1 when its outcome could not be built (out of memory): out is then
- * empty and the job must stay in flight. */
+ * -1 when its outcome could not be built (out of memory): out is then
+ * empty and the job must stay in flight, or JOBQ_RUN_SKIPPED (out empty,
+ * nothing to commit; job still to be released with jobq_job_fini). */
 double jobq_run_job(const jobq_run_ctx *ctx, const char *payload, size_t len, bool alone,
                     struct jobq_job *job, jobq_outcome *out);
 

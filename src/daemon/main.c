@@ -125,7 +125,7 @@ static int run_daemon(options *o) {
     jobq_log_set_level(cfg.log_level);
     jobq_supervisor_configure_handlers(&cfg);
     int status = 1;
-    if (jobq_plugin_load_all(cfg.test_handlers, cfg.plugins_dir, &err) < 0) {
+    if (jobq_plugin_load_config(&cfg, &err) < 0) {
         jobq_log_err("%s", err.msg);
         jobq_config_fini(&cfg);
         goto out;

@@ -16,8 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/handlers/exec.h"
 #include "daemon/handlers/handlers.h"
 #include "core/job.h"
+#include "core/json_writer.h"
 #include "core/log.h"
 #include "daemon/registry.h"
 
@@ -28,11 +30,14 @@ struct jobq_plugin {
     bool began;        /* begin() accepted */
     bool in_init;      /* registration allowed */
     char refusal[300]; /* first reason to refuse, "" if none */
+    jobq_worker_hook worker_init, worker_exit; /* register_worker_hooks */
+    void *worker_udata;
+    bool worker_ready; /* in a worker: its init hook ran and succeeded */
     struct jobq_plugin *next;
 };
 
-static struct jobq_plugin *loaded; /* owned list */
-static jobq_progress_hook progress_hook;
+static struct jobq_plugin *loaded; /* owned list, the last loaded first */
+static const jobq_config *loading_cfg; /* while loading: the [plugin.NAME] values (borrowed) */
 
 static void refuse(struct jobq_plugin *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void refuse(struct jobq_plugin *p, const char *fmt, ...) {
@@ -90,7 +95,57 @@ static int api_fail(jobq_job *job, const char *fmt, ...) {
 static void api_progress(jobq_job *job, double fraction, const char *message) {
     if (fraction < 0 || fraction != fraction) fraction = 0;
     if (fraction > 1) fraction = 1;
-    if (progress_hook) progress_hook(job, fraction, message);
+    if (job->host && job->host->progress) job->host->progress(job->host->ctx, job, fraction, message);
+}
+
+static int api_register_worker_hooks(jobq_plugin *p, jobq_worker_hook init, jobq_worker_hook exit, void *udata) {
+    if (!p->in_init) {
+        jobq_log_warn("plugin %s: register_worker_hooks outside jobq_plugin_init ignored", p->name);
+        return JOBQ_ERR;
+    }
+    p->worker_init = init;
+    p->worker_exit = exit;
+    p->worker_udata = udata;
+    return JOBQ_OK;
+}
+
+static const char *api_plugin_config(jobq_plugin *p, const char *key) {
+    if (!p->in_init || !p->began || !loading_cfg || !key) return NULL;
+    for (int i = 0; i < loading_cfg->nplugin_values; i++) {
+        const jobq_config_plugin_value *v = &loading_cfg->plugin_values[i];
+        if (strcmp(v->plugin, p->name) == 0 && strcmp(v->key, key) == 0) return v->value;
+    }
+    return NULL;
+}
+
+static int api_enqueue(jobq_job *job, const char *queue, const char *job_json, int flags, char *id, size_t id_size) {
+    char got[JOBQ_JOB_ID_MAX + 1] = "";
+    jobq_err err;
+    if (!job_json) {
+        jobq_log_warn("job_enqueue: no job given");
+        return JOBQ_ERR;
+    }
+    if (!job->host || !job->host->enqueue) {
+        jobq_log_warn("job_enqueue: not available outside a worker");
+        return JOBQ_ERR;
+    }
+    if (job->host->enqueue(job->host->ctx, job, queue, job_json, flags, got, sizeof got, &err) != 0) {
+        jobq_log_warn("job_enqueue on queue %s refused: %s", queue ? queue : job->queue, err.msg);
+        return JOBQ_ERR;
+    }
+    if (id && id_size) snprintf(id, id_size, "%s", got);
+    return JOBQ_OK;
+}
+
+/* The jobq_progress_fn handed out by job_progress_hook: ctx is the job. */
+static void progress_trampoline(void *ctx, double fraction, const char *message) {
+    api_progress(ctx, fraction, message);
+}
+
+static int api_progress_hook(jobq_job *job, jobq_progress_fn *fn, void **ctx) {
+    if (fn) *fn = progress_trampoline;
+    if (ctx) *ctx = job;
+    return JOBQ_OK;
 }
 
 static const struct jobq_api host_api = {
@@ -108,11 +163,23 @@ static const struct jobq_api host_api = {
     .job_set_result_json = jobq_job_api_set_result_json,
     .job_fail = api_fail,
     .job_progress = api_progress,
+    /* since 0.2.0 */
+    .register_worker_hooks = api_register_worker_hooks,
+    .plugin_config = api_plugin_config,
+    .job_arg_type = jobq_job_api_arg_type,
+    .job_arg_bool = jobq_job_api_arg_bool,
+    .job_arg_int64 = jobq_job_api_arg_int64,
+    .job_arg_double = jobq_job_api_arg_double,
+    .job_arg_str = jobq_job_api_arg_str,
+    .job_arg_count = jobq_job_api_arg_count,
+    .job_arg_key = jobq_job_api_arg_key,
+    .job_arg_dump = jobq_job_api_arg_dump,
+    .json_escape = jobq_json_escape,
+    .job_enqueue = api_enqueue,
+    .job_progress_hook = api_progress_hook,
 };
 
 const struct jobq_api *jobq_plugin_api(void) { return &host_api; }
-
-void jobq_plugin_set_progress_hook(jobq_progress_hook hook) { progress_hook = hook; }
 
 typedef int (*init_fn)(jobq_plugin *, const struct jobq_api *);
 
@@ -286,16 +353,70 @@ static int load_dir(const char *dir) {
     return ok;
 }
 
-int jobq_plugin_load_all(bool test_handlers, const char *dir, jobq_err *err) {
+/* Built-ins, exec handlers (cfg may be NULL: none), then the directory. */
+static int load(bool test_handlers, const char *dir, const jobq_config *cfg, jobq_err *err) {
     if (load_builtin("testing", jobq_testing_init, err) != 0) return -1;
     if (load_builtin("wordcount", jobq_wordcount_init, err) != 0) return -1;
     if (test_handlers && load_builtin("testing-unsafe", jobq_testing_unsafe_init, err) != 0)
         return -1;
+    if (cfg && jobq_exec_configure(cfg) > 0 && load_builtin("exec", jobq_exec_init, err) != 0) return -1;
     return dir && *dir ? load_dir(dir) : 0;
+}
+
+int jobq_plugin_load_all(bool test_handlers, const char *dir, jobq_err *err) {
+    return load(test_handlers, dir, NULL, err);
+}
+
+int jobq_plugin_load_config(const jobq_config *cfg, jobq_err *err) {
+    loading_cfg = cfg;
+    int n = load(cfg->test_handlers, cfg->plugins_dir, cfg, err);
+    loading_cfg = NULL;
+    for (int i = 0; n >= 0 && i < cfg->nplugin_sections; i++) {
+        bool claimed = false;
+        for (const struct jobq_plugin *p = loaded; p && !claimed; p = p->next)
+            claimed = strcmp(p->name, cfg->plugin_sections[i].name) == 0;
+        if (!claimed)
+            jobq_log_warn("config section [plugin.%s] (line %d): no loaded plugin is named %s; its settings are "
+                          "unused", cfg->plugin_sections[i].name, cfg->plugin_sections[i].line,
+                          cfg->plugin_sections[i].name);
+    }
+    return n;
+}
+
+/* In load order: the list holds the last loaded first. */
+static void run_worker_hooks(struct jobq_plugin *p, bool start) {
+    if (!p) return;
+    if (start) run_worker_hooks(p->next, start);
+    if (start) {
+        p->worker_ready = !p->worker_init || p->worker_init(p->worker_udata) == JOBQ_OK;
+        if (!p->worker_ready)
+            jobq_log_err("plugin %s: its worker init hook failed; its jobs fail in this worker", p->name);
+    } else if (p->worker_ready && p->worker_exit) {
+        if (p->worker_exit(p->worker_udata) != JOBQ_OK) jobq_log_warn("plugin %s: its worker exit hook failed", p->name);
+        p->worker_ready = false;
+    }
+    if (!start) run_worker_hooks(p->next, start);
+}
+
+bool jobq_plugin_worker_start(void) {
+    run_worker_hooks(loaded, true);
+    for (const struct jobq_plugin *p = loaded; p; p = p->next)
+        if (p->worker_ready && p->worker_exit) return true;
+    return false;
+}
+
+void jobq_plugin_worker_stop(void) { run_worker_hooks(loaded, false); }
+
+bool jobq_plugin_ready(const void *owner, char *why, size_t why_size) {
+    const struct jobq_plugin *p = owner;
+    if (!p || p->worker_ready || !p->worker_init) return true;
+    snprintf(why, why_size, "plugin %s: its worker init hook failed", p->name);
+    return false;
 }
 
 void jobq_plugin_unload_all(void) {
     jobq_registry_clear();
+    jobq_exec_unload();
     while (loaded) {
         struct jobq_plugin *p = loaded;
         loaded = p->next;

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 
+#include "core/config.h"
 #include "core/err.h"
 #include "jobq/plugin.h"
 
@@ -26,11 +27,27 @@ const struct jobq_api *jobq_plugin_api(void);
  */
 int jobq_plugin_load_all(bool test_handlers, const char *dir, jobq_err *err);
 
+/* The same for the daemon's configuration: the built-ins (test handlers per
+ * cfg), then the [exec.NAME] handlers, then the plugins of cfg's plugin
+ * directory, each able to read its [plugin.NAME] section. A [plugin.NAME]
+ * section no loaded plugin calls itself is warned about. cfg is borrowed
+ * for the call. */
+int jobq_plugin_load_config(const jobq_config *cfg, jobq_err *err);
+
+/* In a worker, right after fork: run every plugin's worker init hook, in
+ * load order (a failure is logged, and that plugin's jobs then fail).
+ * Returns true when some plugin has an exit hook to run at the end. */
+bool jobq_plugin_worker_start(void);
+
+/* At a worker's clean exit: the exit hooks, in reverse order, of the
+ * plugins whose init hook succeeded. */
+void jobq_plugin_worker_stop(void);
+
+/* May the handlers of plugin owner (a registry entry's owner) run in this
+ * worker? false with why when its worker init hook failed. */
+bool jobq_plugin_ready(const void *owner, char *why, size_t why_size);
+
 /* Forget every handler and dlclose every plugin (before a reload, at exit). */
 void jobq_plugin_unload_all(void);
-
-/* Called by api->job_progress; set by the worker (NULL: progress dropped). */
-typedef void (*jobq_progress_hook)(jobq_job *job, double fraction, const char *message);
-void jobq_plugin_set_progress_hook(jobq_progress_hook hook);
 
 #endif

@@ -44,6 +44,9 @@ typedef struct jobq_slot {
     atomic_long rss_kb;      /* last measured RSS */
     atomic_llong take_deadline_ms; /* while in a take: when it must have returned
                                     * (Unix ms); 0 outside one */
+    atomic_int child_pgid;   /* process group a running job started (exec handlers), 0 = none:
+                              * killed with the worker, by the worker on SIGTERM and by the
+                              * supervisor when it SIGKILLs or reaps the worker */
 } jobq_slot;
 
 /* Map n zeroed slots shared with future children. NULL on failure (errno). */

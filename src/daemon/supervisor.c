@@ -23,6 +23,7 @@
 
 #define TICK_SECONDS 0.02
 #define PROMOTE_SECONDS 0.05
+#define PARKED_SECONDS 1.0 /* between sweeps of the parked jobs (dependencies on other queues) */
 
 static void update_status(jobq_supervisor *s) {
     int live, busy;
@@ -36,7 +37,7 @@ static void update_status(jobq_supervisor *s) {
 /* ---- periodic steps ---- */
 
 enum when { ALWAYS, RUNNING, STOPPING };
-enum every { TICK, PROMOTE_PERIOD, HEARTBEAT_PERIOD, WATCHDOG_PERIOD };
+enum every { TICK, PROMOTE_PERIOD, HEARTBEAT_PERIOD, WATCHDOG_PERIOD, PARKED_PERIOD };
 
 struct step {
     const char *name;
@@ -95,6 +96,10 @@ static void step_respawn(jobq_supervisor *s, double now) {
 
 static void step_promote(jobq_supervisor *s, double now) {
     if (jobq_upkeep_connect(s, now)) jobq_upkeep_promote(s);
+}
+
+static void step_parked(jobq_supervisor *s, double now) {
+    if (jobq_upkeep_connect(s, now)) jobq_upkeep_release_parked(s);
 }
 
 static void step_heartbeat(jobq_supervisor *s, double now) {
@@ -163,7 +168,7 @@ static void step_drain(jobq_supervisor *s, double now) {
                 jobq_log_warn("worker[%d] still running at the shutdown deadline; killing it, its job goes "
                               "back to the queue", w->number);
                 w->shutdown_kill = true;
-                kill(w->pid, SIGKILL);
+                jobq_workers_kill(s, w);
             }
         }
     }
@@ -180,6 +185,7 @@ static const struct step steps[JOBQ_SUPERVISOR_STEPS] = {
     {"timeouts", ALWAYS, TICK, step_timeouts},
     {"respawn", RUNNING, TICK, step_respawn},
     {"promote", RUNNING, PROMOTE_PERIOD, step_promote},
+    {"parked", RUNNING, PARKED_PERIOD, step_parked},
     {"heartbeat", RUNNING, HEARTBEAT_PERIOD, step_heartbeat},
     {"watchdog", ALWAYS, WATCHDOG_PERIOD, step_watchdog},
     {"failover", ALWAYS, TICK, step_failover},
@@ -190,6 +196,7 @@ static const struct step steps[JOBQ_SUPERVISOR_STEPS] = {
 static double period(const jobq_supervisor *s, enum every every) {
     switch (every) {
     case PROMOTE_PERIOD: return PROMOTE_SECONDS;
+    case PARKED_PERIOD: return PARKED_SECONDS;
     case HEARTBEAT_PERIOD: return s->cfg.heartbeat_interval;
     case WATCHDOG_PERIOD: return s->watchdog_usec ? (double)s->watchdog_usec / 2e6 : -1;
     case TICK: break;
@@ -263,7 +270,7 @@ static void do_reload(jobq_supervisor *s) {
         return;
     }
     jobq_plugin_unload_all();
-    if (jobq_plugin_load_all(fresh.test_handlers, fresh.plugins_dir, &err) < 0) jobq_log_err("%s", err.msg);
+    if (jobq_plugin_load_config(&fresh, &err) < 0) jobq_log_err("%s", err.msg);
     jobq_supervisor_configure_handlers(&fresh);
     jobq_log_set_level(fresh.log_level);
     jobq_config_fini(&s->cfg);

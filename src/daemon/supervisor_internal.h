@@ -48,7 +48,7 @@ typedef struct wrec {
     struct wrec *next;
 } wrec;
 
-#define JOBQ_SUPERVISOR_STEPS 10 /* the periodic steps of supervisor.c */
+#define JOBQ_SUPERVISOR_STEPS 11 /* the periodic steps of supervisor.c */
 #define RATE_SAMPLES 64   /* totals kept for the rates, at most one a second */
 #define RATE_WINDOW 60.0  /* seconds */
 
@@ -79,6 +79,7 @@ struct jobq_supervisor {
     int exit_status;
     unsigned long long done_by_gone, failed_by_gone; /* totals of reaped workers */
     char bad_queue_type[JOBQ_MAX_QUEUES][16]; /* last undeliverable type seen, per queue */
+    unsigned long long parked_cursor[JOBQ_MAX_QUEUES]; /* where the sweep of parked jobs goes on, per queue */
     /* Job totals at each heartbeat of the last minute, oldest first, for
      * the rates published in the daemon's info. */
     struct rate_sample {
@@ -106,6 +107,8 @@ void jobq_workers_recover(jobq_supervisor *s, double now);
 void jobq_workers_enforce_timeouts(jobq_supervisor *s, double now);
 /* Kill the workers running jobs of queue qi whose ids are in ids. */
 void jobq_workers_cancel(jobq_supervisor *s, int qi, char **ids, size_t n);
+/* SIGKILL worker w and the process group its job started (exec handlers). */
+void jobq_workers_kill(jobq_supervisor *s, wrec *w);
 /* Send sig to every running worker (retire: they are not replaced). */
 void jobq_workers_signal(jobq_supervisor *s, int sig, bool retire);
 /* Running workers not retiring. */
@@ -138,6 +141,10 @@ void jobq_upkeep_heartbeat(jobq_supervisor *s, double now);
 void jobq_upkeep_reclaim(jobq_supervisor *s, bool at_start);
 /* Promote due scheduled jobs of every queue and act on cancel requests. */
 void jobq_upkeep_promote(jobq_supervisor *s);
+/* Release the parked jobs of every queue served whose dependencies all
+ * ended (those on other queues: the commit of a dependency releases the
+ * waiters of its own queue itself). */
+void jobq_upkeep_release_parked(jobq_supervisor *s);
 /* The keys of cfg's queues, (re)built after a config change. */
 int jobq_upkeep_set_keys(jobq_supervisor *s, jobq_err *err);
 

@@ -14,6 +14,7 @@
 
 #include "core/backoff.h"
 #include "core/log.h"
+#include "daemon/depends.h"
 #include "daemon/supervisor_internal.h"
 #include "protocol/daemons.h"
 #include "protocol/documents.h"
@@ -412,5 +413,20 @@ void jobq_upkeep_promote(jobq_supervisor *s) {
         else s->bad_queue_type[q][0] = '\0';
         if (ncancel) jobq_workers_cancel(s, q, cancel_ids, ncancel);
         jobq_queue_free_list(cancel_ids, NULL, ncancel);
+    }
+}
+
+/* ---- dependencies ---- */
+
+void jobq_upkeep_release_parked(jobq_supervisor *s) {
+    for (int q = 0; q < s->cfg.nqueues && jobq_redis_connected(s->redis); q++) {
+        jobq_err err;
+        long n = jobq_depends_sweep(s->redis, &s->keys[q], &s->parked_cursor[q], &err);
+        if (n < 0) {
+            s->parked_cursor[q] = 0;
+            jobq_upkeep_failed(s, &err, "releasing parked jobs");
+        } else if (n > 0) {
+            jobq_log_info("released %ld parked job(s) of queue %s: their dependencies ended", n, s->keys[q].name);
+        }
     }
 }

@@ -21,10 +21,12 @@
 
 #include "core/backoff.h"
 #include "core/log.h"
+#include "daemon/depends.h"
 #include "daemon/handlers/handlers.h"
 #include "daemon/job_run.h"
 #include "daemon/plugin.h"
 #include "protocol/documents.h"
+#include "protocol/jobs.h"
 #include "protocol/queue.h"
 
 /* A job whose handler runs this long counts as slow: batches shrink to one
@@ -37,6 +39,10 @@
 
 /* Set by SIGTERM/SIGINT outside a take: finish the current job, then exit. */
 static volatile sig_atomic_t stop_requested;
+/* Some plugin has a worker exit hook: a stop while idle waits for the take
+ * to return (at most its block time) instead of leaving at once, so that
+ * the hook runs. */
+static volatile sig_atomic_t stop_idle_gracefully;
 /* Set by SIGUSR1 (the supervisor heard that the master changed): reconnect. */
 static volatile sig_atomic_t reconnect_requested;
 
@@ -52,9 +58,16 @@ static void on_stop_signal(int sig) {
     int state = s ? atomic_load(&s->state) : JOBQ_SLOT_IDLE;
     if (state == JOBQ_SLOT_RUNNING && s && atomic_load(&s->timed_out) != 0 &&
         (unsigned)atomic_load(&s->timed_out) == atomic_load(&s->seq)) {
-        /* The supervisor gave up on this job: die of the signal. */
+        /* The supervisor gave up on this job: die of the signal, and take
+         * the process group the job started (an exec handler's) along. */
+        int group = atomic_load(&s->child_pgid);
+        if (group > 0) kill(-group, SIGKILL);
         signal(sig, SIG_DFL);
         raise(sig);
+        return;
+    }
+    if (state == JOBQ_SLOT_IDLE && stop_idle_gracefully) {
+        stop_requested = 1; /* what the take brings stays in flight: see the main loop */
         return;
     }
     if (state == JOBQ_SLOT_IDLE || state == JOBQ_SLOT_STARTING) {
@@ -113,11 +126,13 @@ typedef struct worker {
     bool must_exit;          /* an outcome could not be built: exit, the supervisor requeues */
     int connect_failures;
     unsigned long long jobs_done;
+    jobq_job_host host;      /* what the plugin API reaches through a running job */
+    bool hooks_started;      /* the plugins' worker init hooks ran */
+    double progress_at;      /* when the last progress event went out */
+    char progress_id[JOBQ_JOB_ID_MAX + 1]; /* of which job */
     struct jobq_job *jobs;   /* owned: batch_size of them */
     jobq_outcome *outs;      /* owned: batch_size of them */
 } worker;
-
-static worker *progress_worker; /* for the plugin API's progress hook */
 
 /* Sleep s seconds, or less when told to stop or to reconnect (the master
  * changed: a commit waiting out a backoff is sent to the new one at once). */
@@ -385,21 +400,44 @@ static void release_batch(worker *w, size_t n) {
     }
 }
 
+/* ctx->gate of the jobs this worker runs: a jobq_gate. When Redis fails
+ * the job stays in flight and goes back on its queue before the next take
+ * from it (a second later when Redis refused). */
+static int gate_job(void *udata, int qi, struct jobq_job *job, char *why, size_t why_size) {
+    worker *w = udata;
+    jobq_err err;
+    int g = jobq_depends_gate(w->redis, &w->keys[qi], job, why, why_size, &err);
+    if (g >= 0) return g;
+    if (err.code == JOBQ_E_IO || err.code == JOBQ_E_READONLY) {
+        queue_failed(w, qi, &err);
+    } else {
+        jobq_log_err("checking the dependencies of job %s: %s; it goes back on its queue", job->id, err.msg);
+        w->qs[qi].unsure = true;
+        w->qs[qi].down_until = jobq_now() + 1;
+    }
+    return JOBQ_GATE_SKIP;
+}
+
 /* Run the batch t of queue qi and commit it. Adapts the batch size. */
 static void run_batch(worker *w, int qi, jobq_taken *t) {
     jobq_run_ctx ctx = {w->p->slot, w->id, &w->policy, qi, w->cfg->queues[qi], &w->defaults[qi],
-                        &w->settings[qi], publish_event, w};
+                        &w->settings[qi], publish_event, w, &w->host, gate_job};
     w->running_qi = qi;
     double lease_until = jobq_monotonic() + t->lease_left;
     size_t done = 0;
     double busy = 0;
     bool give_back = false;
     for (size_t i = 0; i < t->n; i++) {
-        double took = jobq_run_job(&ctx, t->payloads[i], t->lens[i], t->n == 1, &w->jobs[i], &w->outs[i]);
+        double took = jobq_run_job(&ctx, t->payloads[i], t->lens[i], t->n == 1, &w->jobs[done], &w->outs[done]);
+        if (took == JOBQ_RUN_SKIPPED) { /* parked, or left in flight to be put back */
+            jobq_job_fini(&w->jobs[done]);
+            if (stop_requested) break;
+            continue;
+        }
         if (took < 0) {
             /* No outcome could be built: commit what is done, then exit;
              * the supervisor puts the rest back. */
-            jobq_job_fini(&w->jobs[i]);
+            jobq_job_fini(&w->jobs[done]);
             w->must_exit = true;
             break;
         }
@@ -457,7 +495,10 @@ static bool should_recycle(worker *w) {
     return false;
 }
 
-static void progress_event(jobq_job *job, double fraction, const char *message);
+static void progress_event(void *ctx, jobq_job *job, double fraction, const char *message);
+static void child_group(void *ctx, int pgid);
+static int enqueue_followup(void *ctx, jobq_job *job, const char *queue, const char *job_json, int flags,
+                            char *id, size_t id_size, jobq_err *err);
 
 static int worker_init(worker *w, const jobq_worker_params *p) {
     memset(w, 0, sizeof *w);
@@ -484,18 +525,20 @@ static int worker_init(worker *w, const jobq_worker_params *p) {
         w->defaults[i] = (jobq_job_defaults){w->settings[i].timeout, w->settings[i].max_attempts,
                                              w->settings[i].result_ttl, cfg->max_payload};
     }
-    progress_worker = w;
-    jobq_plugin_set_progress_hook(progress_event);
+    w->host = (jobq_job_host){.ctx = w, .progress = progress_event, .enqueue = enqueue_followup,
+                              .child_group = child_group};
+    stop_idle_gracefully = jobq_plugin_worker_start();
+    w->hooks_started = true;
     return 0;
 }
 
 static void worker_fini(worker *w) {
+    if (w->hooks_started) jobq_plugin_worker_stop();
     free(w->keys);
     free(w->jobs);
     free(w->outs);
     jobq_wordcount_cleanup();
     jobq_redis_free(w->redis);
-    progress_worker = NULL;
 }
 
 int jobq_worker_main(const jobq_worker_params *p) {
@@ -531,6 +574,10 @@ int jobq_worker_main(const jobq_worker_params *p) {
         atomic_store(&p->slot->take_deadline_ms, 0);
         jobq_slot_set_state(p->slot, JOBQ_SLOT_BUSY);
         if (qi < 0) continue;
+        if (stop_requested) { /* told to stop during the take: the supervisor puts it back */
+            jobq_taken_fini(&taken);
+            break;
+        }
         if (taken.n > 0) run_batch(&w, qi, &taken);
         jobq_taken_fini(&taken);
         if (w.must_exit) {
@@ -546,16 +593,50 @@ out:
 
 /* api->job_progress: publish a "progress" event, at most 10 per second;
  * the first and the final one (1.0) always go out. */
-static void progress_event(jobq_job *job, double fraction, const char *message) {
-    static double last;
-    static char last_id[JOBQ_JOB_ID_MAX + 1];
-    worker *w = progress_worker;
+static void progress_event(void *ctx, jobq_job *job, double fraction, const char *message) {
+    worker *w = ctx;
     double now = jobq_now();
-    bool first = strcmp(job->id, last_id) != 0;
-    if (!w || (!first && fraction < 1.0 && now - last < 0.1)) return;
-    last = now;
-    snprintf(last_id, sizeof last_id, "%s", job->id);
+    bool first = strcmp(job->id, w->progress_id) != 0;
+    if (!first && fraction < 1.0 && now - w->progress_at < 0.1) return;
+    w->progress_at = now;
+    snprintf(w->progress_id, sizeof w->progress_id, "%s", job->id);
     char *ev = jobq_doc_progress(job, w->id, now, fraction, message);
     if (ev) publish_event(w, w->running_qi, ev, true); /* sent now: the handler is still running */
     free(ev);
+}
+
+/* The running job started process group pgid (0: it ended): published in
+ * the slot, so that whoever kills this worker for the job kills it too. */
+static void child_group(void *ctx, int pgid) {
+    worker *w = ctx;
+    atomic_store(&w->p->slot->child_pgid, pgid);
+}
+
+/* api->job_enqueue: the follow-up goes out on this worker's connection, to
+ * any queue (on a cluster, the shard that holds it). */
+static int enqueue_followup(void *ctx, jobq_job *job, const char *queue, const char *job_json, int flags,
+                            char *id, size_t id_size, jobq_err *err) {
+    worker *w = ctx;
+    const char *q = queue ? queue : job->queue;
+    if (!q || !jobq_key_valid_queue(q)) {
+        jobq_err_set(err, JOBQ_E_INVALID, "'%.80s' is not a queue name (1 to 64 of A-Z a-z 0-9 _ . : -)",
+                     q ? q : "(none)");
+        return -1;
+    }
+    if (!jobq_redis_connected(w->redis)) { /* not waited for here: the handler decides */
+        jobq_err_set(err, JOBQ_E_IO, "Redis is unreachable");
+        return -1;
+    }
+    bool duplicate = false;
+    if (jobq_jobs_enqueue(w->redis, w->cfg->prefix, q, job_json, 0, (flags & JOBQ_ENQUEUE_UNIQUE) != 0, id, id_size,
+                          &duplicate, err) != 0) {
+        if (err->code == JOBQ_E_REPLICAS) { /* queued on the primary, not yet on enough replicas */
+            jobq_log_warn("follow-up job %s: %s", id, err->msg);
+            return 0;
+        }
+        if (err->code == JOBQ_E_IO || err->code == JOBQ_E_READONLY) lost_connection(w, err);
+        return -1;
+    }
+    if (duplicate) jobq_log_debug("follow-up job %s is already queued (unique)", id);
+    return 0;
 }

@@ -121,6 +121,18 @@ void jobq_workers_spawn_missing(jobq_supervisor *s) {
     for (int i = jobq_workers_active(s); i < s->cfg.workers; i++) spawn(s);
 }
 
+/* Kill the process group a worker's job started, if any (its pgid stays
+ * reserved while the worker has not reaped its leader). */
+static void kill_child_group(jobq_supervisor *s, const wrec *w) {
+    int group = atomic_exchange(&s->slots[w->slot].child_pgid, 0);
+    if (group > 0) kill(-group, SIGKILL);
+}
+
+void jobq_workers_kill(jobq_supervisor *s, wrec *w) {
+    kill(w->pid, SIGKILL);
+    kill_child_group(s, w);
+}
+
 void jobq_workers_signal(jobq_supervisor *s, int sig, bool retire) {
     for (wrec *w = s->workers; w; w = w->next) {
         if (w->state != WREC_RUNNING) continue;
@@ -187,6 +199,7 @@ static void note_exit(jobq_supervisor *s, wrec *w) {
     w->job_timed_out = w->had_job && w->timeout_seq == seq && (unsigned)atomic_load(&sl->timed_out) == seq;
     w->job_cancelled = w->had_job && w->cancel_seq == seq;
     w->jobs_done = atomic_load(&sl->jobs_done);
+    kill_child_group(s, w); /* a program its job started must not outlive it */
     s->done_by_gone += w->jobs_done;
     s->failed_by_gone += atomic_load(&sl->jobs_failed);
     atomic_store(&sl->state, JOBQ_SLOT_FREE);
@@ -372,7 +385,7 @@ void jobq_workers_enforce_timeouts(jobq_supervisor *s, double now) {
         if (w->state != WREC_RUNNING) continue;
         if (w->kill_at > 0 && now >= w->kill_at) {
             jobq_log_warn("worker[%d] pid %d did not stop; sending SIGKILL", w->number, (int)w->pid);
-            kill(w->pid, SIGKILL);
+            jobq_workers_kill(s, w);
             w->kill_at = 0;
             continue;
         }
@@ -392,10 +405,10 @@ void jobq_workers_enforce_timeouts(jobq_supervisor *s, double now) {
         atomic_store(&sl->timed_out, (int)seq);
         jobq_log_warn("job %s overran its timeout of %g s; stopping worker[%d]", job.id, job.timeout, w->number);
         if (s->cfg.kill_grace > 0) {
-            kill(w->pid, SIGTERM);
+            kill(w->pid, SIGTERM); /* it kills its job's process group, then itself */
             w->kill_at = now + s->cfg.kill_grace;
         } else {
-            kill(w->pid, SIGKILL);
+            jobq_workers_kill(s, w);
         }
     }
 }
@@ -409,7 +422,7 @@ void jobq_workers_cancel(jobq_supervisor *s, int qi, char **ids, size_t n) {
             if (!jobq_slot_read_job(sl, &job) || strcmp(job.id, ids[i]) != 0) continue;
             w->cancel_seq = atomic_load(&sl->seq);
             jobq_log_info("cancelling job %s: stopping worker[%d]", job.id, w->number);
-            kill(w->pid, SIGKILL);
+            jobq_workers_kill(s, w);
             jobq_err err;
             if (jobq_queue_cancel_done(s->redis, &s->keys[qi], ids[i], &err) != 0)
                 jobq_upkeep_failed(s, &err, "cancel");

@@ -17,12 +17,18 @@ static const char *const kind_names[JOBQ_KEY_KIND_COUNT] = {
     [JOBQ_KEY_UNIQUE] = "unique",     [JOBQ_KEY_IDS] = "ids",
     [JOBQ_KEY_PROBE] = "probe",       [JOBQ_KEY_EVENTS] = "events",
     [JOBQ_KEY_HISTO] = "histo",
+    [JOBQ_KEY_PARKED] = "parked",     [JOBQ_KEY_WAITERS] = "waiters",
+    [JOBQ_KEY_BATCH] = "batch",
 };
+
+static bool suffixed(int kind) {
+    return kind == JOBQ_KEY_INFLIGHT || kind == JOBQ_KEY_PROBE || kind == JOBQ_KEY_WAITERS || kind == JOBQ_KEY_BATCH;
+}
 
 char *jobq_key(char *buf, size_t size, const char *prefix, enum jobq_key_kind kind, const char *queue,
                const char *suffix) {
     const char *name = kind >= 0 && kind < JOBQ_KEY_KIND_COUNT ? kind_names[kind] : "?";
-    if (kind == JOBQ_KEY_INFLIGHT || kind == JOBQ_KEY_PROBE)
+    if (suffixed(kind))
         snprintf(buf, size, "%s:{%s}:%s:%s", prefix, queue, name, suffix ? suffix : "");
     else
         snprintf(buf, size, "%s:{%s}:%s", prefix, queue, name);
@@ -70,8 +76,7 @@ bool jobq_key_parse(const char *key, const char *prefix, char *queue, size_t que
     for (int k = 0; k < JOBQ_KEY_KIND_COUNT; k++) {
         size_t n = strlen(kind_names[k]);
         if (strncmp(rest, kind_names[k], n) != 0) continue;
-        bool suffixed = k == JOBQ_KEY_INFLIGHT || k == JOBQ_KEY_PROBE;
-        if (suffixed ? rest[n] != ':' : rest[n] != '\0') continue;
+        if (suffixed(k) ? rest[n] != ':' : rest[n] != '\0') continue;
         memcpy(queue, q, (size_t)(close - q));
         queue[close - q] = '\0';
         *kind = (enum jobq_key_kind)k;
@@ -133,6 +138,7 @@ void jobq_qkeys_init(jobq_qkeys *k, const jobq_redis *r, const char *prefix, con
     jobq_key(k->cancel, sizeof k->cancel, prefix, JOBQ_KEY_CANCEL, queue, NULL);
     jobq_key(k->unique, sizeof k->unique, prefix, JOBQ_KEY_UNIQUE, queue, NULL);
     jobq_key(k->histo, sizeof k->histo, prefix, JOBQ_KEY_HISTO, queue, NULL);
+    jobq_key(k->parked, sizeof k->parked, prefix, JOBQ_KEY_PARKED, queue, NULL);
     if (worker_id) jobq_key(k->inflight, sizeof k->inflight, prefix, JOBQ_KEY_INFLIGHT, queue, worker_id);
     else k->inflight[0] = '\0';
     bool sharded = r && jobq_redis_is_cluster(r);

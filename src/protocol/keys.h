@@ -32,12 +32,16 @@ enum jobq_key_kind {
     JOBQ_KEY_PROBE,     /* (with a type suffix) scratch keys of the start-up permission check */
     JOBQ_KEY_EVENTS,    /* sharded pub/sub channel of the queue's events (Redis Cluster) */
     JOBQ_KEY_HISTO,     /* hash: latency histogram bucket counters (protocol/histo.h) */
+    JOBQ_KEY_PARKED,    /* hash: id -> payload of jobs waiting for their dependencies */
+    JOBQ_KEY_WAITERS,   /* set (with a job id): parked jobs of the queue waiting for that job */
+    JOBQ_KEY_BATCH,     /* hash (with a batch id): a batch's counts and callback */
     JOBQ_KEY_KIND_COUNT
 };
 
 /* The key of queue for kind: "<prefix>:{<queue>}:<kind>", and for
- * JOBQ_KEY_INFLIGHT and JOBQ_KEY_PROBE "<prefix>:{<queue>}:<kind>:<suffix>"
- * (suffix, a worker id or a type name, is ignored for the other kinds).
+ * JOBQ_KEY_INFLIGHT, JOBQ_KEY_PROBE, JOBQ_KEY_WAITERS and JOBQ_KEY_BATCH
+ * "<prefix>:{<queue>}:<kind>:<suffix>" (suffix, a worker id, a type name, a
+ * job or batch id, is ignored for the other kinds).
  * Returns buf. */
 char *jobq_key(char *buf, size_t size, const char *prefix, enum jobq_key_kind kind, const char *queue,
                const char *suffix);
@@ -80,7 +84,8 @@ typedef struct jobq_qkeys {
     char prefix[65];      /* the key prefix */
     char queue[JOBQ_QKEY_MAX], scheduled[JOBQ_QKEY_MAX], dead[JOBQ_QKEY_MAX], holders[JOBQ_QKEY_MAX],
         leases[JOBQ_QKEY_MAX], stats[JOBQ_QKEY_MAX], cancel[JOBQ_QKEY_MAX], unique[JOBQ_QKEY_MAX],
-        histo[JOBQ_QKEY_MAX];
+        histo[JOBQ_QKEY_MAX],
+        parked[JOBQ_QKEY_MAX];
     char inflight[JOBQ_INFLIGHT_MAX]; /* worker worker_id's list; "" without one */
     char events[JOBQ_QKEY_MAX];       /* the events channel: <prefix>:events, or on a cluster
                                        * the queue's sharded <prefix>:{<q>}:events */

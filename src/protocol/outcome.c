@@ -32,6 +32,7 @@ static bool mark_failure(struct jobq_job *job, enum jobq_outcome_cause cause, co
         jobq_job_set_failed(job, "timed out after %g s (worker %s)", job->timeout, why);
         return false;
     case JOBQ_CAUSE_CANCELLED: jobq_job_set_failed(job, "cancelled"); return false;
+    case JOBQ_CAUSE_DEPENDENCY: jobq_job_set_failed(job, "%s", why); return false;
     case JOBQ_CAUSE_DIED:
         if (job->deaths + 1 >= policy->poison_limit)
             jobq_job_set_failed(job, "poison job: took its worker down %d times; last: worker died: %s",
@@ -47,6 +48,7 @@ static enum jobq_outcome_kind decide(const struct jobq_job *job, enum jobq_outco
                                      bool died, const jobq_outcome_policy *policy) {
     if (cause == JOBQ_CAUSE_REJECTED) return JOBQ_OUTCOME_REJECTED;
     if (cause == JOBQ_CAUSE_CANCELLED) return JOBQ_OUTCOME_CANCELLED;
+    if (cause == JOBQ_CAUSE_DEPENDENCY) return JOBQ_OUTCOME_FAILED; /* running it again would not help */
     if (!job->failed) return JOBQ_OUTCOME_OK;
     bool poison = died && job->deaths + 1 >= policy->poison_limit;
     return !poison && job->attempt < job->max_attempts ? JOBQ_OUTCOME_RETRY : JOBQ_OUTCOME_FAILED;
@@ -88,6 +90,8 @@ int jobq_outcome_build(jobq_outcome *out, struct jobq_job *job, enum jobq_outcom
     out->finished = final && out->kind != JOBQ_OUTCOME_CANCELLED;
     out->failed = out->finished && out->kind != JOBQ_OUTCOME_OK;
     if (final && job->unique) out->unique_id = job->id;
+    out->ended = final;
+    if (final) out->batch_id = job->batch;
     out->wait_seconds = out->run_seconds = -1;
     if (out->kind != JOBQ_OUTCOME_REJECTED && job->handler && job->started_at > 0) {
         out->handler = job->handler;

@@ -20,6 +20,7 @@ enum jobq_outcome_cause {
     JOBQ_CAUSE_DIED,      /* its worker died (a crash, a kill, a resource limit) */
     JOBQ_CAUSE_TIMED_OUT, /* the supervisor stopped it for overrunning its timeout */
     JOBQ_CAUSE_CANCELLED, /* jobq cancel */
+    JOBQ_CAUSE_DEPENDENCY, /* a job it depends on failed for good (why names it): failed, never run */
 };
 
 /* What was decided. */
@@ -51,6 +52,8 @@ typedef struct jobq_outcome {
     char *retry_payload;
     double retry_at;         /* Unix seconds (RETRY) */
     const char *unique_id;   /* borrowed: id whose unique hold ends; NULL: none */
+    const char *batch_id;    /* borrowed: the batch the job counts in when it ended; NULL: none */
+    bool ended;              /* ended for good (not a retry): the jobs waiting for it are released */
     bool finished;           /* counts as processed */
     bool failed;             /* counts as failed */
     const char *handler;     /* borrowed: the handler that ran, for the latency histograms

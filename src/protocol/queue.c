@@ -256,18 +256,20 @@ int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *ou
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
         return -1;
     }
-    size_t njobs = 3 + 7 * n, nargs = njobs + nhisto;
+    /* ARGV: 3, 7 per job, the n ids, the histogram pairs; KEYS: 8 fixed,
+     * then per job its waiters and its batch (see the commit script). */
+    size_t njobs = 3 + 8 * n, nargs = njobs + nhisto, nkeys = 8 + 2 * n;
     const char **args = calloc(nargs, sizeof *args);
     size_t *lens = calloc(nargs, sizeof *lens);
     char *dues = calloc(n, 32);
+    char (*flags)[12] = calloc(n, sizeof *flags);
+    const char **keys = calloc(nkeys, sizeof *keys);
+    char (*links)[JOBQ_KEY_MAX] = calloc(2 * n, sizeof *links); /* per job: its waiters, its batch */
     char count[24];
-    if (!args || !lens || !dues) {
-        free(args);
-        free(lens);
-        free(dues);
-        jobq_histo_args_free(histo, nhisto);
+    int rc = -1;
+    if (!args || !lens || !dues || !flags || !keys || !links) {
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
-        return -1;
+        goto out;
     }
     snprintf(count, sizeof count, "%zu", n);
     args[0] = k->events;
@@ -279,27 +281,41 @@ int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *ou
         char *due = dues + 32 * i;
         if (o->retry_payload) snprintf(due, 32, "%.6f", o->retry_at);
         a[0] = o->payload;
-        a[1] = outcome_flags(o);
+        bool ended = o->ended && o->id; /* with an id: others may wait for it */
+        snprintf(flags[i], sizeof flags[i], "%s%s%s%s", outcome_flags(o), ended ? "e" : "",
+                 ended && o->kind == JOBQ_OUTCOME_OK ? "k" : "", ended && o->batch_id ? "b" : "");
+        a[1] = flags[i];
         a[2] = o->dead_json ? o->dead_json : "";
         a[3] = due;
         a[4] = o->retry_payload ? o->retry_payload : "";
         a[5] = o->event_json ? o->event_json : "";
         a[6] = o->unique_id ? o->unique_id : "";
+        args[3 + 7 * n + i] = ended ? o->id : "";
+        jobq_key(links[2 * i], JOBQ_KEY_MAX, k->prefix, JOBQ_KEY_WAITERS, k->name, ended ? o->id : "");
+        jobq_key(links[2 * i + 1], JOBQ_KEY_MAX, k->prefix, JOBQ_KEY_BATCH, k->name,
+                 ended && o->batch_id ? o->batch_id : "");
+        keys[8 + 2 * i] = links[2 * i];
+        keys[9 + 2 * i] = links[2 * i + 1];
     }
     for (size_t i = 0; i < nhisto; i++) args[njobs + i] = histo[i];
     for (size_t i = 0; i < nargs; i++) lens[i] = strlen(args[i]);
     for (size_t i = 0; i < n; i++) lens[3 + 7 * i] = outs[i].payload_len;
-    const char *keys[] = {k->inflight, k->dead, k->scheduled, k->stats, k->unique, k->histo};
-    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_COMMIT, 6, keys, (int)nargs, args, lens);
-    free(args);
-    free(lens);
-    free(dues);
-    jobq_histo_args_free(histo, nhisto);
-    if (!reply) return -1;
-    int rc = 0;
+    const char *fixed[] = {k->inflight, k->dead, k->scheduled, k->stats, k->unique, k->histo, k->queue, k->parked};
+    memcpy(keys, fixed, sizeof fixed);
+    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_COMMIT, (int)nkeys, keys, (int)nargs, args, lens);
+    if (!reply) goto out;
+    rc = 0;
     if (reply->type != REDIS_REPLY_ARRAY) rc = unexpected(err, "commit");
     else if (skipped) *skipped = reply->elements;
     freeReplyObject(reply);
+out:
+    free(args);
+    free(lens);
+    free(dues);
+    free(flags);
+    free(keys);
+    free(links);
+    jobq_histo_args_free(histo, nhisto);
     const char *route = k->inflight;
     return rc == 0 ? jobq_redis_wait(r, &route, 1, err) : rc;
 }

@@ -139,6 +139,46 @@
     "  return id\n" \
     "end\n"
 
+/* What the commit does for a job that ended for good (ok, failed, dead or
+ * cancelled): release the parked jobs of its queue that wait for it, and
+ * count it in its batch, queueing the batch's callback once every job of
+ * the batch is counted. Keys of another type are left alone (a commit is
+ * never refused for them). */
+#define LUA_ENDED \
+    "-- The parked jobs of this queue waiting for a job (waiters: their set)\n" \
+    "-- go back on the queue; their worker checks every dependency again.\n" \
+    "local function release_waiters(waiters, parked, queue)\n" \
+    "  if redis.call('EXISTS', waiters) == 0 then return end\n" \
+    "  if not key_is(waiters, 'set') or not key_is(parked, 'hash') or not key_is(queue, 'list') then return end\n" \
+    "  for _, id in ipairs(redis.call('SMEMBERS', waiters)) do\n" \
+    "    local payload = redis.call('HGET', parked, id)\n" \
+    "    if payload then\n" \
+    "      redis.call('HDEL', parked, id)\n" \
+    "      redis.call('RPUSH', queue, payload)\n" \
+    "    end\n" \
+    "  end\n" \
+    "  redis.call('DEL', waiters)\n" \
+    "end\n" \
+    "-- Count job id in its batch (once: the done:<id> field); after the last\n" \
+    "-- one, queue the callback with the counts in its args.batch, once.\n" \
+    "local function batch_ended(batch, id, ok, queue, channel, cmd)\n" \
+    "  if redis.call('TYPE', batch)['ok'] ~= 'hash' then return end\n" \
+    "  if redis.call('HSETNX', batch, 'done:' .. id, ok and 1 or 0) == 0 then return end\n" \
+    "  redis.call('HINCRBY', batch, ok and 'ok' or 'failed', 1)\n" \
+    "  local b = redis.call('HMGET', batch, 'total', 'ok', 'failed', 'callback_at', 'cb_id', 'cb_head',\n" \
+    "    'cb_args', 'cb_handler', 'queue', 'id', 'ttl')\n" \
+    "  local total, nok, nfailed = tonumber(b[1]), tonumber(b[2]) or 0, tonumber(b[3]) or 0\n" \
+    "  if b[4] or not total or not b[5] or nok + nfailed < total or not key_is(queue, 'list') then return end\n" \
+    "  local now = now_s()\n" \
+    "  local args = '{\"batch\":{\"id\":' .. cjson.encode(b[10]) .. ',\"total\":' .. total .. ',\"ok\":' ..\n" \
+    "    nok .. ',\"failed\":' .. nfailed .. '}' .. (b[7] ~= '' and (',' .. b[7]) or '') .. '}'\n" \
+    "  redis.call('RPUSH', queue, '{\"id\":' .. cjson.encode(b[5]) .. ',' .. b[6] .. ',\"args\":' .. args ..\n" \
+    "    ',\"enqueued_at\":' .. string.format('%.6f', now) .. '}')\n" \
+    "  redis.call('HSET', batch, 'callback_at', string.format('%.6f', now))\n" \
+    "  redis.call('EXPIRE', batch, tonumber(b[11]) or 86400)\n" \
+    "  publish(cmd, channel, queued_event(b[5], b[9], b[8], now))\n" \
+    "end\n"
+
 /* Take up to ARGV[1] jobs, moving each into this worker's in-flight list in
  * the same step so a taken job is never only in memory; never more than a
  * fair share of what waits (its length divided by ARGV[2], the workers
@@ -188,18 +228,21 @@ static const char requeue_lua[] = LUA_COMMON
 /* Record the outcomes of a batch (the results were written just before).
  * ARGV: events channel, its publish command, n, then per job 7 from index
  * 4: payload, flags (f: counts as processed, x: as failed, r: retried, d:
- * rejected, c: cancelled), dead entry, retry due time, retry payload,
- * event, id whose unique hold ends ('' for none); then the latency
- * histogram increments of the batch in pairs (field, increment; a field
- * ending in |sum takes a decimal), applied when every job of the batch was
- * recorded, and skipped when the histo key holds another type (metrics
- * never block jobs). A job is recorded only while it is still in the
- * in-flight list: a commit that is sent again after a lost reply, or for a
- * job another daemon reclaimed, writes nothing twice; those jobs are
- * returned. The LREM comes first: once a script has written, Redis lets it
- * finish even past maxmemory, so an outcome is never half done. Counters
- * are tallied per distinct flags string, one HINCRBY per counter. */
-static const char commit_lua[] = LUA_COMMON
+ * rejected, c: cancelled, e: ended for good, k: ended ok, b: counts in a
+ * batch), dead entry, retry due time, retry payload, event, id whose unique
+ * hold ends ('' for none); then the n job ids; then the latency histogram
+ * increments of the batch in pairs (field, increment; a field ending in
+ * |sum takes a decimal), applied when every job of the batch was recorded,
+ * and skipped when the histo key holds another type (metrics never block
+ * jobs). KEYS: in-flight, dead, scheduled, stats, unique, histo, queue,
+ * parked, then per job the set of the jobs waiting for it and its batch
+ * (LUA_ENDED). A job is recorded only while it is still in the in-flight
+ * list: a commit that is sent again after a lost reply, or for a job
+ * another daemon reclaimed, writes nothing twice; those jobs are returned.
+ * The LREM comes first: once a script has written, Redis lets it finish
+ * even past maxmemory, so an outcome is never half done. Counters are
+ * tallied per distinct flags string, one HINCRBY per counter. */
+static const char commit_lua[] = LUA_COMMON LUA_ENDED
     "local n = tonumber(ARGV[3])\n"
     "local need_dead, need_sched, need_unique = false, false, false\n"
     "for i = 0, n - 1 do\n"
@@ -222,6 +265,13 @@ static const char commit_lua[] = LUA_COMMON
     "    if ARGV[b + 5] ~= '' then publish(ARGV[2], ARGV[1], ARGV[b + 5]) end\n"
     "    local f = ARGV[b + 1]\n"
     "    tally[f] = (tally[f] or 0) + 1\n"
+    "    if string.find(f, 'e', 1, true) then\n"
+    "      release_waiters(KEYS[9 + 2 * i], KEYS[8], KEYS[7])\n"
+    "      if string.find(f, 'b', 1, true) then\n"
+    "        batch_ended(KEYS[10 + 2 * i], ARGV[4 + 7 * n + i], string.find(f, 'k', 1, true), KEYS[7],\n"
+    "          ARGV[1], ARGV[2])\n"
+    "      end\n"
+    "    end\n"
     "  else\n"
     "    skipped[#skipped + 1] = i + 1\n"
     "  end\n"
@@ -235,7 +285,7 @@ static const char commit_lua[] = LUA_COMMON
     "  end\n"
     "end\n"
     "for l, count in pairs(sums) do redis.call('HINCRBY', KEYS[4], counters[l], count) end\n"
-    "local h = 4 + n * 7\n"
+    "local h = 4 + n * 8\n"
     "if #skipped == 0 and #ARGV > h and key_is(KEYS[6], 'hash') then\n"
     "  for i = h, #ARGV - 1, 2 do\n"
     "    if string.sub(ARGV[i], -4) == '|sum' then redis.call('HINCRBYFLOAT', KEYS[6], ARGV[i], ARGV[i + 1])\n"
@@ -243,6 +293,30 @@ static const char commit_lua[] = LUA_COMMON
     "  end\n"
     "end\n"
     "return skipped\n";
+
+/* Park a job that waits for others: move payload ARGV[1] (id ARGV[2]) from
+ * the in-flight list KEYS[1] to the parked hash KEYS[2] and add its id to
+ * the waiters sets KEYS[3..] of the jobs it waits for. 1, or 0 when it was
+ * no longer in flight. */
+static const char park_lua[] = LUA_COMMON
+    "if not key_is(KEYS[2], 'hash') then return wrongtype(KEYS[2], 'hash') end\n"
+    "for i = 3, #KEYS do\n"
+    "  if not key_is(KEYS[i], 'set') then return wrongtype(KEYS[i], 'set') end\n"
+    "end\n"
+    "if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end\n"
+    "redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])\n"
+    "for i = 3, #KEYS do redis.call('SADD', KEYS[i], ARGV[2]) end\n"
+    "return 1\n";
+
+/* Put parked job ARGV[1] of hash KEYS[1] back on queue KEYS[2]: 1, or 0
+ * when it is not parked (released already). */
+static const char release_lua[] = LUA_COMMON
+    "local payload = redis.call('HGET', KEYS[1], ARGV[1])\n"
+    "if not payload then return 0 end\n"
+    "if not key_is(KEYS[2], 'list') then return wrongtype(KEYS[2], 'list') end\n"
+    "redis.call('HDEL', KEYS[1], ARGV[1])\n"
+    "redis.call('RPUSH', KEYS[2], payload)\n"
+    "return 1\n";
 
 /* Move due scheduled jobs (score <= now) to the queue, at most ARGV[1];
  * when the queue key is not a list nothing moves and its type is returned
@@ -363,6 +437,46 @@ static const char enqueue_lua[] = LUA_COMMON LUA_ENQUEUE
     "if not id then return redis.error_reply('ERR jobq: ' .. why) end\n"
     "return {id, duplicate and 1 or 0}\n";
 
+/* jobq batch create: queue every job ARGV[9..] (each with "batch" =
+ * ARGV[3]; ids unique among them) like jobq_enqueue, and create the batch
+ * hash KEYS[5] in the same step: total, ok and failed counts and the
+ * callback (ARGV[4] id, [5] handler, [6] its members but id and args, [7]
+ * its args' members) that the commit of the last job queues (LUA_ENDED),
+ * ARGV[8] seconds the batch is kept once done. KEYS: queue, scheduled,
+ * unique, ids, batch. ARGV[1], [2]: channel, publish command. Returns the
+ * job ids. */
+static const char batch_lua[] = LUA_COMMON LUA_ENQUEUE
+    "local prefix, queue = queue_of(KEYS[1])\n"
+    "if not prefix then return redis.error_reply('ERR jobq: bad queue key ' .. KEYS[1]) end\n"
+    "if #ARGV < 9 then return redis.error_reply('ERR jobq: a batch needs at least one job') end\n"
+    "if redis.call('EXISTS', KEYS[5]) == 1 then\n"
+    "  return redis.error_reply('ERR jobq: batch ' .. ARGV[3] .. ' exists already')\n"
+    "end\n"
+    "if not key_is(KEYS[1], 'list') then return wrongtype(KEYS[1], 'list') end\n"
+    "local seen = {}\n"
+    "for i = 9, #ARGV do\n"
+    "  local job, bad = parse(ARGV[i])\n"
+    "  if not job then return redis.error_reply('ERR jobq: job ' .. (i - 8) .. ': ' .. bad) end\n"
+    "  if job.batch ~= ARGV[3] then\n"
+    "    return redis.error_reply('ERR jobq: job ' .. (i - 8) .. ': its \"batch\" must be ' .. ARGV[3])\n"
+    "  end\n"
+    "  if type(job.id) == 'string' then\n"
+    "    if seen[job.id] then\n"
+    "      return redis.error_reply('ERR jobq: job ' .. (i - 8) .. ': id ' .. job.id .. ' is used twice')\n"
+    "    end\n"
+    "    seen[job.id] = true\n"
+    "  end\n"
+    "end\n"
+    "local ids = {}\n"
+    "for i = 9, #ARGV do\n"
+    "  ids[#ids + 1] = enqueue({queue = KEYS[1], scheduled = KEYS[2], unique = KEYS[3], ids = KEYS[4]},\n"
+    "    ARGV[i], {channel = ARGV[1], publish = ARGV[2]})\n"
+    "end\n"
+    "redis.call('HSET', KEYS[5], 'id', ARGV[3], 'queue', queue, 'total', #ids, 'ok', 0, 'failed', 0,\n"
+    "  'cb_id', ARGV[4], 'cb_handler', ARGV[5], 'cb_head', ARGV[6], 'cb_args', ARGV[7], 'ttl', ARGV[8],\n"
+    "  'created_at', string.format('%.6f', now_s()))\n"
+    "return ids\n";
+
 /* Cancel a waiting (ARGV[2] 'l') or scheduled ('z') job given its exact
  * payload; the caller writes its result afterwards. */
 static const char cancel_lua[] = LUA_COMMON
@@ -421,6 +535,13 @@ static const char probe_lua[] = LUA_COMMON
     "try('HINCRBYFLOAT', KEYS[3], 's', '0.5')\n"
     "try('HDEL', KEYS[3], 'a')\n"
     "try('INCR', KEYS[4])\n"
+    "try('DEL', KEYS[4])\n"
+    "try('SADD', KEYS[4], 'a')\n"
+    "try('SMEMBERS', KEYS[4])\n"
+    "try('EXISTS', KEYS[4])\n"
+    "try('HSETNX', KEYS[3], 'b', 'c')\n"
+    "try('HMGET', KEYS[3], 'a', 'b')\n"
+    "try('EXPIRE', KEYS[3], 60)\n"
     "try(ARGV[3] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', ARGV[1], ARGV[2])\n"
     "try('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])\n"
     "return refused\n";
@@ -486,6 +607,9 @@ static const struct {
     [JOBQ_SCRIPT_DEAD_RETRY] = {"dead retry", dead_retry_lua},
     [JOBQ_SCRIPT_DEAD_PURGE] = {"dead purge", dead_purge_lua},
     [JOBQ_SCRIPT_PROBE] = {"probe", probe_lua},
+    [JOBQ_SCRIPT_PARK] = {"park", park_lua},
+    [JOBQ_SCRIPT_RELEASE] = {"release", release_lua},
+    [JOBQ_SCRIPT_BATCH] = {"batch", batch_lua},
 };
 
 const char *jobq_script_source(enum jobq_script s) {

@@ -22,8 +22,9 @@ enum jobq_script {
                                after BLMOVE: 1, or 0 after putting the list back */
     JOBQ_SCRIPT_REQUEUE,    /* KEYS in-flight, queue, holders; ARGV unregister (0|1).
                                Moves the list to the queue's head; count */
-    JOBQ_SCRIPT_COMMIT,     /* KEYS in-flight, dead, scheduled, stats, unique, histo;
-                               ARGV channel, publish command, n, then 7 per job, then
+    JOBQ_SCRIPT_COMMIT,     /* KEYS in-flight, dead, scheduled, stats, unique, histo, queue,
+                               parked, then 2 per job (waiters, batch); ARGV channel,
+                               publish command, n, then 7 per job, then the n ids, then
                                histogram (field, increment) pairs.
                                {skipped job numbers} */
     JOBQ_SCRIPT_PROMOTE,    /* KEYS scheduled, queue, cancel; ARGV limit.
@@ -44,6 +45,12 @@ enum jobq_script {
     JOBQ_SCRIPT_PROBE,      /* KEYS probe list, zset, hash, string; ARGV channel, message,
                                publish command.
                                {"COMMAND: error"...} for each command Redis refused */
+    JOBQ_SCRIPT_PARK,       /* KEYS in-flight, parked, waiters sets...; ARGV payload, id.
+                               1 parked, 0 it was no longer in flight */
+    JOBQ_SCRIPT_RELEASE,    /* KEYS parked, queue; ARGV id. 1 back on the queue, 0 not parked */
+    JOBQ_SCRIPT_BATCH,      /* KEYS queue, scheduled, unique, ids, batch; ARGV channel, publish
+                               command, batch id, callback id, handler, members, args
+                               members, ttl, jobs... {job ids} */
     JOBQ_SCRIPT_COUNT
 };
 

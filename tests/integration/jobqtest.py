@@ -38,7 +38,7 @@ def makefile_version():
 # The kinds of queue-scoped keys: "jobq:{<queue>}:<kind>" (README.md, "Redis
 # keys"); the in-flight lists add ":<host>:<worker pid>".
 QUEUE_KINDS = ("queue", "scheduled", "dead", "inflight", "holders", "leases", "stats", "cancel",
-               "unique", "ids")
+               "unique", "ids", "parked", "waiters", "batch")
 # The keys outside any queue's hash slot.
 GLOBAL_KINDS = ("result", "events", "daemons", "daemon")
 
@@ -497,6 +497,9 @@ KEY_SCHEMA = (
     (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:cancel" % PREFIX, "zset"),
     (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:unique" % PREFIX, "zset"),
     (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:ids" % PREFIX, "string"),
+    (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:parked" % PREFIX, "hash"),
+    (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:waiters:.+" % PREFIX, "set"),
+    (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:batch:.+" % PREFIX, "hash"),
     (r"%s:result:.+" % PREFIX, "string"),
     (r"%s:daemons" % PREFIX, "hash"),
     (r"%s:daemon:[^:]+:[0-9]+" % PREFIX, "string"),

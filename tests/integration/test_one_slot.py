@@ -7,7 +7,8 @@ redis:// URL: the take (batch and blocking), the commit of every outcome
 kind (ok, retry, failed, dead, rejected, cancelled, a worker crash settled
 by the supervisor), promotion with and without a deliverable queue key,
 requeue and reclaim, leases, enqueue (plain, delayed, unique), cancel, dead
-retry and purge, FCALL, status and the permission probe.
+retry and purge, FCALL, status, the permission probe, dependencies (park,
+release by a commit and by the sweep) and batches (create, callback, status).
 Meanwhile MONITOR records each command a script runs; COMMAND GETKEYS names
 its keys, which must be among the keys the script declared (FCALL's 1-key
 form may also use its queue's other keys in the same slot, as README
@@ -195,6 +196,19 @@ def test_every_script_keeps_to_one_slot(node, tmp_path):
         assert R("FCALL", "jobq_enqueue_unique", "1", "jobq:{other}:queue",
                  '{"id":"fu1","handler":"echo"}') == "fu1"
         assert result("fc1")["status"] == "ok" and result("fu1")["status"] == "ok"
+        # Dependencies: parked, released by a commit (same queue) and by the
+        # sweep (other queue); a batch and its callback.
+        R("RPUSH", "jobq:{default}:queue", json.dumps({"id": "dep2", "handler": "echo",
+                                                     "depends_on": ["dep1", "depo"]}))
+        wait_for(lambda: R("HEXISTS", "jobq:{default}:parked", "dep2") == "1", 10, 0.05, "dep2 parked")
+        R("RPUSH", "jobq:{default}:queue", json.dumps({"id": "dep1", "handler": "echo"}))
+        R("RPUSH", "jobq:{other}:queue", json.dumps({"id": "depo", "handler": "echo"}))
+        assert result("dep2")["status"] == "ok"
+        p = jq(url, "batch", "create", "--id", "bat", "-q", "other", "--callback", '{"handler":"echo"}',
+               json.dumps({"id": "bj1", "handler": "echo"}), json.dumps({"handler": "fail"}))
+        assert p.returncode == 0, p.stderr
+        assert result("bat.callback")["status"] == "ok"
+        assert jq(url, "batch", "status", "bat").returncode == 0
         # Reclaim: a second daemon takes over the jobs of a killed one.
         b = start("b")
         R("RPUSH", "jobq:{default}:queue", json.dumps({"id": "r1", "handler": "sleep", "args": {"seconds": 1}}))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jobqtest import Events, REPO, build_dir, get_result, job, makefile_version, push, wait_for
+from jobqtest import Events, REPO, build_dir, get_result, job, key, makefile_version, push, wait_for
 
 PREFIX = "/usr"
 # Everything `make install DESTDIR=d PREFIX=/usr` puts down (default
@@ -269,3 +269,68 @@ def test_uninstall_removes_what_install_put(tmp_path):
     assert conf.read_text() == edited
     for gone in ("usr/include/jobq", PLUGINDIR, "usr/lib/jobq"):
         assert not (dest / gone).exists(), "%s left behind by make uninstall" % gone
+
+
+def test_sha256_uses_the_020_plugin_api(sdk, r, jobqd, tmp_path):
+    """The out-of-tree sha256.so with every member jobq 0.2.0 added:
+    [plugin.sha256] settings (plugin_config; its root wins over the
+    environment), worker init/exit hooks, nested args (type, bool, int64,
+    double, str, count, key, dump), json_escape, job_enqueue (a fan-out of
+    follow-up jobs) and job_progress_hook."""
+    root = tmp_path / "files"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"abc")
+    with open(root / "big.bin", "wb") as f:
+        f.truncate(10 << 20)
+    d = jobqd({"plugin.sha256": {"root": str(root), "progress_mib": "64"},
+               "plugin.nobody": {"x": "1"}}, start=False)
+    shutil.copy(sdk["so"], d.plugins_dir / "sha256.so")
+    d.start(env={"JOBQ_SHA256_ROOT": str(tmp_path / "not-this-one")})
+    wait_for(lambda: d.log().count("sha256: worker ready, hashing files under %s" % root) == 2, 15, 0.05,
+             "both workers' init hooks")
+    assert "config section [plugin.nobody] (line" in d.log() and "no loaded plugin is named nobody" in d.log()
+
+    events = Events(r)
+    try:
+        push(r, job("sha256", id="fan", args={"paths": ["a.txt", "big.bin"],
+                                              "options": {"uppercase": True, "progress_mib": 1,
+                                                          "max_bytes": 2 ** 62}}))
+        res = get_result(r, "fan")
+        assert res["status"] == "ok" and res["result"] == {"jobs": ["fan/0", "fan/1"]}, res
+        res = get_result(r, "fan/0")
+        assert res["status"] == "ok", res
+        assert res["result"] == {"path": "a.txt", "bytes": 3,
+                                 "sha256": hashlib.sha256(b"abc").hexdigest().upper()}
+        res = get_result(r, "fan/1")
+        assert res["status"] == "ok" and res["result"]["bytes"] == 10 << 20, res
+        assert res["result"]["sha256"] == hashlib.sha256(bytes(10 << 20)).hexdigest().upper()
+        events.wait(lambda e: e.get("id") == "fan/1" and e.get("event") == "ok")
+        prog = [e for e in events.seen if e.get("id") == "fan/1" and e["event"] == "progress"]
+        assert prog and all(e["message"] == "hashing" and 0 < e["progress"] <= 1 for e in prog), prog
+        assert not [e for e in events.seen if e.get("id") == "fan/0" and e["event"] == "progress"]
+    finally:
+        events.close()
+
+    failing = {
+        "expect": ({"path": "a.txt", "options": {"expect": "00"}},
+                   "a.txt has digest %s, not the expected 00" % hashlib.sha256(b"abc").hexdigest()),
+        "type": ({"path": "a.txt", "options": {"max_bytes": "12"}},
+                 "bad value for option 'max_bytes': \"12\""),
+        "float": ({"path": "a.txt", "options": {"max_bytes": 12.5}}, "bad value for option 'max_bytes': 12.5"),
+        "bool": ({"path": "a.txt", "options": {"uppercase": 1}}, "bad value for option 'uppercase': 1"),
+        "unknown": ({"path": "a.txt", "options": {"colour": [1]}}, "unknown option 'colour'"),
+        "max": ({"path": "big.bin", "options": {"max_bytes": 10}}, "more than max_bytes 10"),
+        "paths": ({"paths": ["a.txt", 7]}, "args.paths[1] must be a non-empty path"),
+    }
+    for jid, (args, _) in failing.items():
+        push(r, job("sha256", id=jid, args=args))
+    for jid, (_, needle) in failing.items():
+        res = get_result(r, jid)
+        assert res["status"] == "failed" and needle in res["error"], (jid, res)
+
+    d.stop()
+    log = d.log()
+    assert log.count("sha256: worker done, ") == 2, log[-3000:]
+    hashed = sum(int(m) for m in re.findall(r"sha256: worker done, (\d+) file\(s\) hashed", log))
+    assert hashed == 3, log[-3000:]  # fan/0, fan/1, expect
+    assert r.get(key("result", "paths/0")) is None  # a bad fan-out queues nothing

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "core/config.h"
+#include "core/config_sections.h"
 #include "jobq/plugin.h"
 
 #define GIB (1024L * 1024 * 1024)
@@ -1163,6 +1164,81 @@ static void test_sample_queue_example(void **state) {
     jobq_config_fini(&c);
 }
 
+/* Loading text must fail at line with a message holding what. */
+static void expect_error_with(const char *text, int line, const char *what) {
+    char path[64], want[128];
+    jobq_config cfg;
+    jobq_err err;
+    int rc = load_text(text, &cfg, &err, path);
+    snprintf(want, sizeof want, "%s:%d: ", path, line);
+    if (rc == 0 || strncmp(err.msg, want, strlen(want)) != 0 || !strstr(err.msg, what))
+        print_error("got  '%s'\nwant '%s...%s...'\n", err.msg, want, what);
+    assert_int_equal(rc, -1);
+    assert_int_equal(err.code, JOBQ_E_CONFIG);
+    assert_true(strncmp(err.msg, want, strlen(want)) == 0 && strstr(err.msg, what));
+    assert_released(&cfg);
+}
+
+/* [exec.NAME] and [plugin.NAME] sections, and the shared word splitter. */
+static void test_named_sections(void **state) {
+    (void)state;
+    jobq_config cfg;
+    load_ok("[exec.py]\ncommand = /usr/bin/python3\nargs = -u \"/a b.py\" 'x y' z\\ w\n"
+            "env = A=1 \"B=two words\"\ntimeout = 2.5\nmax_output = 2M\nuser = nobody\nworkdir = /tmp\n"
+            "[plugin.sha256]\nroot = /srv\nroot = /srv2\ndb_password = hunter2\n[exec.py]\nargs =\n"
+            "[plugin.empty]\n",
+            &cfg);
+    assert_int_equal(cfg.nexecs, 1);
+    const jobq_config_exec *x = &cfg.execs[0];
+    assert_string_equal(x->name, "py");
+    assert_string_equal(x->command, "/usr/bin/python3");
+    assert_string_equal(x->args, ""); /* the later line wins */
+    assert_string_equal(x->env, "A=1 \"B=two words\"");
+    assert_true(x->timeout == 2.5);
+    assert_int_equal(x->max_output, 2 * MIB);
+    assert_string_equal(x->user, "nobody");
+    assert_string_equal(x->workdir, "/tmp");
+    assert_int_equal(x->line, 1);
+    assert_int_equal(cfg.nplugin_sections, 2);
+    assert_string_equal(cfg.plugin_sections[1].name, "empty");
+    assert_int_equal(cfg.nplugin_values, 2);
+    assert_string_equal(cfg.plugin_values[0].key, "root");
+    assert_string_equal(cfg.plugin_values[0].value, "/srv2");
+    char *printed = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&printed, &size);
+    jobq_config_print(&cfg, f);
+    fclose(f);
+    assert_non_null(strstr(printed, "[exec.py]\n"));
+    assert_non_null(strstr(printed, "db_password = ***\n"));
+    assert_null(strstr(printed, "hunter2"));
+    free(printed);
+    jobq_config_fini(&cfg);
+
+    char **words;
+    size_t n;
+    char why[128];
+    assert_int_equal(jobq_config_split_words(" -u \"/a b.py\" 'x y' z\\ w \"q\\\"\" '' ", &words, &n, why, sizeof why), 0);
+    assert_int_equal(n, 6);
+    assert_string_equal(words[1], "/a b.py");
+    assert_string_equal(words[2], "x y");
+    assert_string_equal(words[3], "z w");
+    assert_string_equal(words[4], "q\"");
+    assert_string_equal(words[5], "");
+    assert_null(words[6]);
+    jobq_config_words_free(words);
+
+    expect_error_with("[exec.x]\nargs = a\n", 1, "section [exec.x] has no 'command'");
+    expect_error_with("[exec.x]\ncommand = bin/true\n", 2, "expected the absolute path of a program");
+    expect_error_with("[exec.x]\ncommand = /bin/true\nargs = \"open\n", 3, "unclosed \"");
+    expect_error_with("[exec.x]\ncommand = /bin/true\nenv = 1A=2\n", 3, "expected NAME=VALUE words");
+    expect_error_with("[exec.x]\ncommand = /bin/true\ntimeout = soon\n", 3, "bad value for 'timeout' in [exec.x]");
+    expect_error_with("[exec.x]\ncommand = /bin/true\nmax_output = 0\n", 3, "bad value for 'max_output'");
+    expect_error_with("[exec.x]\ncommand = /bin/true\nshell = yes\n", 3, "unknown key 'shell' in section [exec.x]");
+    expect_error_with("[exec.a/b]\n", 1, "bad section [exec.a/b]");
+    expect_error_with("[plugin.]\n", 1, "bad section [plugin.]");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -1192,6 +1268,7 @@ int main(void) {
         cmocka_unit_test(test_credentials_directory),
         cmocka_unit_test(test_print_hides_password),
         cmocka_unit_test(test_sample_queue_example),
+        cmocka_unit_test(test_named_sections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,6 +29,66 @@ static void expect_reject(const char *raw, const char *needle) {
     jobq_job_fini(&job);
 }
 
+/* The nested-args accessors of the plugin API (JSON Pointer paths). */
+static void test_nested_args(void **state) {
+    (void)state;
+    struct jobq_job job;
+    jobq_err err;
+    const char *raw = "{\"handler\":\"x\",\"args\":{\"flag\":true,\"big\":9223372036854775807,"
+                      "\"neg\":-5,\"r\":2.5,\"s\":\"a\\u0000b\",\"list\":[10,{\"k\":\"v\"}],"
+                      "\"o\":{\"z\":1,\"a/b\":2,\"t~\":3},\"n\":null}}";
+    assert_int_equal(parse(&job, raw, &err), 0);
+    int b = -1;
+    int64_t i = 0;
+    double d = 0;
+    size_t len = 0;
+    assert_int_equal(jobq_job_api_arg_type(&job, ""), JOBQ_ARG_OBJECT);
+    assert_int_equal(jobq_job_api_arg_type(&job, "/flag"), JOBQ_ARG_BOOL);
+    assert_int_equal(jobq_job_api_arg_type(&job, "/big"), JOBQ_ARG_INT);
+    assert_int_equal(jobq_job_api_arg_type(&job, "/r"), JOBQ_ARG_REAL);
+    assert_int_equal(jobq_job_api_arg_type(&job, "/n"), JOBQ_ARG_NULL);
+    assert_int_equal(jobq_job_api_arg_type(&job, "/list"), JOBQ_ARG_ARRAY);
+    assert_int_equal(jobq_job_api_arg_type(&job, "/nope"), JOBQ_ARG_MISSING);
+    assert_int_equal(jobq_job_api_arg_type(&job, "flag"), JOBQ_ARG_MISSING); /* not a pointer */
+    assert_int_equal(jobq_job_api_arg_type(&job, "/list/01"), JOBQ_ARG_MISSING);
+    assert_int_equal(jobq_job_api_arg_type(&job, "/list/2"), JOBQ_ARG_MISSING);
+    assert_int_equal(jobq_job_api_arg_type(&job, "/o/~2"), JOBQ_ARG_MISSING);
+    assert_int_equal(jobq_job_api_arg_bool(&job, "/flag", &b), JOBQ_OK);
+    assert_int_equal(b, 1);
+    assert_int_equal(jobq_job_api_arg_bool(&job, "/neg", &b), JOBQ_ERR);
+    assert_int_equal(jobq_job_api_arg_int64(&job, "/big", &i), JOBQ_OK);
+    assert_true(i == INT64_MAX);
+    assert_int_equal(jobq_job_api_arg_int64(&job, "/r", &i), JOBQ_ERR);
+    assert_int_equal(jobq_job_api_arg_double(&job, "/neg", &d), JOBQ_OK);
+    assert_true(d == -5);
+    assert_int_equal(jobq_job_api_arg_double(&job, "/s", &d), JOBQ_ERR);
+    const char *s = jobq_job_api_arg_str(&job, "/s", &len);
+    assert_non_null(s);
+    assert_int_equal(len, 3);
+    assert_memory_equal(s, "a\0b", 3);
+    assert_string_equal(jobq_job_api_arg_str(&job, "/list/1/k", NULL), "v");
+    assert_null(jobq_job_api_arg_str(&job, "/list/0", NULL));
+    assert_int_equal(jobq_job_api_arg_count(&job, "/list"), 2);
+    assert_int_equal(jobq_job_api_arg_count(&job, "/o"), 3);
+    assert_int_equal(jobq_job_api_arg_count(&job, "/s"), 0);
+    assert_string_equal(jobq_job_api_arg_key(&job, "/o", 0), "z");
+    assert_string_equal(jobq_job_api_arg_key(&job, "/o", 1), "a/b");
+    assert_null(jobq_job_api_arg_key(&job, "/o", 3));
+    assert_int_equal(jobq_job_api_arg_int64(&job, "/o/a~1b", &i), JOBQ_OK);
+    assert_true(i == 2);
+    assert_int_equal(jobq_job_api_arg_int64(&job, "/o/t~0", &i), JOBQ_OK);
+    assert_true(i == 3);
+    assert_string_equal(jobq_job_api_arg_dump(&job, "/list"), "[10,{\"k\":\"v\"}]");
+    assert_string_equal(jobq_job_api_arg_dump(&job, "/o/z"), "1");
+    assert_null(jobq_job_api_arg_dump(&job, "/missing"));
+    jobq_job_fini(&job); /* frees the dumps */
+
+    assert_int_equal(parse(&job, "{\"handler\":\"x\"}", &err), 0); /* no args at all */
+    assert_int_equal(jobq_job_api_arg_type(&job, ""), JOBQ_ARG_MISSING);
+    assert_int_equal(jobq_job_api_arg_count(&job, ""), 0);
+    jobq_job_fini(&job);
+}
+
 static void test_minimal_job(void **state) {
     (void)state;
     struct jobq_job job;
@@ -291,6 +351,7 @@ static void test_new_ids_differ(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_minimal_job),
+        cmocka_unit_test(test_nested_args),
         cmocka_unit_test(test_full_job),
         cmocka_unit_test(test_bad_payloads),
         cmocka_unit_test(test_oversize_payload),

@@ -21,6 +21,27 @@ static json_t *reparse(char *s) {
     return o;
 }
 
+/* The plugin API's json_escape: a literal jansson reads back, snprintf-like
+ * sizes, U+FFFD for bytes that are not UTF-8. */
+static void test_escape(void **state) {
+    (void)state;
+    char out[64];
+    static const char in[] = "a\"b\\c\n\x01\xff\xc3\xa9\0z";
+    size_t n = jobq_json_escape(in, sizeof in - 1, out, sizeof out);
+    assert_string_equal(out, "\"a\\\"b\\\\c\\n\\u0001\\ufffd\xc3\xa9\\u0000z\"");
+    assert_int_equal(n, strlen(out));
+    json_t *v = json_loads(out, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    assert_non_null(v);
+    assert_int_equal(json_string_length(v), 14); /* U+FFFD and é take 3 and 2 bytes */
+    json_decref(v);
+    assert_int_equal(jobq_json_escape(in, sizeof in - 1, NULL, 0), n); /* measure only */
+    char small[5];
+    assert_int_equal(jobq_json_escape("abcdef", 6, small, sizeof small), 8);
+    assert_string_equal(small, "\"abc"); /* cut, terminated */
+    assert_int_equal(jobq_json_escape("", 0, small, sizeof small), 2);
+    assert_string_equal(small, "\"\"");
+}
+
 static void test_members_in_order(void **state) {
     (void)state;
     jobq_json_writer w;
@@ -107,6 +128,7 @@ static void test_values_of_any_size(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_members_in_order),
+        cmocka_unit_test(test_escape),
         cmocka_unit_test(test_strings_are_escaped),
         cmocka_unit_test(test_bytes_that_are_not_utf8_become_question_marks),
         cmocka_unit_test(test_times_keep_microseconds),

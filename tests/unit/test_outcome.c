@@ -49,6 +49,38 @@ static void test_ok(void **state) {
     jobq_job_fini(&job);
 }
 
+/* A failed dependency: failed for good at once (attempts left or not),
+ * never run; it ends (its waiters are released) and counts in its batch. */
+static void test_failed_dependency(void **state) {
+    (void)state;
+    struct jobq_job job;
+    parse(&job, "{\"id\":\"d\",\"handler\":\"echo\",\"max_attempts\":5,\"depends_on\":[\"x\"],\"batch\":\"b7\"}");
+    assert_int_equal(json_array_size(job.depends_on), 1);
+    assert_string_equal(job.batch, "b7");
+    jobq_outcome out;
+    assert_int_equal(jobq_outcome_build(&out, &job, JOBQ_CAUSE_DEPENDENCY, "dependency 'x' failed: boom", &policy,
+                                        "h:1", 2000), 0);
+    assert_int_equal(out.kind, JOBQ_OUTCOME_FAILED);
+    assert_true(out.ended && out.finished && out.failed);
+    assert_string_equal(out.batch_id, "b7");
+    assert_non_null(out.dead_json);
+    assert_null(out.retry_payload);
+    json_t *r = doc(out.result_json);
+    assert_string_equal(json_string_value(json_object_get(r, "error")), "dependency 'x' failed: boom");
+    assert_true(json_is_null(json_object_get(r, "started_at")));
+    json_decref(r);
+    jobq_outcome_fini(&out);
+    /* a retry is not an end: no batch count, nobody released */
+    jobq_job_set_failed(&job, "again");
+    job.failed = true;
+    assert_int_equal(jobq_outcome_build(&out, &job, JOBQ_CAUSE_RAN, NULL, &policy, "h:1", 2000), 0);
+    assert_int_equal(out.kind, JOBQ_OUTCOME_RETRY);
+    assert_false(out.ended);
+    assert_null(out.batch_id);
+    jobq_outcome_fini(&out);
+    jobq_job_fini(&job);
+}
+
 static void test_retry_then_fail(void **state) {
     (void)state;
     struct jobq_job job;
@@ -193,6 +225,7 @@ static void test_documents_whole_or_null_when_memory_runs_out(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ok),
+        cmocka_unit_test(test_failed_dependency),
         cmocka_unit_test(test_retry_then_fail),
         cmocka_unit_test(test_poison),
         cmocka_unit_test(test_rejected),
