@@ -31,6 +31,10 @@ enum jobq_key_kind {
     JOBQ_KEY_IDS,       /* string: counter for ids assigned by jobq_enqueue */
     JOBQ_KEY_PROBE,     /* (with a type suffix) scratch keys of the start-up permission check */
     JOBQ_KEY_EVENTS,    /* sharded pub/sub channel of the queue's events (Redis Cluster) */
+    JOBQ_KEY_PAUSED,    /* string: present while the queue is paused (jobq pause) */
+    JOBQ_KEY_RUNNING,   /* hash: in-flight list -> jobs in it, for the concurrency limit */
+    JOBQ_KEY_STARTS,    /* sorted set: recent takes by Redis time (ms), for the rate limit */
+    JOBQ_KEY_CRONTICKS, /* sorted set: cron ticks fired into this queue ("name@tick") */
     JOBQ_KEY_KIND_COUNT
 };
 
@@ -46,6 +50,13 @@ char *jobq_key_result(char *buf, size_t size, const char *prefix, const char *id
 
 /* "<prefix>:events": the pub/sub channel of job events. */
 char *jobq_key_events(char *buf, size_t size, const char *prefix);
+
+/* "<prefix>:progress:<id>": the last progress of a running job (string
+ * JSON with a TTL). */
+char *jobq_key_progress(char *buf, size_t size, const char *prefix, const char *id);
+
+/* "<prefix>:cron": hash of cron entry name -> its definition JSON. */
+char *jobq_key_cron(char *buf, size_t size, const char *prefix);
 
 /* "<prefix>:daemons": hash of daemon id -> its info JSON. */
 char *jobq_key_daemons(char *buf, size_t size, const char *prefix);
@@ -76,6 +87,7 @@ typedef struct jobq_qkeys {
     char prefix[65];      /* the key prefix */
     char queue[JOBQ_QKEY_MAX], scheduled[JOBQ_QKEY_MAX], dead[JOBQ_QKEY_MAX], holders[JOBQ_QKEY_MAX],
         leases[JOBQ_QKEY_MAX], stats[JOBQ_QKEY_MAX], cancel[JOBQ_QKEY_MAX], unique[JOBQ_QKEY_MAX];
+    char paused[JOBQ_QKEY_MAX], running[JOBQ_QKEY_MAX], starts[JOBQ_QKEY_MAX]; /* flow control */
     char inflight[JOBQ_INFLIGHT_MAX]; /* worker worker_id's list; "" without one */
     char events[JOBQ_QKEY_MAX];       /* the events channel: <prefix>:events, or on a cluster
                                        * the queue's sharded <prefix>:{<q>}:events */
