@@ -133,7 +133,7 @@ FUZZ_CFLAGS  := -O1 -g -std=c11 -Wall -Wextra -Werror -Wformat=2 -Wstrict-protot
                 -DJOBQ_PLUGIN_DIR='"$(PLUGINDIR)"' $(FUZZ_SAN) \
                 $(shell pkg-config --cflags jansson inih 2>/dev/null)
 FUZZ_LDLIBS  := $(shell pkg-config --libs jansson inih 2>/dev/null) -lresolv -lm
-FUZZ_OBJS    := core/err core/log core/config core/redis_url core/json_writer core/job core/random \
+FUZZ_OBJS    := core/err core/log core/config core/cronspec core/redis_url core/json_writer core/job core/random \
                 protocol/documents
 FUZZERS      := fuzz_job fuzz_config fuzz_url
 
