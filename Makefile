@@ -45,16 +45,17 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(TLS_LIBS) -lev -l
 # The shared core (job model, config, URL, JSON) and the Redis protocol,
 # built once into an archive: each binary links only the members it uses.
 CORE_OBJS  := core/err core/log core/config core/redis_url core/json_writer core/job core/backoff \
-              core/random core/cronspec protocol/keys protocol/node protocol/tls protocol/cluster protocol/sentinel \
+              core/random core/cronspec core/weights protocol/keys protocol/node protocol/tls protocol/cluster protocol/sentinel \
               protocol/redis protocol/scripts protocol/functions \
-              protocol/documents protocol/outcome protocol/queue protocol/daemons protocol/jobs
+              protocol/documents protocol/outcome protocol/queue protocol/daemons protocol/jobs \
+              protocol/flow protocol/crontab
 HANDLER_OBJS := daemon/handlers/libcurl daemon/handlers/wordcount daemon/handlers/words \
               daemon/handlers/addr_policy daemon/handlers/url_redact daemon/handlers/testing
 JOBQD_OBJS := daemon/main daemon/supervisor daemon/workers daemon/upkeep daemon/worker \
               daemon/job_run daemon/notify daemon/plugin daemon/registry daemon/slots $(HANDLER_OBJS)
 JOBQ_OBJS  := cli/main cli/util cli/jobs cli/status cli/dead cli/migrate
 UNIT_TESTS := test_config test_redis_url test_job test_json_writer test_words test_backoff test_plugin \
-              test_keys test_outcome test_addr_policy test_url_redact test_cronspec
+              test_keys test_outcome test_addr_policy test_url_redact test_cronspec test_weights
 
 # What each unit test links besides its own object and the core archive.
 test_words_OBJS     := daemon/handlers/words
