@@ -51,9 +51,9 @@ CORE_OBJS  := core/err core/log core/config core/redis_url core/json_writer core
               protocol/flow protocol/crontab
 HANDLER_OBJS := daemon/handlers/libcurl daemon/handlers/wordcount daemon/handlers/words \
               daemon/handlers/addr_policy daemon/handlers/url_redact daemon/handlers/testing
-JOBQD_OBJS := daemon/main daemon/supervisor daemon/workers daemon/upkeep daemon/worker \
+JOBQD_OBJS := daemon/main daemon/supervisor daemon/workers daemon/upkeep daemon/cron daemon/worker \
               daemon/job_run daemon/notify daemon/plugin daemon/registry daemon/slots $(HANDLER_OBJS)
-JOBQ_OBJS  := cli/main cli/util cli/jobs cli/status cli/dead cli/migrate
+JOBQ_OBJS  := cli/main cli/util cli/jobs cli/status cli/dead cli/migrate cli/flow cli/cron
 UNIT_TESTS := test_config test_redis_url test_job test_json_writer test_words test_backoff test_plugin \
               test_keys test_outcome test_addr_policy test_url_redact test_cronspec test_weights
 
