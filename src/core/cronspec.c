@@ -157,10 +157,10 @@ int jobq_cronspec_parse(jobq_cronspec *out, const char *text, char *why, size_t 
     if (*text == '@') {
         for (size_t i = 0; i < sizeof aliases / sizeof *aliases; i++) {
             size_t n = strlen(aliases[i].alias);
+            if (strncmp(text, aliases[i].alias, n) != 0) continue;
             const char *rest = text + n;
             while (isspace((unsigned char)*rest)) rest++;
-            if (strncmp(text, aliases[i].alias, n) == 0 && !*rest)
-                return jobq_cronspec_parse(out, aliases[i].spec, why, why_size);
+            if (!*rest) return jobq_cronspec_parse(out, aliases[i].spec, why, why_size);
         }
         snprintf(why, why_size, "unknown schedule '%.40s' (aliases: @yearly @annually @monthly @weekly @daily "
                                 "@midnight @hourly, or @every DURATION)", text);
