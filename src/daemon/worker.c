@@ -298,7 +298,9 @@ static int take_batch(worker *w, jobq_taken *t) {
     for (int k = 0; k < w->nq; k++) {
         int i = order[k];
         if (!queue_up(w, i) || jobq_now() < w->qs[i].recheck_at || !prepare_queue(w, i)) continue;
-        int max = w->limits[i].concurrency > 0 ? 1 : w->batch; /* no batch hoards a limited queue's slots */
+        /* One job at a time from a limited queue: no batch holds slots it does
+         * not use, and a job starts when its take was counted. */
+        int max = limited(w, i) ? 1 : w->batch;
         if (jobq_queue_take(w->redis, &w->keys[i], w->p->daemon_id, max, w->cfg->workers, &w->limits[i], t,
                             &err) != 0) {
             take_failed(w, i, &err);

@@ -119,7 +119,12 @@ def test_concurrency_slots_come_back_when_workers_or_daemons_die(r, jobqd):
 
 def test_rate_limit_over_two_daemons(r, jobqd):
     limit, n = 20, 80
-    two_daemons(jobqd, {"daemon": {"workers": 2}, "queue.default": {"rate_limit": "%d/1s" % limit}})
+    two_daemons(jobqd, {"daemon": {"workers": 2, "queues": "default,slow"},
+                        "queue.default": {"rate_limit": "%d/1s" % limit},
+                        "queue.slow": {"rate_limit": "15/10s"}})
+    # Exactly the limit within a period, counted in Redis over both daemons.
+    for i in range(25):
+        push(r, job("noop", id="s%d" % i), queue="slow")
     ids = ["r%d" % i for i in range(n)]
     pipe = r.pipeline()
     for i in ids:
@@ -139,6 +144,8 @@ def test_rate_limit_over_two_daemons(r, jobqd):
     print("rate limit %d/1s: %d jobs, achieved %.2f jobs/s, at most %d (%d) in a sliding 0.95 s (1 s)"
           % (limit, n, rate, most, exact))
     assert abs(rate - limit) / limit < 0.05, (rate, span)
+    assert stat(r, "processed", "slow") == 15 and r.llen(qkey("queue", "slow")) == 10
+    assert r.zcard(qkey("starts", "slow")) == 15
 
 
 def test_weighted_queues_share_by_weight(r, jobqd):
