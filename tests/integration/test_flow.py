@@ -217,3 +217,24 @@ def test_progress_is_stored_and_shown_while_running(r, jobqd, redis_server):
     human = ok(jq(redis_server, "status"))
     assert "PROGRESS" in human and "100% done" in human, human
     assert get_result(r, "pg", 10)["status"] == "ok"
+
+
+def test_unlimited_queue_keeps_the_blocking_take(r, jobqd):
+    """A queue without limits, next to a limited one, is still served by a
+    blocking BLMOVE that wakes the moment a job arrives."""
+    d = jobqd({"daemon": {"workers": 1, "queues": "limited,default"}, "queue.limited": {"concurrency": 1}})
+    wait_for(lambda: "ready:" in d.log(), 15, 0.05, "ready")
+    time.sleep(0.3)
+    before = r.info("commandstats").get("cmdstat_blmove", {}).get("calls", 0)
+    lags = []
+    for i in range(20):
+        push(r, job("noop", id="b%d" % i, enqueued_at=time.time()))
+        res = get_result(r, "b%d" % i, 5)
+        lags.append(res["started_at"] - res["enqueued_at"])
+        time.sleep(0.02)
+    after = r.info("commandstats").get("cmdstat_blmove", {}).get("calls", 0)
+    lags.sort()
+    print("unlimited next to limited: enqueue -> start median %.2f ms, BLMOVE calls %d" % (lags[10] * 1e3,
+                                                                                        after - before))
+    assert after - before >= 20
+    assert lags[10] < 0.01, lags  # not a poll: a poll of the limited queue is every 50 ms
