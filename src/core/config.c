@@ -85,7 +85,7 @@ static int check_handler(const char *value, char *why, size_t size);
 static const struct option options[] = {
     {"daemon", "workers", T_INT, OFF(workers), "4", 1, 1024, NULL, "worker processes"},
     {"daemon", "queues", T_QUEUES, OFF(queues), "default", 1, JOBQ_MAX_QUEUES, NULL,
-     "queues served, comma-separated, highest priority first"},
+     "queues served, comma-separated, highest priority first; or each with a weight (a:6,b:3,c:1) for weighted selection"},
     {"daemon", "shutdown_timeout", T_DOUBLE, OFF(shutdown_timeout), "30", 0, 86400, NULL,
      "seconds running jobs get to finish on SIGTERM"},
     {"daemon", "log_level", T_LOGLEVEL, OFF(log_level), "info", 0, 0, NULL,
