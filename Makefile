@@ -45,18 +45,19 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(TLS_LIBS) -lev -l
 # The shared core (job model, config, URL, JSON) and the Redis protocol,
 # built once into an archive: each binary links only the members it uses.
 CORE_OBJS  := core/err core/log core/config core/config_sections core/redis_url core/json_writer core/job core/backoff \
-              core/random protocol/keys protocol/node protocol/tls protocol/cluster protocol/sentinel \
-              protocol/redis protocol/commands protocol/scripts protocol/functions \
+              core/random core/cronspec core/weights protocol/keys protocol/node protocol/tls protocol/cluster \
+              protocol/sentinel protocol/redis protocol/commands protocol/scripts protocol/functions \
               protocol/documents protocol/outcome protocol/histo protocol/queue protocol/daemons protocol/jobs \
-              protocol/depends protocol/batch
+              protocol/depends protocol/batch protocol/flow protocol/crontab
 HANDLER_OBJS := daemon/handlers/libcurl daemon/handlers/wordcount daemon/handlers/words daemon/handlers/exec \
               daemon/handlers/addr_policy daemon/handlers/url_redact daemon/handlers/testing
-JOBQD_OBJS := daemon/main daemon/supervisor daemon/workers daemon/upkeep daemon/worker \
+JOBQD_OBJS := daemon/main daemon/supervisor daemon/workers daemon/upkeep daemon/cron daemon/worker \
               daemon/job_run daemon/depends daemon/notify daemon/plugin daemon/registry daemon/slots $(HANDLER_OBJS)
-JOBQ_OBJS  := cli/main cli/util cli/jobs cli/status cli/metrics cli/dead cli/migrate cli/batch \
+JOBQ_OBJS  := cli/main cli/util cli/jobs cli/status cli/metrics cli/dead cli/migrate cli/batch cli/flow cli/cron \
               cli/web cli/web_api cli/web_events cli/web_page
 UNIT_TESTS := test_config test_redis_url test_job test_json_writer test_words test_backoff test_plugin \
-              test_keys test_outcome test_histo test_addr_policy test_url_redact test_sentinel
+              test_keys test_outcome test_histo test_addr_policy test_url_redact test_sentinel test_cronspec \
+              test_weights
 
 # What each unit test links besides its own object and the core archive.
 test_words_OBJS     := daemon/handlers/words
@@ -148,7 +149,8 @@ FUZZ_CFLAGS  := -O1 -g -std=c11 -Wall -Wextra -Werror -Wformat=2 -Wstrict-protot
                 -DJOBQ_PLUGIN_DIR='"$(PLUGINDIR)"' $(FUZZ_SAN) \
                 $(shell pkg-config --cflags jansson inih 2>/dev/null)
 FUZZ_LDLIBS  := $(shell pkg-config --libs jansson inih 2>/dev/null) -lresolv -lm
-FUZZ_OBJS    := core/err core/log core/config core/config_sections core/redis_url core/json_writer core/job core/random \
+FUZZ_OBJS    := core/err core/log core/config core/config_sections core/cronspec core/redis_url core/json_writer \
+                core/job core/random \
                 protocol/documents
 FUZZERS      := fuzz_job fuzz_config fuzz_url
 

@@ -1,6 +1,6 @@
 /*
  * Internals shared by the jobq client's files (main.c, util.c, jobs.c,
- * status.c, dead.c, migrate.c). Every key name comes from protocol/keys.h and
+ * status.c, dead.c, migrate.c, flow.c, cron.c). Every key name comes from protocol/keys.h and
  * every write to a job from protocol/jobs.h; there is no Lua here, and only
  * migrate.c knows the 0.1.0 key names. Subcommands return the exit status:
  * 0 ok, 1 the job failed, 2 usage or connection error, 3 a wait timed out.
@@ -255,6 +255,9 @@ int jobq_cli_dead(jobq_cli *c, int argc, char **argv);
 int jobq_cli_migrate(jobq_cli *c, int argc, char **argv);
 int jobq_cli_web(jobq_cli *c, int argc, char **argv);
 int jobq_cli_batch(jobq_cli *c, int argc, char **argv);
+int jobq_cli_pause(jobq_cli *c, int argc, char **argv);
+int jobq_cli_resume(jobq_cli *c, int argc, char **argv);
+int jobq_cli_cron(jobq_cli *c, int argc, char **argv);
 
 /* The queue snapshot both status and metrics print: a new JSON object
  * documented in README.md (jobq status --json), or NULL after printing the
@@ -306,5 +309,8 @@ json_t *jobq_cli_job_lookup(jobq_cli *c, const char *id);
  * and its queue in queue_out; 0 nothing to cancel (finished, or no such
  * job: *how says which); -1 after printing. */
 int jobq_cli_job_cancel(jobq_cli *c, const char *id, const char **how, char *queue_out, size_t queue_size);
+/* The stored progress of running job id (<prefix>:progress:<id>) as a new
+ * {"fraction", "message", "time"}, or NULL when there is none. */
+json_t *jobq_cli_progress(jobq_cli *c, const char *id);
 
 #endif

@@ -514,8 +514,20 @@ int jobq_cli_result(jobq_cli *c, int argc, char **argv) {
     found_fini(&f);
     if (kind == FOUND_NONE)
         return jobq_cli_error("no job %s: no result (never run, or expired) and not queued or running", id);
-    jobq_cli_error("job %s has no result yet: it is %s%s%s (use --wait)", id, where[kind],
-                   queue[0] ? " in queue " : "", queue);
+    char progress[300] = "";
+    json_t *p = kind == FOUND_RUNNING ? jobq_cli_progress(c, id) : NULL;
+    if (p) {
+        const char *m = json_string_value(json_object_get(p, "message"));
+        json_t *t = json_object_get(p, "time");
+        char ago[32] = "";
+        if (json_is_number(t)) jobq_cli_duration(ago, sizeof ago, jobq_now() - json_number_value(t));
+        snprintf(progress, sizeof progress, "; progress %.0f%%%s%.200s%s%s%s",
+                 json_number_value(json_object_get(p, "fraction")) * 100, m ? ": " : "", m ? m : "",
+                 ago[0] ? " (" : "", ago, ago[0] ? " ago)" : "");
+        json_decref(p);
+    }
+    jobq_cli_error("job %s has no result yet: it is %s%s%s%s (use --wait)", id, where[kind],
+                   queue[0] ? " in queue " : "", queue, progress);
     return JOBQ_CLI_TIMEOUT;
 }
 

@@ -310,6 +310,9 @@ static const char usage[] =
     "  dead [-q QUEUE] list|show ID|retry ID|retry --all|purge\n"
     "                                   jobs that failed for good\n"
     "  cancel ID                        remove a waiting job, stop a running one\n"
+    "  pause QUEUE... | resume QUEUE... stop / restart the taking of a queue's jobs\n"
+    "  cron add NAME SPEC HANDLER [ARGS-JSON] [-q QUEUE] [--tz ZONE] | cron list |\n"
+    "  cron remove NAME                 periodic jobs\n"
     "  events [--json]                  follow job events, one line each\n"
     "  metrics [-o FILE]                Prometheus text exposition\n"
     "  web [--listen ADDR:PORT] [--token-file FILE]\n"
@@ -343,6 +346,7 @@ static const subcommand subcommands[] = {
     {"metrics", jobq_cli_metrics}, {"functions", cmd_functions}, {"migrate", jobq_cli_migrate},
     {"batch", jobq_cli_batch},
     {"web", jobq_cli_web},
+    {"pause", jobq_cli_pause},     {"resume", jobq_cli_resume},   {"cron", jobq_cli_cron},
 };
 
 int main(int argc, char **argv) {

@@ -15,6 +15,7 @@
 #include "cli/cli.h"
 #include "core/job.h"
 #include "protocol/daemons.h"
+#include "protocol/flow.h"
 
 /* Each daemon of the registry (protocol/daemons.h): its info with "id",
  * "alive" and its busy workers' "running_for". The queues it serves are
@@ -51,6 +52,36 @@ static json_t *daemons(jobq_cli *c, double now, jobq_cli_queues *qs) {
 }
 
 json_t *jobq_cli_daemons(jobq_cli *c) { return daemons(c, jobq_now(), NULL); }
+
+/* The stored progress of job id as {"fraction", "message", "time"}, or
+ * NULL when there is none (or it cannot be read). */
+json_t *jobq_cli_progress(jobq_cli *c, const char *id) {
+    char *text = NULL;
+    jobq_err err;
+    if (jobq_flow_progress(c->r, c->key_prefix, id, &text, &err) != 0) return NULL;
+    json_t *e = json_loads(text, 0, NULL);
+    free(text);
+    json_t *f = json_object_get(e, "progress"), *m = json_object_get(e, "message"), *t = json_object_get(e, "time");
+    json_t *out = json_is_number(f) ? json_pack("{s:O, s:O, s:O}", "fraction", f, "message", m ? m : json_null(),
+                                                "time", t ? t : json_null())
+                                    : NULL;
+    json_decref(e);
+    return out;
+}
+
+/* Add to each busy worker of a live daemon its job's stored "progress". */
+static void add_progress(jobq_cli *c, json_t *ds) {
+    size_t i, j;
+    json_t *d, *w;
+    json_array_foreach(ds, i, d) {
+        if (!json_is_true(json_object_get(d, "alive"))) continue;
+        json_array_foreach(json_object_get(d, "workers"), j, w) {
+            const char *job = json_string_value(json_object_get(w, "job"));
+            json_t *p = job ? jobq_cli_progress(c, job) : NULL;
+            if (p) json_object_set_new(w, "progress", p);
+        }
+    }
+}
 
 /* The counts of one queue, each command run only for the keys the scan
  * found. */
@@ -204,6 +235,7 @@ json_t *jobq_cli_snapshot(jobq_cli *c) {
     json_t *ds = NULL, *list = json_array();
     queue_counts total = {0}, *counts = NULL;
     if (jobq_cli_queues_scan(c, &qs) != 0 || !(ds = daemons(c, now, &qs))) goto fail;
+    add_progress(c, ds);
     jobq_cli_queues_sort(&qs);
     counts = calloc(qs.n ? qs.n : 1, sizeof *counts);
     if (!counts) {
@@ -214,12 +246,12 @@ json_t *jobq_cli_snapshot(jobq_cli *c) {
     for (size_t i = 0; i < qs.n; i++) {
         const queue_counts n = counts[i];
         json_array_append_new(
-            list, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", qs.q[i].name, "waiting",
-                            (json_int_t)n.waiting, "inflight", (json_int_t)n.inflight, "scheduled",
+            list, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "name", qs.q[i].name,
+                            "waiting", (json_int_t)n.waiting, "inflight", (json_int_t)n.inflight, "scheduled",
                             (json_int_t)n.scheduled, "dead", (json_int_t)n.dead, "processed",
                             (json_int_t)n.processed, "failed", (json_int_t)n.failed, "retried",
                             (json_int_t)n.retried, "rejected", (json_int_t)n.rejected, "cancelled",
-                            (json_int_t)n.cancelled));
+                            (json_int_t)n.cancelled, "paused", (qs.q[i].kinds & (1u << JOBQ_KEY_PAUSED)) != 0));
         total.waiting += n.waiting;
         total.inflight += n.inflight;
         total.scheduled += n.scheduled;
@@ -269,24 +301,28 @@ static void print_status(json_t *s) {
            json_string_value(json_object_get(s, "redis")),
            json_string_value(json_object_get(s, "prefix")), buf);
 
-    jobq_cli_table t;
-    jobq_cli_table_init(&t, 5, 0x1e);
-    jobq_cli_table_add(&t, "QUEUE", "WAITING", "IN-FLIGHT", "SCHEDULED", "DEAD");
+    /* A STATE column only when some queue is paused. */
     size_t i;
     json_t *q;
+    bool any_paused = false;
+    json_array_foreach(json_object_get(s, "queues"), i, q) any_paused = any_paused || json_is_true(json_object_get(q, "paused"));
+    jobq_cli_table t;
+    jobq_cli_table_init(&t, any_paused ? 6 : 5, 0x1e);
+    jobq_cli_table_add(&t, "QUEUE", "WAITING", "IN-FLIGHT", "SCHEDULED", "DEAD", "STATE");
     static const char *const cols[] = {"waiting", "inflight", "scheduled", "dead"};
     char n[4][24];
     json_array_foreach(json_object_get(s, "queues"), i, q) {
         for (int j = 0; j < 4; j++)
             snprintf(n[j], sizeof n[j], "%lld",
                      (long long)json_integer_value(json_object_get(q, cols[j])));
-        jobq_cli_table_add(&t, json_string_value(json_object_get(q, "name")), n[0], n[1], n[2], n[3]);
+        jobq_cli_table_add(&t, json_string_value(json_object_get(q, "name")), n[0], n[1], n[2], n[3],
+                           json_is_true(json_object_get(q, "paused")) ? "paused" : "");
     }
     json_t *totals = json_object_get(s, "totals");
     for (int j = 0; j < 4; j++)
         snprintf(n[j], sizeof n[j], "%lld",
                  (long long)json_integer_value(json_object_get(totals, cols[j])));
-    jobq_cli_table_add(&t, "(total)", n[0], n[1], n[2], n[3]);
+    jobq_cli_table_add(&t, "(total)", n[0], n[1], n[2], n[3], "");
     jobq_cli_table_print(&t, stdout, 0);
     jobq_cli_table_fini(&t);
 
@@ -294,10 +330,17 @@ static void print_status(json_t *s) {
     putchar('\n');
     if (json_array_size(ds) == 0) printf("no daemons registered\n");
     jobq_cli_table wt;
+    /* A PROGRESS column only when some running job reported progress. */
+    bool any_progress = false;
+    json_array_foreach(ds, i, d) {
+        size_t j;
+        json_t *w;
+        json_array_foreach(json_object_get(d, "workers"), j, w) any_progress = any_progress || json_object_get(w, "progress");
+    }
     jobq_cli_table_init(&t, 8, 0x60);
-    jobq_cli_table_init(&wt, 7, 0x62);
+    jobq_cli_table_init(&wt, any_progress ? 8 : 7, 0x62);
     jobq_cli_table_add(&t, "DAEMON", "STATE", "VERSION", "UP", "HEARTBEAT", "WORKERS", "BUSY", "QUEUES");
-    jobq_cli_table_add(&wt, "WORKER", "PID", "STATE", "QUEUE", "JOB", "RUNNING", "DONE");
+    jobq_cli_table_add(&wt, "WORKER", "PID", "STATE", "QUEUE", "JOB", "RUNNING", "DONE", "PROGRESS");
     json_array_foreach(ds, i, d) {
         bool alive = json_is_true(json_object_get(d, "alive"));
         const char *id = json_string_value(json_object_get(d, "id"));
@@ -333,9 +376,16 @@ static void print_status(json_t *s) {
             json_t *rf = json_object_get(w, "running_for");
             if (job && json_is_number(rf))
                 jobq_cli_duration(running, sizeof running, json_number_value(rf));
+            char progress[300] = "";
+            json_t *p = json_object_get(w, "progress");
+            if (job && p) {
+                const char *m = json_string_value(json_object_get(p, "message"));
+                snprintf(progress, sizeof progress, "%.0f%%%s%.200s",
+                         json_number_value(json_object_get(p, "fraction")) * 100, m ? " " : "", m ? m : "");
+            }
             jobq_cli_table_add(&wt, name, pid, job ? "busy" : "idle",
                                job ? json_string_value(json_object_get(w, "queue")) : "", job ? job : "",
-                               running, done);
+                               running, done, progress);
         }
     }
     if (json_array_size(ds)) {

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <ini.h>
+#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stddef.h>
@@ -24,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/cronspec.h"
 #include "core/log.h"
 #include "core/redis_url.h"
 
@@ -34,6 +36,8 @@
 #define MAX_QUEUE_NAME JOBQ_MAX_QUEUE_NAME
 #define QUEUE_SECTION "queue."   /* [queue.NAME] */
 #define QUEUE_SECTION_LEN (sizeof QUEUE_SECTION - 1)
+#define CRON_SECTION "cron."     /* [cron.NAME] */
+#define CRON_SECTION_LEN (sizeof CRON_SECTION - 1)
 #define MAX_PASSWORD 4096        /* bytes of a password read from a file */
 #define SYNTAX_ERROR "syntax error (expected 'key = value' or '[section]')"
 #define KIB 1024.0
@@ -49,6 +53,7 @@ enum opt_type {
     T_STRING,   /* char *, owned; min/max bound its length */
     T_LOGLEVEL, /* int JOBQ_LOG_* */
     T_QUEUES,   /* queues[]/nqueues, through jobq_config_set_queues */
+    T_RATE,     /* jobq_rate: "N/PERIOD" (10/1s, 600/1m); min/max bound N */
 };
 
 /* Extra check of a string value: 0, or -1 with why filled. */
@@ -69,6 +74,11 @@ static int check_url(const char *value, char *why, size_t size);
 static int check_prefix(const char *value, char *why, size_t size);
 static int check_abs_path(const char *value, char *why, size_t size);
 static int check_secret(const char *value, char *why, size_t size);
+static int check_timezone(const char *value, char *why, size_t size);
+static int check_cronspec(const char *value, char *why, size_t size);
+static int check_json(const char *value, char *why, size_t size);
+static int check_queue(const char *value, char *why, size_t size);
+static int check_handler(const char *value, char *why, size_t size);
 
 #define OFF(member) offsetof(jobq_config, member)
 
@@ -76,7 +86,7 @@ static int check_secret(const char *value, char *why, size_t size);
 static const struct option options[] = {
     {"daemon", "workers", T_INT, OFF(workers), "4", 1, 1024, NULL, "worker processes"},
     {"daemon", "queues", T_QUEUES, OFF(queues), "default", 1, JOBQ_MAX_QUEUES, NULL,
-     "queues served, comma-separated, highest priority first"},
+     "queues served, comma-separated, highest priority first; or each with a weight (a:6,b:3,c:1) for weighted selection"},
     {"daemon", "shutdown_timeout", T_DOUBLE, OFF(shutdown_timeout), "30", 0, 86400, NULL,
      "seconds running jobs get to finish on SIGTERM"},
     {"daemon", "log_level", T_LOGLEVEL, OFF(log_level), "info", 0, 0, NULL,
@@ -144,6 +154,9 @@ static const struct option options[] = {
      "load libcurl in the supervisor so that workers share it (yes) or in each worker at its first job (no)"},
     {"wordcount", "deny_private", T_BOOL, OFF(wordcount_deny_private), "no", 0, 0, NULL,
      "yes refuses to connect to loopback, private, link-local, unspecified and CGNAT addresses, after redirects too"},
+
+    {"cron", "timezone", T_STRING, OFF(cron_timezone), "", 0, 200, check_timezone,
+     "time zone of cron specs (e.g. Europe/Berlin, UTC); empty = the host's local time"},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -165,10 +178,30 @@ static const struct option queue_options[] = {
      "CPU seconds a job of this queue may use; unset = no limit"},
     {"queue.NAME", "rlimit_nofile", T_LONG, QOFF(rlimit_nofile), "", 16, 1048576, NULL,
      "open files of the worker while it runs a job of this queue; unset = no limit"},
+    {"queue.NAME", "concurrency", T_INT, QOFF(concurrency), "", 1, 1000000, NULL,
+     "jobs of this queue running at once, across every daemon; unset = no limit"},
+    {"queue.NAME", "rate_limit", T_RATE, QOFF(rate_limit), "", 1, 1000000, NULL,
+     "jobs of this queue started per period across every daemon, N/PERIOD (10/1s, 600/1m); unset = no limit"},
 };
 
 #define NQOPTIONS (sizeof queue_options / sizeof queue_options[0])
 _Static_assert(NQOPTIONS <= sizeof(unsigned) * CHAR_BIT, "one bit per queue key");
+
+#define COFF(member) offsetof(jobq_config_cron, member)
+
+/* Keys of a [cron.NAME] section (strings). */
+static const struct option cron_options[] = {
+    {"cron.NAME", "spec", T_STRING, COFF(spec), "", 1, 190, check_cronspec,
+     "when: MIN HOUR DAY-OF-MONTH MONTH DAY-OF-WEEK, an alias (@hourly, @daily...) or @every DURATION; required"},
+    {"cron.NAME", "handler", T_STRING, COFF(handler), "", 1, 128, check_handler,
+     "the handler of the job queued at each tick; required"},
+    {"cron.NAME", "args", T_STRING, COFF(args), "", 0, 190, check_json, "the job's args, any JSON value; unset = none"},
+    {"cron.NAME", "queue", T_STRING, COFF(queue), "", 1, 64, check_queue, "the queue it goes to; unset = default"},
+    {"cron.NAME", "timezone", T_STRING, COFF(timezone), "", 0, 200, check_timezone,
+     "time zone of the spec; unset = [cron] timezone"},
+};
+
+#define NCOPTIONS (sizeof cron_options / sizeof cron_options[0])
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -196,6 +229,7 @@ static size_t field_size(enum opt_type type) {
     case T_LONG: case T_BYTES: return sizeof(long);
     case T_BOOL: return sizeof(bool);
     case T_STRING: return sizeof(char *);
+    case T_RATE: return sizeof(jobq_rate);
     case T_QUEUES: break;
     }
     assert(!"no plain field for this type");
@@ -343,6 +377,95 @@ static int check_secret(const char *value, char *why, size_t size) {
     return 0;
 }
 
+static int check_timezone(const char *value, char *why, size_t size) {
+    if (jobq_cronspec_valid_tz(value)) return 0;
+    char c[64];
+    snprintf(why, size, "unknown time zone '%s' (a name under /usr/share/zoneinfo such as Europe/Berlin, or UTC)",
+             clip(value, c, sizeof c));
+    return -1;
+}
+
+static int check_cronspec(const char *value, char *why, size_t size) {
+    jobq_cronspec spec;
+    return jobq_cronspec_parse(&spec, value, why, size);
+}
+
+static int check_json(const char *value, char *why, size_t size) {
+    json_error_t jerr;
+    json_t *v = json_loads(value, JSON_DECODE_ANY, &jerr);
+    if (!v && *value) {
+        snprintf(why, size, "not valid JSON: %s", jerr.text);
+        return -1;
+    }
+    json_decref(v);
+    return 0;
+}
+
+static int check_queue(const char *value, char *why, size_t size) {
+    if (name_chars_ok(value, strlen(value))) return 0;
+    char c[64];
+    snprintf(why, size, "queue name '%s' has a character outside [A-Za-z0-9_.:-]", clip(value, c, sizeof c));
+    return -1;
+}
+
+static int check_handler(const char *value, char *why, size_t size) {
+    for (const char *s = value; *s; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+            snprintf(why, size, "a handler name has no control characters");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* "N/PERIOD": N an integer, PERIOD [number]unit with unit ms, s, m, h or d
+ * (1s, 1m, 500ms, 2h; the number defaults to 1). 0, or -1. */
+static int parse_rate(const char *s, long long *n, double *period) {
+    const char *slash = strchr(s, '/');
+    if (!slash || slash == s) return -1;
+    char num[32];
+    if ((size_t)(slash - s) >= sizeof num) return -1;
+    memcpy(num, s, (size_t)(slash - s));
+    num[slash - s] = '\0';
+    if (parse_int(num, n) != 0) return -1;
+    const char *p = slash + 1;
+    double count = 1;
+    if (isdigit((unsigned char)*p)) {
+        char *end;
+        count = strtod(p, &end);
+        p = end;
+    }
+    static const struct {
+        const char *unit;
+        double seconds;
+    } units[] = {{"ms", 0.001}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}};
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
+        if (strcmp(p, units[i].unit) == 0) {
+            *period = count * units[i].seconds;
+            return isfinite(*period) && *period > 0 ? 0 : -1;
+        }
+    }
+    return -1;
+}
+
+/* A period as its largest exact unit: 1s, 1m, 500ms, 90s. */
+static void fmt_period(double seconds, char *buf, size_t size) {
+    static const struct {
+        const char *unit;
+        double seconds;
+    } units[] = {{"d", 86400}, {"h", 3600}, {"m", 60}, {"s", 1}};
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
+        double n = seconds / units[i].seconds;
+        if (n >= 1 && n == floor(n) && n < 1e9) {
+            snprintf(buf, size, "%.0f%s", n, units[i].unit);
+            return;
+        }
+    }
+    char ms[32];
+    fmt_double(seconds * 1000, ms, sizeof ms);
+    snprintf(buf, size, "%sms", ms);
+}
+
 static int check_prefix(const char *value, char *why, size_t size) {
     if (name_chars_ok(value, strlen(value))) return 0;
     char c[64];
@@ -418,6 +541,18 @@ static int set_option(void *base, const struct option *o, const char *text, char
         }
         return 0;
     }
+    case T_RATE: {
+        long long n;
+        double period;
+        if (parse_rate(text, &n, &period) != 0 || n < (long long)o->min || n > (long long)o->max ||
+            period < 0.001 || period > 86400) {
+            snprintf(why, size, "expected N/PERIOD with N from %s and a period from 1ms to 1d "
+                     "(10/1s, 600/1m, 5/500ms), got '%s'", range, c);
+            return -1;
+        }
+        *(jobq_rate *)field = (jobq_rate){(long)n, period};
+        return 0;
+    }
     case T_STRING: {
         size_t len = strlen(text);
         if (len < (size_t)o->min || len > (size_t)o->max) {
@@ -480,9 +615,22 @@ static int check_queue_name(const char *b, size_t len, jobq_err *err) {
     return 0;
 }
 
+/* The weight suffix ":N" (1 to 4 digits) ending the len bytes at b: its
+ * value (0 when out of range) with *len cut before it, or -1 when there is
+ * none. */
+static int weight_suffix(const char *b, size_t *len) {
+    size_t digits = 0;
+    while (digits < *len && isdigit((unsigned char)b[*len - 1 - digits])) digits++;
+    if (digits == 0 || digits > 4 || digits + 1 >= *len || b[*len - 1 - digits] != ':') return -1;
+    int w = atoi(b + *len - digits);
+    *len -= digits + 1;
+    return w >= 1 && w <= JOBQ_MAX_WEIGHT ? w : 0;
+}
+
 int jobq_config_set_queues(jobq_config *cfg, const char *csv, jobq_err *err) {
     char *names[JOBQ_MAX_QUEUES];
-    int n = 0;
+    int weights[JOBQ_MAX_QUEUES] = {0};
+    int n = 0, weighted = 0;
     const char *p = csv ? csv : "";
     for (;;) {
         const char *comma = strchr(p, ',');
@@ -494,6 +642,12 @@ int jobq_config_set_queues(jobq_config *cfg, const char *csv, jobq_err *err) {
         if (len == 0) {
             char c[64];
             jobq_err_set(err, JOBQ_E_INVALID, "empty queue name in '%s'", clip(csv ? csv : "", c, sizeof c));
+            goto fail;
+        }
+        int w = weight_suffix(b, &len);
+        if (w == 0) {
+            jobq_err_set(err, JOBQ_E_INVALID, "queue '%.*s': a weight is a whole number from 1 to %d",
+                         (int)(e - b), b, JOBQ_MAX_WEIGHT);
             goto fail;
         }
         if (check_queue_name(b, len, err) != 0) goto fail;
@@ -512,13 +666,20 @@ int jobq_config_set_queues(jobq_config *cfg, const char *csv, jobq_err *err) {
             jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
             goto fail;
         }
+        weights[n] = w > 0 ? w : 0;
+        weighted += w > 0;
         n++;
         if (!comma) break;
         p = comma + 1;
     }
+    if (weighted > 0 && weighted < n) {
+        jobq_err_set(err, JOBQ_E_INVALID, "give every queue a weight (queue:N) or none, in '%.60s'", csv);
+        goto fail;
+    }
     for (int i = 0; i < cfg->nqueues; i++) free(cfg->queues[i]);
     memset(cfg->queues, 0, sizeof cfg->queues);
     memcpy(cfg->queues, names, (size_t)n * sizeof names[0]);
+    memcpy(cfg->weights, weights, sizeof weights);
     cfg->nqueues = n;
     return 0;
 fail:
@@ -547,6 +708,15 @@ void jobq_config_fini(jobq_config *cfg) {
     free(cfg->tls_server_name);
     free(cfg->plugins_dir);
     jobq_config_named_fini(cfg);
+    free(cfg->cron_timezone);
+    for (int i = 0; i < cfg->ncrons; i++) {
+        jobq_config_cron *c = &cfg->crons[i];
+        free(c->spec);
+        free(c->handler);
+        free(c->args);
+        free(c->queue);
+        free(c->timezone);
+    }
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -592,6 +762,7 @@ struct load {
     int qsec;                 /* index of the [queue.NAME] section being read; -1 = other */
     enum jobq_named_kind nkind; /* an [exec.NAME] or [plugin.NAME] section being read... */
     int nsec;                 /* ...and its index (config_sections.h) */
+    int csec;                 /* index of the [cron.NAME] section being read; -1 = other */
 };
 
 static void fail(struct load *ld, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -646,6 +817,34 @@ static void open_queue_section(struct load *ld, const char *name, size_t len) {
     ld->qsec = (int)(q - cfg->queue_sections);
 }
 
+/* A "[cron.NAME]" header: make its section current (created on first
+ * sight). */
+static void open_cron_section(struct load *ld, const char *name, size_t len) {
+    jobq_config *cfg = ld->cfg;
+    char c[64];
+    snprintf(c, sizeof c, "%.*s%s", (int)(len > 48 ? 48 : len), name, len > 48 ? "..." : "");
+    if (len == 0 || len > JOBQ_MAX_QUEUE_NAME || !name_chars_ok(name, len)) {
+        fail(ld, JOBQ_E_CONFIG, "bad section [%s%s]: a cron entry's name is 1 to %d of A-Z a-z 0-9 _ . : -",
+             CRON_SECTION, c, JOBQ_MAX_QUEUE_NAME);
+        return;
+    }
+    for (int i = 0; i < cfg->ncrons; i++) {
+        if (strlen(cfg->crons[i].name) == len && memcmp(cfg->crons[i].name, name, len) == 0) {
+            ld->csec = i;
+            return;
+        }
+    }
+    if (cfg->ncrons == JOBQ_MAX_CRON) {
+        fail(ld, JOBQ_E_CONFIG, "[%s%s]: more than %d [cron.NAME] sections", CRON_SECTION, c, JOBQ_MAX_CRON);
+        return;
+    }
+    jobq_config_cron *e = &cfg->crons[cfg->ncrons];
+    memset(e, 0, sizeof *e);
+    memcpy(e->name, name, len);
+    e->line = ld->lineno;
+    ld->csec = cfg->ncrons++;
+}
+
 /* inih reads through this: one call per line, so ld->lineno is the line the
  * handler is called for. Lines reach inih without leading blanks (so none
  * reads as a multi-line continuation), comments, or a BOM. */
@@ -672,7 +871,7 @@ static char *read_line(char *str, int num, void *stream) {
     while (len > 0 && isspace((unsigned char)s[len - 1])) s[--len] = '\0';
     if (*s == '[') {
         char *close = strchr(s, ']');
-        ld->qsec = -1;
+        ld->qsec = ld->csec = -1;
         ld->nkind = JOBQ_NAMED_NONE;
         char why[224];
         int named = close ? jobq_config_named_open(ld->cfg, s + 1, (size_t)(close - s - 1), ld->lineno, &ld->nkind,
@@ -681,6 +880,9 @@ static char *read_line(char *str, int num, void *stream) {
         if (close && (size_t)(close - s - 1) >= QUEUE_SECTION_LEN &&
             strncmp(s + 1, QUEUE_SECTION, QUEUE_SECTION_LEN) == 0) {
             open_queue_section(ld, s + 1 + QUEUE_SECTION_LEN, (size_t)(close - s - 1 - QUEUE_SECTION_LEN));
+        } else if (close && (size_t)(close - s - 1) >= CRON_SECTION_LEN &&
+                   strncmp(s + 1, CRON_SECTION, CRON_SECTION_LEN) == 0) {
+            open_cron_section(ld, s + 1 + CRON_SECTION_LEN, (size_t)(close - s - 1 - CRON_SECTION_LEN));
         } else if (named < 0) {
             ld->nkind = JOBQ_NAMED_NONE;
             fail(ld, named == -2 ? JOBQ_E_NOMEM : JOBQ_E_CONFIG, "%s", why);
@@ -721,6 +923,26 @@ static int on_queue_pair(struct load *ld, const char *name, const char *value) {
     return 1;
 }
 
+/* name = value inside the current [cron.NAME] section. */
+static int on_cron_pair(struct load *ld, const char *name, const char *value) {
+    jobq_config_cron *e = &ld->cfg->crons[ld->csec];
+    const struct option *o = NULL;
+    for (size_t i = 0; i < NCOPTIONS && !o; i++)
+        if (strcmp(cron_options[i].name, name) == 0) o = &cron_options[i];
+    if (!o) {
+        fail(ld, JOBQ_E_CONFIG, "unknown key '%s' in section [%s%s]", name, CRON_SECTION, e->name);
+        return 0;
+    }
+    char why[224];
+    int rc = set_option(e, o, value ? value : "", why, sizeof why);
+    if (rc != 0) {
+        fail(ld, rc == -2 ? JOBQ_E_NOMEM : JOBQ_E_CONFIG, "bad value for '%s' in [%s%s]: %s", name, CRON_SECTION,
+             e->name, why);
+        return 0;
+    }
+    return 1;
+}
+
 static int on_pair(void *user, const char *section, const char *name, const char *value) {
     struct load *ld = user;
     if (ld->err_line) return 1; /* only the first error counts; inih reads on */
@@ -741,6 +963,7 @@ static int on_pair(void *user, const char *section, const char *name, const char
         if (rc != 0) fail(ld, rc == -2 ? JOBQ_E_NOMEM : JOBQ_E_CONFIG, "%s", why);
         return rc == 0;
     }
+    if (ld->csec >= 0) return on_cron_pair(ld, name, value);
     const struct option *o = find_option(section, name);
     if (!o) {
         if (section_known(section, strlen(section)))
@@ -768,6 +991,13 @@ static int check_relations(const jobq_config *cfg, const struct load *ld, const 
         jobq_err_set(err, JOBQ_E_CONFIG, "%s:%d: %s", path, named_line, why);
         return -1;
     }
+    for (int i = 0; i < cfg->ncrons; i++) {
+        const jobq_config_cron *e = &cfg->crons[i];
+        if (e->spec && e->handler) continue;
+        jobq_err_set(err, JOBQ_E_CONFIG, "%s:%d: [%s%s] needs a '%s'", path, e->line, CRON_SECTION, e->name,
+                     e->spec ? "handler" : "spec");
+        return -1;
+    }
     if (cfg->heartbeat_ttl > cfg->heartbeat_interval) return 0;
     size_t ttl = (size_t)(find_option("daemon", "heartbeat_ttl") - options);
     size_t iv = (size_t)(find_option("daemon", "heartbeat_interval") - options);
@@ -783,7 +1013,8 @@ static int check_relations(const jobq_config *cfg, const struct load *ld, const 
 
 int jobq_config_load(jobq_config *cfg, const char *path, jobq_err *err) {
     jobq_config_defaults(cfg);
-    if (!cfg->redis_url || !cfg->prefix || !cfg->redis_password_file || !cfg->plugins_dir || cfg->nqueues == 0) {
+    if (!cfg->redis_url || !cfg->prefix || !cfg->redis_password_file || !cfg->plugins_dir || !cfg->cron_timezone ||
+        cfg->nqueues == 0) {
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
         jobq_config_fini(cfg);
         return -1;
@@ -796,7 +1027,7 @@ int jobq_config_load(jobq_config *cfg, const char *path, jobq_err *err) {
     }
     int rc = -1;
     ld->cfg = cfg;
-    ld->qsec = -1;
+    ld->qsec = ld->csec = -1;
     ld->fp = fopen(path, "re");
     if (!ld->fp) {
         jobq_err_set(err, JOBQ_E_IO, "cannot open config file '%s': %s", path, strerror(errno));
@@ -856,7 +1087,16 @@ static void print_value(const void *base, const struct option *o, FILE *out) {
     }
     case T_QUEUES: {
         const jobq_config *cfg = base;
-        for (int i = 0; i < cfg->nqueues; i++) fprintf(out, "%s%s", i ? "," : "", cfg->queues[i]);
+        for (int i = 0; i < cfg->nqueues; i++) {
+            fprintf(out, "%s%s", i ? "," : "", cfg->queues[i]);
+            if (cfg->weights[i] > 0) fprintf(out, ":%d", cfg->weights[i]);
+        }
+        break;
+    }
+    case T_RATE: {
+        const jobq_rate *rate = field;
+        fmt_period(rate->period, buf, sizeof buf);
+        fprintf(out, "%ld/%s", rate->n, buf);
         break;
     }
     case T_STRING: {
@@ -921,6 +1161,14 @@ void jobq_config_print(const jobq_config *cfg, FILE *out) {
         }
     }
     jobq_config_named_print(cfg, out);
+    for (int i = 0; i < cfg->ncrons; i++) {
+        const jobq_config_cron *e = &cfg->crons[i];
+        fprintf(out, "\n[%s%s]\n", CRON_SECTION, e->name);
+        for (size_t k = 0; k < NCOPTIONS; k++) {
+            const char *v = *(char *const *)((const char *)e + cron_options[k].offset);
+            if (v) fprintf(out, "%s = %s\n", cron_options[k].name, v);
+        }
+    }
 }
 
 /* ---- secrets ---- */

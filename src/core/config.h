@@ -15,9 +15,17 @@
 
 #define JOBQ_MAX_QUEUES 32
 #define JOBQ_MAX_QUEUE_NAME 64
+#define JOBQ_MAX_CRON 64          /* [cron.NAME] sections */
+#define JOBQ_MAX_WEIGHT 1000      /* queues = a:WEIGHT,... */
 #define JOBQ_DEFAULT_CONFIG_PATH "/etc/jobq/jobq.conf"
 /* File read from $CREDENTIALS_DIRECTORY (systemd LoadCredential=). */
 #define JOBQ_CREDENTIAL_REDIS_PASSWORD "redis-password"
+
+/* A rate limit: at most n starts per period seconds; n = 0 is none. */
+typedef struct jobq_rate {
+    long n;
+    double period;
+} jobq_rate;
 
 /* What applies to the jobs of one queue: the effective values, i.e. the
  * queue's [queue.NAME] section where it sets a key, else [jobs]. */
@@ -29,6 +37,8 @@ typedef struct jobq_queue_settings {
     long rlimit_as;            /* bytes of address space (RLIMIT_AS); 0 = no limit */
     long rlimit_cpu;           /* CPU seconds per job (RLIMIT_CPU); 0 = no limit */
     long rlimit_nofile;        /* open files (RLIMIT_NOFILE); 0 = no limit */
+    int concurrency;           /* jobs running at once, across every daemon; 0 = no limit */
+    jobq_rate rate_limit;      /* jobs started per period, across every daemon */
 } jobq_queue_settings;
 
 /* One [queue.NAME] section as written: values.name is NAME; only the members
@@ -64,12 +74,23 @@ typedef struct jobq_config_plugin_value {
     char *key;                 /* owned */
     char *value;               /* owned */
 } jobq_config_plugin_value;
+/* One [cron.NAME] section: a periodic job synced into Redis at start. */
+typedef struct jobq_config_cron {
+    char name[JOBQ_MAX_QUEUE_NAME + 1];
+    char *spec;                /* owned: crontab spec, alias or @every (required) */
+    char *handler;             /* owned: the job's handler (required) */
+    char *args;                /* owned: its args as JSON text, or NULL */
+    char *queue;               /* owned: the queue it goes to, or NULL (default) */
+    char *timezone;            /* owned: the spec's time zone, or NULL ([cron] timezone) */
+    int line;                  /* of its header, for messages */
+} jobq_config_cron;
 
 typedef struct jobq_config {
     /* [daemon] */
     int workers;               /* worker processes, 1..1024 */
     char *queues[JOBQ_MAX_QUEUES]; /* owned; highest priority first */
     int nqueues;
+    int weights[JOBQ_MAX_QUEUES]; /* of each queue ("a:6,b:3,c:1"); all 0: strict priority order */
     double shutdown_timeout;   /* seconds running jobs get on SIGTERM */
     int log_level;             /* JOBQ_LOG_* */
     bool test_handlers;        /* enables fail and crash handlers */
@@ -107,6 +128,11 @@ typedef struct jobq_config {
     double wordcount_connect_timeout; /* seconds */
     bool wordcount_preload;    /* load libcurl in the supervisor, before forking */
     bool wordcount_deny_private; /* refuse loopback, private, link-local... addresses */
+    /* [cron] */
+    char *cron_timezone;       /* owned; "" = the host's local time zone */
+    /* [cron.NAME] sections, in the order they first appear */
+    jobq_config_cron crons[JOBQ_MAX_CRON];
+    int ncrons;
     /* [queue.NAME] sections, in the order they first appear; any queue name,
      * served by this daemon or not */
     jobq_config_queue_section queue_sections[JOBQ_MAX_QUEUES];
@@ -132,9 +158,12 @@ void jobq_config_defaults(jobq_config *cfg);
  * released; no need to call fini). */
 int jobq_config_load(jobq_config *cfg, const char *path, jobq_err *err);
 
-/* Replace the queue list from "a,b,c" (spaces trimmed). -1 with err when a
- * name is empty, too long, has characters outside [A-Za-z0-9_.:-], or there
- * are more than JOBQ_MAX_QUEUES. On error cfg is unchanged. */
+/* Replace the queue list from "a,b,c" (spaces trimmed), highest priority
+ * first, or from "a:6,b:3,c:1": a ":N" suffix (N = 1..1000, digits only) is
+ * the queue's weight for weighted random selection (cfg->weights). -1 with
+ * err when a name is empty, too long, has characters outside
+ * [A-Za-z0-9_.:-], is listed twice, some but not all queues have a weight,
+ * or there are more than JOBQ_MAX_QUEUES. On error cfg is unchanged. */
 int jobq_config_set_queues(jobq_config *cfg, const char *csv, jobq_err *err);
 
 /* Replace a string member (e.g. &cfg->redis_url) with a copy of value. */
@@ -143,7 +172,8 @@ void jobq_config_set_string(char **member, const char *value);
 /* Fill *out with the effective settings for jobs of queue (any name, with
  * or without a [queue.NAME] section; NULL counts as one without): each key
  * the section sets, the [jobs] value for timeout, max_attempts and
- * result_ttl otherwise, and 0 (no limit) for an rlimit it does not set.
+ * result_ttl otherwise, and 0 (no limit) for an rlimit, concurrency or
+ * rate_limit it does not set.
  * out->name is queue, cut at JOBQ_MAX_QUEUE_NAME characters. */
 void jobq_config_queue_settings(const jobq_config *cfg, const char *queue, jobq_queue_settings *out);
 

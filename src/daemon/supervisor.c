@@ -101,6 +101,7 @@ static void step_promote(jobq_supervisor *s, double now) {
 static void step_parked(jobq_supervisor *s, double now) {
     if (jobq_upkeep_connect(s, now)) jobq_upkeep_release_parked(s);
 }
+static void step_cron(jobq_supervisor *s, double now) { jobq_cron_step(s, now); }
 
 static void step_heartbeat(jobq_supervisor *s, double now) {
     if (jobq_upkeep_connect(s, now)) {
@@ -186,6 +187,7 @@ static const struct step steps[JOBQ_SUPERVISOR_STEPS] = {
     {"respawn", RUNNING, TICK, step_respawn},
     {"promote", RUNNING, PROMOTE_PERIOD, step_promote},
     {"parked", RUNNING, PARKED_PERIOD, step_parked},
+    {"cron", RUNNING, PROMOTE_PERIOD, step_cron},
     {"heartbeat", RUNNING, HEARTBEAT_PERIOD, step_heartbeat},
     {"watchdog", ALWAYS, WATCHDOG_PERIOD, step_watchdog},
     {"failover", ALWAYS, TICK, step_failover},
@@ -276,6 +278,7 @@ static void do_reload(jobq_supervisor *s) {
     jobq_config_fini(&s->cfg);
     s->cfg = fresh;
     if (jobq_upkeep_set_keys(s, &err) != 0) jobq_log_err("%s", err.msg);
+    jobq_cron_resync(s);
     /* The new queues are leased before the new workers take from them. */
     s->leased = false;
     if (jobq_upkeep_connect(s, ev_now(s->loop))) jobq_upkeep_heartbeat(s, ev_now(s->loop));
@@ -372,6 +375,7 @@ int jobq_supervisor_run(jobq_supervisor *s) {
 void jobq_supervisor_free(jobq_supervisor *s) {
     if (!s) return;
     jobq_workers_free_all(s);
+    jobq_cron_free(s);
     if (s->loop) ev_loop_destroy(s->loop);
     jobq_redis_free(s->redis);
     free(s->keys);

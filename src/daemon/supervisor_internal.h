@@ -1,9 +1,9 @@
 /*
- * The supervisor's state, shared by its three files: supervisor.c (the
+ * The supervisor's state, shared by its four files: supervisor.c (the
  * loop, its periodic steps, reload and stop), workers.c (worker records:
- * spawn, reap, recover, timeouts, cancels) and upkeep.c (Redis: connection,
- * heartbeat and leases, reclaim of dead daemons, promotion). Nothing here
- * is used outside src/daemon/.
+ * spawn, reap, recover, timeouts, cancels), upkeep.c (Redis: connection,
+ * heartbeat and leases, reclaim of dead daemons, promotion) and cron.c
+ * (periodic jobs). Nothing here is used outside src/daemon/.
  */
 #ifndef JOBQ_SUPERVISOR_INTERNAL_H
 #define JOBQ_SUPERVISOR_INTERNAL_H
@@ -48,7 +48,7 @@ typedef struct wrec {
     struct wrec *next;
 } wrec;
 
-#define JOBQ_SUPERVISOR_STEPS 11 /* the periodic steps of supervisor.c */
+#define JOBQ_SUPERVISOR_STEPS 12 /* the periodic steps of supervisor.c */
 #define RATE_SAMPLES 64   /* totals kept for the rates, at most one a second */
 #define RATE_WINDOW 60.0  /* seconds */
 
@@ -87,6 +87,7 @@ struct jobq_supervisor {
         unsigned long long done, failed;
     } rates[RATE_SAMPLES];
     int nrates;
+    struct jobq_cron_state *cron; /* owned (cron.c); NULL until its first step */
     ev_signal sig_term, sig_int, sig_hup, sig_chld;
     ev_timer tick;
     double next_run[JOBQ_SUPERVISOR_STEPS]; /* per periodic step (supervisor.c) */
@@ -147,5 +148,14 @@ void jobq_upkeep_promote(jobq_supervisor *s);
 void jobq_upkeep_release_parked(jobq_supervisor *s);
 /* The keys of cfg's queues, (re)built after a config change. */
 int jobq_upkeep_set_keys(jobq_supervisor *s, jobq_err *err);
+
+/* ---- cron.c ---- */
+
+/* Write the config's cron entries once (again after jobq_cron_resync),
+ * re-read the entries every second and fire due ticks. */
+void jobq_cron_step(jobq_supervisor *s, double now);
+/* After a reload: write the config's entries again at the next step. */
+void jobq_cron_resync(jobq_supervisor *s);
+void jobq_cron_free(jobq_supervisor *s);
 
 #endif

@@ -22,11 +22,14 @@
 #include "core/backoff.h"
 #include "core/log.h"
 #include "daemon/depends.h"
+#include "core/random.h"
+#include "core/weights.h"
 #include "daemon/handlers/handlers.h"
 #include "daemon/job_run.h"
 #include "daemon/plugin.h"
 #include "protocol/documents.h"
 #include "protocol/jobs.h"
+#include "protocol/flow.h"
 #include "protocol/queue.h"
 
 /* A job whose handler runs this long counts as slow: batches shrink to one
@@ -36,6 +39,12 @@
  * commit starts checking that its jobs are still in flight: covers the
  * take's round trip and the clocks' drift. */
 #define LEASE_MARGIN_SECONDS 1.0
+/* Flow control: how soon a paused queue, a queue at its concurrency limit,
+ * and an empty limited queue (never blocked on) are looked at again. */
+#define PAUSED_RECHECK_SECONDS 0.25
+#define LIMITED_RECHECK_SECONDS 0.05
+/* Longest sleep when every queue is paused, limited or away. */
+#define IDLE_SLEEP_SECONDS 0.1
 
 /* Set by SIGTERM/SIGINT outside a take: finish the current job, then exit. */
 static volatile sig_atomic_t stop_requested;
@@ -109,6 +118,7 @@ typedef struct worker {
     jobq_qkeys *keys;                               /* owned, nq of them */
     jobq_job_defaults defaults[JOBQ_MAX_QUEUES];    /* per queue */
     jobq_queue_settings settings[JOBQ_MAX_QUEUES];  /* per queue: rlimits */
+    jobq_flow_limits limits[JOBQ_MAX_QUEUES];       /* per queue: concurrency, rate_limit */
     jobq_outcome_policy policy;
     int batch;               /* current adaptive batch size */
     bool redis_down;         /* for logging once per state change */
@@ -118,6 +128,8 @@ typedef struct worker {
         int failures;        /* consecutive ones, for the backoff */
         bool unsure;         /* a take may have moved jobs we never saw: put them back first */
         bool registered;     /* its in-flight list is registered in the holders */
+        bool paused;         /* the last take found it paused: never blocked on */
+        double recheck_at;   /* paused or at a limit: no take before this (jobq_now) */
     } qs[JOBQ_MAX_QUEUES];
     int home;                /* the queue this worker blocks on when all are empty */
     int running_qi;          /* the queue of the job running now (progress events) */
@@ -278,40 +290,77 @@ static void publish_event(void *udata, int qi, const char *event_json, bool send
 
 /* ---- take, run, commit ---- */
 
-/* Take the next batch from the first queue (highest priority) that has
- * jobs and is reachable; with none waiting, block on this worker's home
- * queue (workers of several queues spread over them, so a job on any queue
- * wakes some worker at once; each looks at the others at least every
- * 100 ms). The index of the queue taken from with t filled (t->n may be
- * 0), or -1 after a failure. */
+/* A queue with a concurrency or rate limit is only taken from by the take
+ * script, never by BLMOVE. */
+static bool limited(const worker *w, int i) { return w->limits[i].concurrency > 0 || w->limits[i].rate_n > 0; }
+
+/* A take from queue i found nothing: note when to look again (paused, at
+ * a limit, or an empty limited queue). */
+static void note_empty_take(worker *w, int i, const jobq_taken *t) {
+    struct qstate *q = &w->qs[i];
+    double now = jobq_now(), jitter = 0.5 + jobq_random01();
+    q->paused = t->paused;
+    if (t->paused) q->recheck_at = now + PAUSED_RECHECK_SECONDS * jitter;
+    else if (t->wait > 0) q->recheck_at = now + (w->limits[i].rate_n > 0 ? t->wait : t->wait * jitter);
+    else if (limited(w, i)) q->recheck_at = now + LIMITED_RECHECK_SECONDS * jitter;
+}
+
+/* Take the next batch from the first queue that has jobs and is reachable,
+ * trying them in priority order (or, with weights, in a random order drawn
+ * by weight); a paused queue, or one at its limit, is skipped until it is
+ * worth looking again. With none waiting, block on this worker's home
+ * queue, or the next one without limits that is not paused (workers of
+ * several queues spread over them, so a job on any queue wakes some worker
+ * at once; each looks at the others at least every 100 ms, and at a limited
+ * queue when it may take again); with no such queue, sleep until then. The
+ * index of the queue taken from with t filled (t->n may be 0), or -1 after
+ * a failure. */
 static int take_batch(worker *w, jobq_taken *t) {
     jobq_err err;
     memset(t, 0, sizeof *t);
-    for (int i = 0; i < w->nq; i++) {
-        if (!queue_up(w, i) || !prepare_queue(w, i)) continue;
-        if (jobq_queue_take(w->redis, &w->keys[i], w->p->daemon_id, w->batch, w->cfg->workers, t, &err) != 0) {
+    int order[JOBQ_MAX_QUEUES];
+    jobq_weights_order(w->cfg->weights, w->nq, jobq_random01, order);
+    for (int k = 0; k < w->nq; k++) {
+        int i = order[k];
+        if (!queue_up(w, i) || jobq_now() < w->qs[i].recheck_at || !prepare_queue(w, i)) continue;
+        /* One job at a time from a limited queue: no batch holds slots it does
+         * not use, and a job starts when its take was counted. */
+        int max = limited(w, i) ? 1 : w->batch;
+        if (jobq_queue_take(w->redis, &w->keys[i], w->p->daemon_id, max, w->cfg->workers, &w->limits[i], t,
+                            &err) != 0) {
             take_failed(w, i, &err);
             if (err.code == JOBQ_E_FENCED || !jobq_redis_connected(w->redis)) return -1;
             continue;
         }
         queue_ok(w, i);
+        w->qs[i].paused = false;
         if (t->n > 0) return i;
+        note_empty_take(w, i, t);
         jobq_taken_fini(t);
     }
+    double now = jobq_now(), recheck = 0;
+    for (int i = 0; i < w->nq; i++)
+        if (w->qs[i].recheck_at > now && (recheck == 0 || w->qs[i].recheck_at < recheck)) recheck = w->qs[i].recheck_at;
     int home = -1;
-    for (int k = 0; k < w->nq && home < 0; k++)
-        if (queue_up(w, (w->home + k) % w->nq)) home = (w->home + k) % w->nq;
+    for (int k = 0; k < w->nq && home < 0; k++) {
+        int i = (w->home + k) % w->nq;
+        if (queue_up(w, i) && !limited(w, i) && !w->qs[i].paused) home = i;
+    }
     if (home < 0 || !prepare_queue(w, home)) {
-        sleep_seconds(0.05); /* every queue is away for now */
+        /* every queue is away, paused or limited for now */
+        double nap = recheck > now ? recheck - now : 0.05;
+        sleep_seconds(nap < IDLE_SLEEP_SECONDS ? nap : IDLE_SLEEP_SECONDS);
         return -1;
     }
     double block = w->nq == 1 ? 1.0 : 0.1;
+    if (recheck > now && recheck - now < block) block = recheck - now < 0.002 ? 0.002 : recheck - now;
     if (jobq_queue_take_blocking(w->redis, &w->keys[home], w->p->daemon_id, block, t, &err) != 0) {
         take_failed(w, home, &err);
         return -1;
     }
     queue_ok(w, home);
     w->fenced = false;
+    if (t->paused) note_empty_take(w, home, t); /* paused while blocked: what came went back */
     return home;
 }
 
@@ -522,6 +571,8 @@ static int worker_init(worker *w, const jobq_worker_params *p) {
     for (int i = 0; i < w->nq; i++) {
         jobq_qkeys_init(&w->keys[i], w->redis, cfg->prefix, cfg->queues[i], w->id);
         jobq_config_queue_settings(cfg, cfg->queues[i], &w->settings[i]);
+        w->limits[i] = (jobq_flow_limits){w->settings[i].concurrency, w->settings[i].rate_limit.n,
+                                          w->settings[i].rate_limit.period};
         w->defaults[i] = (jobq_job_defaults){w->settings[i].timeout, w->settings[i].max_attempts,
                                              w->settings[i].result_ttl, cfg->max_payload};
     }
@@ -591,8 +642,10 @@ out:
     return status;
 }
 
-/* api->job_progress: publish a "progress" event, at most 10 per second;
- * the first and the final one (1.0) always go out. */
+/* api->job_progress: publish a "progress" event and store it as the job's
+ * last progress (<prefix>:progress:<id>, until a minute past the job's
+ * deadline), at most 10 per second; the first and the final one (1.0)
+ * always go out. A message is kept to its first 200 bytes. */
 static void progress_event(void *ctx, jobq_job *job, double fraction, const char *message) {
     worker *w = ctx;
     double now = jobq_now();
@@ -600,8 +653,20 @@ static void progress_event(void *ctx, jobq_job *job, double fraction, const char
     if (!first && fraction < 1.0 && now - w->progress_at < 0.1) return;
     w->progress_at = now;
     snprintf(w->progress_id, sizeof w->progress_id, "%s", job->id);
+    char cut[201];
+    if (message && strlen(message) >= sizeof cut) {
+        size_t n = sizeof cut - 1;
+        while (n > 0 && ((unsigned char)message[n] & 0xc0) == 0x80) n--; /* not inside a UTF-8 sequence */
+        memcpy(cut, message, n);
+        cut[n] = '\0';
+        message = cut;
+    }
     char *ev = jobq_doc_progress(job, w->id, now, fraction, message);
     if (ev) publish_event(w, w->running_qi, ev, true); /* sent now: the handler is still running */
+    jobq_err err;
+    if (ev && jobq_redis_connected(w->redis) && queue_up(w, w->running_qi) &&
+        jobq_flow_store_progress(w->redis, w->cfg->prefix, job->id, ev, job->deadline - now + 60, &err) != 0)
+        queue_failed(w, w->running_qi, &err);
     free(ev);
 }
 

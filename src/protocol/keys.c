@@ -19,6 +19,8 @@ static const char *const kind_names[JOBQ_KEY_KIND_COUNT] = {
     [JOBQ_KEY_HISTO] = "histo",
     [JOBQ_KEY_PARKED] = "parked",     [JOBQ_KEY_WAITERS] = "waiters",
     [JOBQ_KEY_BATCH] = "batch",
+    [JOBQ_KEY_PAUSED] = "paused",     [JOBQ_KEY_RUNNING] = "running",
+    [JOBQ_KEY_STARTS] = "starts",     [JOBQ_KEY_CRONTICKS] = "cronticks",
 };
 
 static bool suffixed(int kind) {
@@ -42,6 +44,16 @@ char *jobq_key_result(char *buf, size_t size, const char *prefix, const char *id
 
 char *jobq_key_events(char *buf, size_t size, const char *prefix) {
     snprintf(buf, size, "%s:events", prefix);
+    return buf;
+}
+
+char *jobq_key_progress(char *buf, size_t size, const char *prefix, const char *id) {
+    snprintf(buf, size, "%s:progress:%s", prefix, id);
+    return buf;
+}
+
+char *jobq_key_cron(char *buf, size_t size, const char *prefix) {
+    snprintf(buf, size, "%s:cron", prefix);
     return buf;
 }
 
@@ -139,6 +151,9 @@ void jobq_qkeys_init(jobq_qkeys *k, const jobq_redis *r, const char *prefix, con
     jobq_key(k->unique, sizeof k->unique, prefix, JOBQ_KEY_UNIQUE, queue, NULL);
     jobq_key(k->histo, sizeof k->histo, prefix, JOBQ_KEY_HISTO, queue, NULL);
     jobq_key(k->parked, sizeof k->parked, prefix, JOBQ_KEY_PARKED, queue, NULL);
+    jobq_key(k->paused, sizeof k->paused, prefix, JOBQ_KEY_PAUSED, queue, NULL);
+    jobq_key(k->running, sizeof k->running, prefix, JOBQ_KEY_RUNNING, queue, NULL);
+    jobq_key(k->starts, sizeof k->starts, prefix, JOBQ_KEY_STARTS, queue, NULL);
     if (worker_id) jobq_key(k->inflight, sizeof k->inflight, prefix, JOBQ_KEY_INFLIGHT, queue, worker_id);
     else k->inflight[0] = '\0';
     bool sharded = r && jobq_redis_is_cluster(r);

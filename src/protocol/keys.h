@@ -35,6 +35,10 @@ enum jobq_key_kind {
     JOBQ_KEY_PARKED,    /* hash: id -> payload of jobs waiting for their dependencies */
     JOBQ_KEY_WAITERS,   /* set (with a job id): parked jobs of the queue waiting for that job */
     JOBQ_KEY_BATCH,     /* hash (with a batch id): a batch's counts and callback */
+    JOBQ_KEY_PAUSED,    /* string: present while the queue is paused (jobq pause) */
+    JOBQ_KEY_RUNNING,   /* hash: in-flight list -> jobs in it, for the concurrency limit */
+    JOBQ_KEY_STARTS,    /* sorted set: recent takes by Redis time (ms), for the rate limit */
+    JOBQ_KEY_CRONTICKS, /* sorted set: cron ticks fired into this queue ("name@tick") */
     JOBQ_KEY_KIND_COUNT
 };
 
@@ -51,6 +55,13 @@ char *jobq_key_result(char *buf, size_t size, const char *prefix, const char *id
 
 /* "<prefix>:events": the pub/sub channel of job events. */
 char *jobq_key_events(char *buf, size_t size, const char *prefix);
+
+/* "<prefix>:progress:<id>": the last progress of a running job (string
+ * JSON with a TTL). */
+char *jobq_key_progress(char *buf, size_t size, const char *prefix, const char *id);
+
+/* "<prefix>:cron": hash of cron entry name -> its definition JSON. */
+char *jobq_key_cron(char *buf, size_t size, const char *prefix);
 
 /* "<prefix>:daemons": hash of daemon id -> its info JSON. */
 char *jobq_key_daemons(char *buf, size_t size, const char *prefix);
@@ -84,8 +95,8 @@ typedef struct jobq_qkeys {
     char prefix[65];      /* the key prefix */
     char queue[JOBQ_QKEY_MAX], scheduled[JOBQ_QKEY_MAX], dead[JOBQ_QKEY_MAX], holders[JOBQ_QKEY_MAX],
         leases[JOBQ_QKEY_MAX], stats[JOBQ_QKEY_MAX], cancel[JOBQ_QKEY_MAX], unique[JOBQ_QKEY_MAX],
-        histo[JOBQ_QKEY_MAX],
-        parked[JOBQ_QKEY_MAX];
+        histo[JOBQ_QKEY_MAX], parked[JOBQ_QKEY_MAX];
+    char paused[JOBQ_QKEY_MAX], running[JOBQ_QKEY_MAX], starts[JOBQ_QKEY_MAX]; /* flow control */
     char inflight[JOBQ_INFLIGHT_MAX]; /* worker worker_id's list; "" without one */
     char events[JOBQ_QKEY_MAX];       /* the events channel: <prefix>:events, or on a cluster
                                        * the queue's sharded <prefix>:{<q>}:events */

@@ -55,18 +55,24 @@ static int fenced(jobq_err *err, const char *daemon_id, const char *queue) {
 }
 
 int jobq_queue_take(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, int max, int share_among,
-                    jobq_taken *out, jobq_err *err) {
+                    const jobq_flow_limits *limits, jobq_taken *out, jobq_err *err) {
     memset(out, 0, sizeof *out);
-    char maxs[16], shares[16];
+    char maxs[16], shares[16], conc[16], rate_n[24], rate_ms[32];
+    jobq_flow_limits none = {0, 0, 0};
+    if (!limits) limits = &none;
     snprintf(maxs, sizeof maxs, "%d", max > 0 ? max : 1);
     snprintf(shares, sizeof shares, "%d", share_among > 1 ? share_among : 1);
-    const char *keys[] = {k->queue, k->inflight, k->leases};
-    const char *args[] = {maxs, shares, daemon_id};
-    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_TAKE, 3, keys, 3, args, NULL);
+    snprintf(conc, sizeof conc, "%d", limits->concurrency > 0 ? limits->concurrency : 0);
+    snprintf(rate_n, sizeof rate_n, "%ld", limits->rate_n > 0 ? limits->rate_n : 0);
+    snprintf(rate_ms, sizeof rate_ms, "%.3f", limits->rate_period * 1000);
+    const char *keys[] = {k->queue, k->inflight, k->leases, k->paused, k->running, k->starts};
+    const char *args[] = {maxs, shares, daemon_id, conc, rate_n, rate_ms};
+    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_TAKE, 6, keys, 6, args, NULL);
     if (!reply) return -1;
-    long long left, lease_ms = 0;
+    long long left, lease_ms = 0, wait = 0;
     if (!jobq_reply_is_array(reply, 1) || !jobq_reply_integer(reply->element[0], &left) ||
-        (left >= 0 && (reply->elements < 2 || !jobq_reply_integer(reply->element[1], &lease_ms)))) {
+        (left >= 0 && (reply->elements < 3 || !jobq_reply_integer(reply->element[1], &lease_ms) ||
+                       !jobq_reply_integer(reply->element[2], &wait)))) {
         freeReplyObject(reply);
         return unexpected(err, "take");
     }
@@ -76,11 +82,13 @@ int jobq_queue_take(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, i
     }
     out->still_waiting = left;
     out->lease_left = (double)lease_ms / 1000;
-    if (reply->elements == 2) {
+    out->paused = wait < 0;
+    out->wait = wait > 0 ? (double)wait / 1000 : 0;
+    if (reply->elements == 3) {
         freeReplyObject(reply);
         return 0;
     }
-    if (hold_items(out, reply, 2, err) != 0) {
+    if (hold_items(out, reply, 3, err) != 0) {
         jobq_taken_fini(out);
         return -1;
     }
@@ -93,10 +101,10 @@ int jobq_queue_take_blocking(jobq_redis *r, const jobq_qkeys *k, const char *dae
     char secs[32];
     snprintf(secs, sizeof secs, "%.3f", block);
     const char *blmove[] = {"BLMOVE", k->queue, k->inflight, "LEFT", "RIGHT", secs};
-    const char *keys[] = {k->leases, k->inflight, k->queue};
+    const char *keys[] = {k->leases, k->inflight, k->queue, k->paused};
     const char *args[] = {daemon_id};
     jobq_cmd cmds[2] = {{.route = k->queue, .argc = 6, .argv = blmove}};
-    if (jobq_redis_eval_cmd(r, err, JOBQ_SCRIPT_CONFIRM, 3, keys, 1, args, NULL, &cmds[1]) != 0) return -1;
+    if (jobq_redis_eval_cmd(r, err, JOBQ_SCRIPT_CONFIRM, 4, keys, 1, args, NULL, &cmds[1]) != 0) return -1;
     redisReply *replies[2];
     int prc = jobq_redis_pipeline(r, err, "BLMOVE", cmds, 2, block, replies);
     jobq_cmd_fini(&cmds[1]);
@@ -105,7 +113,7 @@ int jobq_queue_take_blocking(jobq_redis *r, const jobq_qkeys *k, const char *dae
     if (jobq_reply_is_noscript(confirm)) {
         /* The server lost the script between load and call: run it alone. */
         freeReplyObject(confirm);
-        confirm = jobq_redis_eval(r, err, JOBQ_SCRIPT_CONFIRM, 3, keys, 1, args, NULL);
+        confirm = jobq_redis_eval(r, err, JOBQ_SCRIPT_CONFIRM, 4, keys, 1, args, NULL);
         if (!confirm) {
             freeReplyObject(moved);
             return -1;
@@ -116,10 +124,11 @@ int jobq_queue_take_blocking(jobq_redis *r, const jobq_qkeys *k, const char *dae
     if (moved->type == REDIS_REPLY_ERROR) rc = jobq_redis_reply_error(err, "BLMOVE", moved);
     else if (confirm->type == REDIS_REPLY_ERROR) rc = jobq_redis_reply_error(err, "confirm", confirm);
     else if (!jobq_reply_integer(confirm, &lease_ms)) rc = unexpected(err, "confirm");
+    else if (lease_ms == -2) out->paused = true; /* what it moved is back on the queue */
     else if (lease_ms < 0) rc = fenced(err, daemon_id, k->name);
     else out->lease_left = (double)lease_ms / 1000;
     freeReplyObject(confirm);
-    if (rc == 0 && moved->type == REDIS_REPLY_STRING) {
+    if (rc == 0 && !out->paused && moved->type == REDIS_REPLY_STRING) {
         out->reply = moved;
         out->payloads = malloc(sizeof *out->payloads);
         out->lens = malloc(sizeof *out->lens);
@@ -256,9 +265,9 @@ int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *ou
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
         return -1;
     }
-    /* ARGV: 3, 7 per job, the n ids, the histogram pairs; KEYS: 8 fixed,
+    /* ARGV: 3, 7 per job, the n ids, the histogram pairs; KEYS: 9 fixed,
      * then per job its waiters and its batch (see the commit script). */
-    size_t njobs = 3 + 8 * n, nargs = njobs + nhisto, nkeys = 8 + 2 * n;
+    size_t njobs = 3 + 8 * n, nargs = njobs + nhisto, nkeys = 9 + 2 * n;
     const char **args = calloc(nargs, sizeof *args);
     size_t *lens = calloc(nargs, sizeof *lens);
     char *dues = calloc(n, 32);
@@ -294,13 +303,14 @@ int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *ou
         jobq_key(links[2 * i], JOBQ_KEY_MAX, k->prefix, JOBQ_KEY_WAITERS, k->name, ended ? o->id : "");
         jobq_key(links[2 * i + 1], JOBQ_KEY_MAX, k->prefix, JOBQ_KEY_BATCH, k->name,
                  ended && o->batch_id ? o->batch_id : "");
-        keys[8 + 2 * i] = links[2 * i];
-        keys[9 + 2 * i] = links[2 * i + 1];
+        keys[9 + 2 * i] = links[2 * i];
+        keys[10 + 2 * i] = links[2 * i + 1];
     }
     for (size_t i = 0; i < nhisto; i++) args[njobs + i] = histo[i];
     for (size_t i = 0; i < nargs; i++) lens[i] = strlen(args[i]);
     for (size_t i = 0; i < n; i++) lens[3 + 7 * i] = outs[i].payload_len;
-    const char *fixed[] = {k->inflight, k->dead, k->scheduled, k->stats, k->unique, k->histo, k->queue, k->parked};
+    const char *fixed[] = {k->inflight, k->dead, k->scheduled, k->stats, k->unique,
+                           k->histo, k->queue, k->parked, k->running};
     memcpy(keys, fixed, sizeof fixed);
     redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_COMMIT, (int)nkeys, keys, (int)nargs, args, lens);
     if (!reply) goto out;
@@ -321,9 +331,9 @@ out:
 }
 
 long jobq_queue_requeue(jobq_redis *r, const jobq_qkeys *k, bool unregister, jobq_err *err) {
-    const char *keys[] = {k->inflight, k->queue, k->holders};
+    const char *keys[] = {k->inflight, k->queue, k->holders, k->running};
     const char *args[] = {unregister ? "1" : "0"};
-    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_REQUEUE, 3, keys, 1, args, NULL);
+    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_REQUEUE, 4, keys, 1, args, NULL);
     if (!reply) return -1;
     long long n = 0;
     bool ok = jobq_reply_integer(reply, &n);
@@ -416,7 +426,7 @@ int jobq_queue_reclaim(jobq_redis *r, const jobq_qkeys *k, const jobq_reclaim_as
     char **lists = NULL, **daemons = NULL;
     size_t n = 0;
     if (jobq_queue_holders(r, k, &lists, &daemons, &n, err) != 0) return -1;
-    const char **keys = calloc(n + 3, sizeof *keys);
+    const char **keys = calloc(n + 4, sizeof *keys);
     const char **args = calloc((size_t)ask->nforced + (size_t)ask->nwatched + 2, sizeof *args);
     int rc = -1;
     if (!keys || !args) {
@@ -426,7 +436,8 @@ int jobq_queue_reclaim(jobq_redis *r, const jobq_qkeys *k, const jobq_reclaim_as
     keys[0] = k->leases;
     keys[1] = k->holders;
     keys[2] = k->queue;
-    int nkeys = 3;
+    keys[3] = k->running;
+    int nkeys = 4;
     for (size_t i = 0; i < n; i++)
         if (!ask->self || strcmp(daemons[i], ask->self) != 0) keys[nkeys++] = lists[i];
     char nforced[16];

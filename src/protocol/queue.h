@@ -25,23 +25,36 @@ typedef struct jobq_taken {
     size_t n;
     long long still_waiting; /* jobs left in the queue after this take */
     double lease_left;       /* seconds the daemon's lease still ran at the take */
+    bool paused;             /* the queue is paused: nothing was taken */
+    double wait;             /* > 0: a limit of the queue is reached; seconds until a
+                              * take may succeed again (nothing was taken) */
 } jobq_taken;
+
+/* The flow limits of a queue a take enforces ([queue.NAME]); 0: none. */
+typedef struct jobq_flow_limits {
+    int concurrency;         /* jobs in flight at once, over every daemon */
+    long rate_n;             /* takes per rate_period seconds, over every daemon */
+    double rate_period;
+} jobq_flow_limits;
 
 /*
  * Take up to max jobs from k's queue, moved atomically into k's in-flight
  * list, but no more than the queue's length divided by share_among (the
- * workers serving it; at least one job). daemon_id's lease on the queue
- * must be current: otherwise -1 with JOBQ_E_FENCED and nothing taken.
- * Returns 0 (out->n may be 0), or -1 with err. Release out with
- * jobq_taken_fini.
+ * workers serving it; at least one job), and nothing while the queue is
+ * paused (out->paused) or more than its limits allow (out->wait; limits
+ * may be NULL). daemon_id's lease on the queue must be current: otherwise
+ * -1 with JOBQ_E_FENCED and nothing taken. Returns 0 (out->n may be 0), or
+ * -1 with err. Release out with jobq_taken_fini.
  */
 int jobq_queue_take(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, int max, int share_among,
-                    jobq_taken *out, jobq_err *err);
+                    const jobq_flow_limits *limits, jobq_taken *out, jobq_err *err);
 
 /* Block up to block seconds for one job of k's queue (BLMOVE into the
- * in-flight list), the lease checked in the same round trip right after
- * the move: a fenced daemon's worker gets -1 with JOBQ_E_FENCED and what it
- * moved is back at the head of the queue. 0 (out->n is 0 or 1), or -1. */
+ * in-flight list; for a queue without limits), the lease checked in the
+ * same round trip right after the move: a fenced daemon's worker gets -1
+ * with JOBQ_E_FENCED and what it moved is back at the head of the queue;
+ * when the queue was paused meanwhile, what it moved is back too and
+ * out->paused is set. 0 (out->n is 0 or 1), or -1. */
 int jobq_queue_take_blocking(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, double block,
                              jobq_taken *out, jobq_err *err);
 void jobq_taken_fini(jobq_taken *t);

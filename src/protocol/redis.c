@@ -717,6 +717,15 @@ int jobq_redis_publish_nowait(jobq_redis *r, const char *channel, const char *me
     return send_now ? jobq_node_flush(n, err) : 0;
 }
 
+int jobq_redis_command_nowait(jobq_redis *r, int argc, const char **argv, bool send_now, jobq_err *err) {
+    jobq_node *n = node_for(r, argc > 1 ? argv[1] : NULL, err);
+    if (!n) return -1;
+    if (jobq_node_append(n, err, argc, argv, NULL) != 0) return -1;
+    n->pending--;
+    n->unread++;
+    return send_now ? jobq_node_flush(n, err) : 0;
+}
+
 int jobq_redis_master_switched(jobq_redis *r, char *msg, size_t msg_size) {
     if (r->url.kind != JOBQ_REDIS_SENTINEL) return 0;
     if (!r->watch && !(r->watch = jobq_sentinel_watch_new(&r->url))) return 0; /* out of memory: next time */

@@ -108,6 +108,12 @@ int jobq_redis_commands_json(jobq_redis *r, size_t n, const int *argcs, const ch
 int jobq_redis_publish_nowait(jobq_redis *r, const char *channel, const char *message, bool send_now,
                               jobq_err *err);
 
+/* Run a command on the node serving argv[1] as a key without waiting for
+ * its reply (read, and dropped, before that of the next command on that
+ * node), like jobq_redis_publish_nowait. 0, or -1 with err on a connection
+ * error. */
+int jobq_redis_command_nowait(jobq_redis *r, int argc, const char **argv, bool send_now, jobq_err *err);
+
 /* Subscribe to channel (SUBSCRIBE, or SSUBSCRIBE on the node serving it on
  * a cluster) and wait for the confirmation; may be called for several
  * channels. Afterwards only jobq_redis_read_json may be used. 0, or -1. */

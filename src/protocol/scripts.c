@@ -14,7 +14,7 @@
 #define STR(x) STR_(x)
 
 /* Version of the FUNCTION library; bumped on every change of its source. */
-#define FUNCTIONS_VERSION 4
+#define FUNCTIONS_VERSION 5
 
 /* Helpers every script may use. */
 #define LUA_COMMON \
@@ -184,30 +184,84 @@
  * fair share of what waits (its length divided by ARGV[2], the workers
  * serving it, at least one), so a batch cannot starve idle workers. Refused
  * ({-1}) when the daemon's lease has lapsed: it may have been declared dead
- * and its jobs handed to others. Returns {jobs left, ms the lease still
- * runs, jobs...}. */
+ * and its jobs handed to others. Flow control, over every daemon: nothing
+ * while the queue is paused (KEYS[4] exists); with a concurrency limit
+ * ARGV[4] > 0, no more jobs in flight than that, counted in KEYS[5] (in-flight
+ * list -> its length, kept by every script that moves jobs in or out of a
+ * list; this list's own entry is set from its length here); with a rate
+ * limit ARGV[5] > 0, no more takes than that in any ARGV[6] ms, each take
+ * a member of KEYS[6] scored by Redis time in microseconds. Returns {jobs
+ * left, ms the lease still runs, wait, jobs...}: wait is 0, -1 while
+ * paused, or the ms after which a take may succeed again when a limit is
+ * reached. */
 static const char take_lua[] = LUA_COMMON
     "local lease, now = redis.call('ZSCORE', KEYS[3], ARGV[3]), now_ms()\n"
     "if not lease or tonumber(lease) < now then return {-1} end\n"
     "local left = tonumber(lease) - now\n"
+    "if redis.call('EXISTS', KEYS[4]) == 1 then return {0, left, -1} end\n"
     "local len = redis.pcall('LLEN', KEYS[1])\n"
     "if type(len) == 'table' then return wrongtype(KEYS[1], 'list') end\n"
-    "if len == 0 then return {0, left} end\n"
+    "if len == 0 then return {0, left, 0} end\n"
     "if not key_is(KEYS[2], 'list') then return wrongtype(KEYS[2], 'list') end\n"
     "local want = math.min(tonumber(ARGV[1]), math.max(1, math.floor(len / tonumber(ARGV[2]))))\n"
+    "local conc, rate, period = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]) * 1000\n"
+    "local held, own, us, stamp\n"
+    "if conc > 0 then\n"
+    "  if not key_is(KEYS[5], 'hash') then return wrongtype(KEYS[5], 'hash') end\n"
+    "  held = redis.call('LLEN', KEYS[2])\n"
+    "  local total, entries = held, redis.call('HGETALL', KEYS[5])\n"
+    "  for i = 1, #entries, 2 do\n"
+    "    if entries[i] == KEYS[2] then own = tonumber(entries[i + 1])\n"
+    "    else total = total + (tonumber(entries[i + 1]) or 0) end\n"
+    "  end\n"
+    "  if total >= conc then\n"
+    "    if own and own ~= held then\n"
+    "      if held > 0 then redis.call('HSET', KEYS[5], KEYS[2], held) else redis.call('HDEL', KEYS[5], KEYS[2]) end\n"
+    "    end\n"
+    "    return {len, left, 50}\n"
+    "  end\n"
+    "  want = math.min(want, conc - total)\n"
+    "end\n"
+    "if rate > 0 then\n"
+    "  if not key_is(KEYS[6], 'zset') then return wrongtype(KEYS[6], 'zset') end\n"
+    "  local t = redis.call('TIME')\n"
+    "  -- Microseconds exceed Lua's %.14g: numbers go to Redis as %.0f strings.\n"
+    "  us = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "  stamp = string.format('%.0f', us)\n"
+    "  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', string.format('%.0f', us - period))\n"
+    "  local count = redis.call('ZCARD', KEYS[6])\n"
+    "  if count >= rate then\n"
+    "    local oldest = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')\n"
+    "    return {len, left, math.max(1, math.ceil((tonumber(oldest[2]) + period - us) / 1000))}\n"
+    "  end\n"
+    "  want = math.min(want, rate - count)\n"
+    "end\n"
     "local items = redis.call('LPOP', KEYS[1], want)\n"
     "redis.call('RPUSH', KEYS[2], unpack(items))\n"
-    "local out = {len - #items, left}\n"
-    "for i = 1, #items do out[i + 2] = items[i] end\n"
+    "if conc > 0 then redis.call('HSET', KEYS[5], KEYS[2], held + #items) end\n"
+    "if rate > 0 then\n"
+    "  local starts = {}\n"
+    "  for i = 1, #items do starts[2 * i - 1] = stamp; starts[2 * i] = stamp .. '.' .. i end\n"
+    "  redis.call('ZADD', KEYS[6], unpack(starts))\n"
+    "  redis.call('PEXPIRE', KEYS[6], math.ceil(period / 1000) + 1000)\n"
+    "end\n"
+    "local out = {len - #items, left, 0}\n"
+    "for i = 1, #items do out[i + 3] = items[i] end\n"
     "return out\n";
 
 /* Pipelined right after a BLMOVE into the in-flight list: the lease is
  * checked once the blocking move returned (the ms it still runs are
  * returned), and a fenced daemon's worker hands what it got straight back
- * (-1). */
+ * (-1). A queue paused while the worker was blocked gets back at its head
+ * what the move brought (-2). */
 static const char confirm_lua[] = LUA_COMMON
     "local lease, now = redis.call('ZSCORE', KEYS[1], ARGV[1]), now_ms()\n"
-    "if lease and tonumber(lease) >= now then return tonumber(lease) - now end\n"
+    "if lease and tonumber(lease) >= now then\n"
+    "  if redis.call('EXISTS', KEYS[4]) == 0 then return tonumber(lease) - now end\n"
+    "  if not key_is(KEYS[3], 'list') then return wrongtype(KEYS[3], 'list') end\n"
+    "  redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT')\n"
+    "  return -2\n"
+    "end\n"
     "if not key_is(KEYS[3], 'list') then return wrongtype(KEYS[3], 'list') end\n"
     "while redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT') do end\n"
     "return -1\n";
@@ -215,7 +269,8 @@ static const char confirm_lua[] = LUA_COMMON
 /* Everything back to the head of the queue in order; with ARGV[1] == '1'
  * the list is also forgotten from the holders, in the same step, so it is
  * never forgotten while it still holds jobs (a queue key of another type
- * only matters when there is something to put back). */
+ * only matters when there is something to put back). Its concurrency
+ * count (KEYS[4]) goes with its jobs. */
 static const char requeue_lua[] = LUA_COMMON
     "if redis.call('LLEN', KEYS[1]) > 0 and not key_is(KEYS[2], 'list') then\n"
     "  return wrongtype(KEYS[2], 'list')\n"
@@ -223,6 +278,7 @@ static const char requeue_lua[] = LUA_COMMON
     "local n = 0\n"
     "while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do n = n + 1 end\n"
     "if ARGV[1] == '1' then redis.call('HDEL', KEYS[3], KEYS[1]) end\n"
+    "redis.pcall('HDEL', KEYS[4], KEYS[1])\n"
     "return n\n";
 
 /* Record the outcomes of a batch (the results were written just before).
@@ -235,13 +291,15 @@ static const char requeue_lua[] = LUA_COMMON
  * |sum takes a decimal), applied when every job of the batch was recorded,
  * and skipped when the histo key holds another type (metrics never block
  * jobs). KEYS: in-flight, dead, scheduled, stats, unique, histo, queue,
- * parked, then per job the set of the jobs waiting for it and its batch
- * (LUA_ENDED). A job is recorded only while it is still in the in-flight
- * list: a commit that is sent again after a lost reply, or for a job
- * another daemon reclaimed, writes nothing twice; those jobs are returned.
- * The LREM comes first: once a script has written, Redis lets it finish
- * even past maxmemory, so an outcome is never half done. Counters are
- * tallied per distinct flags string, one HINCRBY per counter. */
+ * parked, running, then per job the set of the jobs waiting for it and its
+ * batch (LUA_ENDED). A job is recorded only while it is still in the
+ * in-flight list: a commit that is sent again after a lost reply, or for a
+ * job another daemon reclaimed, writes nothing twice; those jobs are
+ * returned. The LREM comes first: once a script has written, Redis lets it
+ * finish even past maxmemory, so an outcome is never half done. Counters
+ * are tallied per distinct flags string, one HINCRBY per counter. Last, the
+ * in-flight list's concurrency count (KEYS[9]) is set to what it still
+ * holds, so a finished job frees its slot in the same step. */
 static const char commit_lua[] = LUA_COMMON LUA_ENDED
     "local n = tonumber(ARGV[3])\n"
     "local need_dead, need_sched, need_unique = false, false, false\n"
@@ -266,9 +324,9 @@ static const char commit_lua[] = LUA_COMMON LUA_ENDED
     "    local f = ARGV[b + 1]\n"
     "    tally[f] = (tally[f] or 0) + 1\n"
     "    if string.find(f, 'e', 1, true) then\n"
-    "      release_waiters(KEYS[9 + 2 * i], KEYS[8], KEYS[7])\n"
+    "      release_waiters(KEYS[10 + 2 * i], KEYS[8], KEYS[7])\n"
     "      if string.find(f, 'b', 1, true) then\n"
-    "        batch_ended(KEYS[10 + 2 * i], ARGV[4 + 7 * n + i], string.find(f, 'k', 1, true), KEYS[7],\n"
+    "        batch_ended(KEYS[11 + 2 * i], ARGV[4 + 7 * n + i], string.find(f, 'k', 1, true), KEYS[7],\n"
     "          ARGV[1], ARGV[2])\n"
     "      end\n"
     "    end\n"
@@ -292,6 +350,8 @@ static const char commit_lua[] = LUA_COMMON LUA_ENDED
     "    else redis.call('HINCRBY', KEYS[6], ARGV[i], ARGV[i + 1]) end\n"
     "  end\n"
     "end\n"
+    "local held = redis.call('LLEN', KEYS[1])\n"
+    "if held > 0 then redis.pcall('HSET', KEYS[9], KEYS[1], held) else redis.pcall('HDEL', KEYS[9], KEYS[1]) end\n"
     "return skipped\n";
 
 /* Park a job that waits for others: move payload ARGV[1] (id ARGV[2]) from
@@ -372,7 +432,7 @@ static const char lease_lua[] = LUA_COMMON
     "if tonumber(old) < now then return 2 end\n"
     "return 1\n";
 
-/* Put back the jobs of in-flight lists KEYS[4..] whose daemon's lease has
+/* Put back the jobs of in-flight lists KEYS[5..] whose daemon's lease has
  * lapsed (or who is forced: a dead process on the caller's own host),
  * forget those lists and leases. ARGV: the caller (spared), the number of
  * forced daemons, them, then the watched daemons (gone by heartbeat) to
@@ -380,8 +440,9 @@ static const char lease_lua[] = LUA_COMMON
  * holders still give it to such a daemon. Lapsed leases holding nothing are
  * dropped too, so a stalled daemon that comes back finds out (LEASE returns
  * 0). The queue key's type matters only when there is something to put
- * back. Returns {moved, number dropped, daemons dropped..., watched daemons
- * whose lease still runs...}. */
+ * back; their concurrency counts (KEYS[4]) go with the lists. Returns
+ * {moved, number dropped, daemons dropped..., watched daemons whose lease
+ * still runs...}. */
 static const char reclaim_lua[] = LUA_COMMON
     "local now = now_ms()\n"
     "local nforced = tonumber(ARGV[2])\n"
@@ -394,7 +455,7 @@ static const char reclaim_lua[] = LUA_COMMON
     "  return not lease or tonumber(lease) < now\n"
     "end\n"
     "local victims, any = {}, false\n"
-    "for i = 4, #KEYS do\n"
+    "for i = 5, #KEYS do\n"
     "  local d = redis.call('HGET', KEYS[2], KEYS[i])\n"
     "  if d and lapsed(d) then\n"
     "    victims[#victims + 1] = {KEYS[i], d}\n"
@@ -406,6 +467,7 @@ static const char reclaim_lua[] = LUA_COMMON
     "for _, v in ipairs(victims) do\n"
     "  while redis.call('LMOVE', v[1], KEYS[3], 'RIGHT', 'LEFT') do moved = moved + 1 end\n"
     "  redis.call('HDEL', KEYS[2], v[1])\n"
+    "  redis.pcall('HDEL', KEYS[4], v[1])\n"
     "  gone[v[2]] = true\n"
     "end\n"
     "for _, d in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)) do\n"
@@ -477,6 +539,21 @@ static const char batch_lua[] = LUA_COMMON LUA_ENQUEUE
     "  'created_at', string.format('%.6f', now_s()))\n"
     "return ids\n";
 
+/* Fire one cron tick into a queue, once over every daemon: the tick's
+ * member ARGV[2] ("name@tick") is added to KEYS[5] (scored by the tick,
+ * ARGV[3]; ticks older than two days are dropped) in the same step as the
+ * job ARGV[1] is queued, and a tick already there queues nothing. ARGV[4],
+ * ARGV[5]: channel, publish command. {1, id} queued, {0} fired already. */
+static const char cron_fire_lua[] = LUA_COMMON LUA_ENQUEUE
+    "if not key_is(KEYS[5], 'zset') then return wrongtype(KEYS[5], 'zset') end\n"
+    "if redis.call('ZSCORE', KEYS[5], ARGV[2]) then return {0} end\n"
+    "local id, why = enqueue({queue = KEYS[1], scheduled = KEYS[2], unique = KEYS[3], ids = KEYS[4]},\n"
+    "  ARGV[1], {channel = ARGV[4], publish = ARGV[5]})\n"
+    "if not id then return redis.error_reply('ERR jobq: ' .. why) end\n"
+    "redis.call('ZADD', KEYS[5], ARGV[3], ARGV[2])\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', tonumber(ARGV[3]) - 172800)\n"
+    "return {1, id}\n";
+
 /* Cancel a waiting (ARGV[2] 'l') or scheduled ('z') job given its exact
  * payload; the caller writes its result afterwards. */
 static const char cancel_lua[] = LUA_COMMON
@@ -515,6 +592,7 @@ static const char probe_lua[] = LUA_COMMON
     "end\n"
     "try('TIME')\n"
     "try('TYPE', KEYS[1])\n"
+    "try('EXISTS', KEYS[1])\n"
     "try('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])\n"
     "try('RPUSH', KEYS[1], 'a', 'b')\n"
     "try('LPUSH', KEYS[1], 'c')\n"
@@ -531,6 +609,9 @@ static const char probe_lua[] = LUA_COMMON
     "try('ZREM', KEYS[2], 'a')\n"
     "try('HSET', KEYS[3], 'a', 'b')\n"
     "try('HGET', KEYS[3], 'a')\n"
+    "try('HGETALL', KEYS[3])\n"
+    "try('ZCARD', KEYS[2])\n"
+    "try('PEXPIRE', KEYS[2], 1000)\n"
     "try('HINCRBY', KEYS[3], 'n', 1)\n"
     "try('HINCRBYFLOAT', KEYS[3], 's', '0.5')\n"
     "try('HDEL', KEYS[3], 'a')\n"
@@ -548,7 +629,8 @@ static const char probe_lua[] = LUA_COMMON
 
 /* The FUNCTION library: FCALL jobq_enqueue 1 PREFIX:{QUEUE}:queue JOB-JSON
  * (QUEUE: 1 to 64 of A-Z a-z 0-9 _ . : -) and the same for
- * jobq_enqueue_unique. They return the job id. Besides the declared queue
+ * jobq_enqueue_unique. They return the job id; jobq_enqueue_unique_ex
+ * returns {id, "queued"} or {id, "duplicate"} (nothing queued). Besides the declared queue
  * key they use PREFIX:{QUEUE}:ids (ids they assign), PREFIX:{QUEUE}:unique
  * and, delayed, PREFIX:{QUEUE}:scheduled: all in the queue's own hash slot.
  * The 0-key form of jobq 0.1.0 (FCALL jobq_enqueue 0 QUEUE JOB-JSON) is
@@ -557,10 +639,11 @@ static const char function_library[] =
     "#!lua name=jobq\n"
     "-- jobq: enqueue jobs from any Redis client; jobq_version returns VERSION.\n"
     "--   FCALL jobq_enqueue 1 PREFIX:{QUEUE}:queue JOB-JSON\n"
-    "-- and the same for jobq_enqueue_unique. Both return the job id.\n"
+    "-- and the same for jobq_enqueue_unique. Both return the job id;\n"
+    "-- jobq_enqueue_unique_ex returns {id, 'queued' or 'duplicate'}.\n"
     "local VERSION = " STR(FUNCTIONS_VERSION) "\n"
     LUA_COMMON LUA_ENQUEUE
-    "local function call(name, keys, args, unique)\n"
+    "local function call(name, keys, args, unique, ex)\n"
     "  if #keys ~= 1 or #args ~= 1 then\n"
     "    local hint = ''\n"
     "    if #keys == 0 and #args == 2 then\n"
@@ -576,9 +659,10 @@ static const char function_library[] =
     "  if type(redis.pcall('CLUSTER', 'KEYSLOT', key)) == 'number' then\n"
     "    opts.publish, opts.channel = 'SPUBLISH', base .. ':events'\n"
     "  end\n"
-    "  local id, why = enqueue({queue = key, scheduled = base .. ':scheduled',\n"
+    "  local id, why, duplicate = enqueue({queue = key, scheduled = base .. ':scheduled',\n"
     "    unique = base .. ':unique', ids = base .. ':ids'}, json, opts)\n"
     "  if not id then return redis.error_reply('ERR jobq: ' .. why) end\n"
+    "  if ex then return {id, duplicate and 'duplicate' or 'queued'} end\n"
     "  return id\n"
     "end\n"
     "redis.register_function{function_name = 'jobq_version', flags = {'no-writes'},\n"
@@ -588,6 +672,9 @@ static const char function_library[] =
     "end)\n"
     "redis.register_function('jobq_enqueue_unique', function(keys, args)\n"
     "  return call('jobq_enqueue_unique', keys, args, true)\n"
+    "end)\n"
+    "redis.register_function('jobq_enqueue_unique_ex', function(keys, args)\n"
+    "  return call('jobq_enqueue_unique_ex', keys, args, true, true)\n"
     "end)\n";
 
 static const struct {
@@ -603,6 +690,7 @@ static const struct {
     [JOBQ_SCRIPT_LEASE] = {"lease", lease_lua},
     [JOBQ_SCRIPT_RECLAIM] = {"reclaim", reclaim_lua},
     [JOBQ_SCRIPT_ENQUEUE] = {"enqueue", enqueue_lua},
+    [JOBQ_SCRIPT_CRON_FIRE] = {"cron fire", cron_fire_lua},
     [JOBQ_SCRIPT_CANCEL] = {"cancel", cancel_lua},
     [JOBQ_SCRIPT_DEAD_RETRY] = {"dead retry", dead_retry_lua},
     [JOBQ_SCRIPT_DEAD_PURGE] = {"dead purge", dead_purge_lua},

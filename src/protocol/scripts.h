@@ -16,27 +16,33 @@
 #include "core/err.h"
 
 enum jobq_script {
-    JOBQ_SCRIPT_TAKE,       /* KEYS queue, in-flight, leases; ARGV max, share, daemon.
-                               {-1} when the lease is gone; else {left, payloads...} */
-    JOBQ_SCRIPT_CONFIRM,    /* KEYS leases, in-flight, queue; ARGV daemon. Runs right
-                               after BLMOVE: 1, or 0 after putting the list back */
-    JOBQ_SCRIPT_REQUEUE,    /* KEYS in-flight, queue, holders; ARGV unregister (0|1).
-                               Moves the list to the queue's head; count */
+    JOBQ_SCRIPT_TAKE,       /* KEYS queue, in-flight, leases, paused, running, starts;
+                               ARGV max, share, daemon, concurrency, rate n, rate ms.
+                               {-1} when the lease is gone; else {left, lease ms, wait,
+                               payloads...} (wait: 0, -1 paused, ms until a limit allows) */
+    JOBQ_SCRIPT_CONFIRM,    /* KEYS leases, in-flight, queue, paused; ARGV daemon. Runs
+                               right after BLMOVE: lease ms left, -1 fenced or -2 paused
+                               after putting back what it moved */
+    JOBQ_SCRIPT_REQUEUE,    /* KEYS in-flight, queue, holders, running; ARGV unregister
+                               (0|1). Moves the list to the queue's head; count */
     JOBQ_SCRIPT_COMMIT,     /* KEYS in-flight, dead, scheduled, stats, unique, histo, queue,
-                               parked, then 2 per job (waiters, batch); ARGV channel,
-                               publish command, n, then 7 per job, then the n ids, then
-                               histogram (field, increment) pairs.
+                               parked, running, then 2 per job (waiters, batch); ARGV
+                               channel, publish command, n, then 7 per job, then the n ids,
+                               then histogram (field, increment) pairs.
                                {skipped job numbers} */
     JOBQ_SCRIPT_PROMOTE,    /* KEYS scheduled, queue, cancel; ARGV limit.
                                {moved, next due or false, bad type or false, cancels...} */
     JOBQ_SCRIPT_BURY,       /* KEYS scheduled, dead; ARGV member, entry pairs. Count */
     JOBQ_SCRIPT_LEASE,      /* KEYS leases, holders; ARGV daemon, ttl ms, lists...
                                0 had none, 1 renewed, 2 it had expired */
-    JOBQ_SCRIPT_RECLAIM,    /* KEYS leases, holders, queue, lists...; ARGV own id,
+    JOBQ_SCRIPT_RECLAIM,    /* KEYS leases, holders, queue, running, lists...; ARGV own id,
                                forced ids... {moved, daemons declared gone...} */
     JOBQ_SCRIPT_ENQUEUE,    /* KEYS queue, scheduled, unique, ids; ARGV job, due, unique,
                                channel, publish command. {id, duplicate} (the code of
                                FCALL jobq_enqueue) */
+    JOBQ_SCRIPT_CRON_FIRE,  /* KEYS queue, scheduled, unique, ids, cronticks; ARGV job,
+                               tick member, tick time, channel, publish command.
+                               {1, id} queued, {0} the tick was fired already */
     JOBQ_SCRIPT_CANCEL,     /* KEYS queue or scheduled, unique; ARGV payload, l|z,
                                id, event, channel, publish command. 1 removed, 0 gone */
     JOBQ_SCRIPT_DEAD_RETRY, /* KEYS dead, queue; ARGV entry, payload, id, queue, handler,
@@ -61,8 +67,8 @@ const char *jobq_script_source(enum jobq_script s);
 const char *jobq_script_name(enum jobq_script s);
 
 /* The source of the jobq FUNCTION library ("#!lua name=jobq"...; static):
- * jobq_enqueue, jobq_enqueue_unique and jobq_version over the enqueue code
- * of JOBQ_SCRIPT_ENQUEUE. */
+ * jobq_enqueue, jobq_enqueue_unique, jobq_enqueue_unique_ex and
+ * jobq_version over the enqueue code of JOBQ_SCRIPT_ENQUEUE. */
 const char *jobq_script_function_library(void);
 
 /* The library's version (jobq_version), bumped on every change of it. */

@@ -38,9 +38,9 @@ def makefile_version():
 # The kinds of queue-scoped keys: "jobq:{<queue>}:<kind>" (README.md, "Redis
 # keys"); the in-flight lists add ":<host>:<worker pid>".
 QUEUE_KINDS = ("queue", "scheduled", "dead", "inflight", "holders", "leases", "stats", "cancel",
-               "unique", "ids", "parked", "waiters", "batch")
+               "unique", "ids", "parked", "waiters", "batch", "paused", "running", "starts", "cronticks")
 # The keys outside any queue's hash slot.
-GLOBAL_KINDS = ("result", "events", "daemons", "daemon")
+GLOBAL_KINDS = ("result", "events", "daemons", "daemon", "progress", "cron")
 
 
 def key(*parts):
@@ -500,6 +500,12 @@ KEY_SCHEMA = (
     (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:parked" % PREFIX, "hash"),
     (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:waiters:.+" % PREFIX, "set"),
     (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:batch:.+" % PREFIX, "hash"),
+    (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:paused" % PREFIX, "string"),
+    (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:running" % PREFIX, "hash"),
+    (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:starts" % PREFIX, "zset"),
+    (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:cronticks" % PREFIX, "zset"),
+    (r"%s:progress:.+" % PREFIX, "string"),
+    (r"%s:cron" % PREFIX, "hash"),
     (r"%s:result:.+" % PREFIX, "string"),
     (r"%s:daemons" % PREFIX, "hash"),
     (r"%s:daemon:[^:]+:[0-9]+" % PREFIX, "string"),

@@ -8,7 +8,10 @@ kind (ok, retry, failed, dead, rejected, cancelled, a worker crash settled
 by the supervisor), promotion with and without a deliverable queue key,
 requeue and reclaim, leases, enqueue (plain, delayed, unique), cancel, dead
 retry and purge, FCALL, status, the permission probe, dependencies (park,
-release by a commit and by the sweep) and batches (create, callback, status).
+release by a commit and by the sweep) and batches (create, callback,
+status); flow control: takes under a concurrency and a rate limit, a pause
+that catches a blocked worker's BLMOVE, a cron tick fired by two daemons,
+FCALL jobq_enqueue_unique_ex.
 Meanwhile MONITOR records each command a script runs; COMMAND GETKEYS names
 its keys, which must be among the keys the script declared (FCALL's 1-key
 form may also use its queue's other keys in the same slot, as README
@@ -140,10 +143,11 @@ def test_every_script_keeps_to_one_slot(node, tmp_path):
 
     def start(name):
         d = jobqtest.Daemon(tmp_path / name, url, name=name)
-        d.write_config({"daemon": {"queues": "default,other,bad", "test_handlers": "yes",
+        d.write_config({"daemon": {"queues": "default,other,bad,limited", "test_handlers": "yes",
                                    "heartbeat_interval": "0.3", "heartbeat_ttl": "1.5"},
                         "jobs": {"max_attempts": "2", "retry_backoff_base": "0.05",
-                                 "retry_backoff_max": "0.1"}})
+                                 "retry_backoff_max": "0.1"},
+                        "queue.limited": {"concurrency": "2", "rate_limit": "50/1s"}})
         daemons.append(d.start())
         wait_for(lambda: "ready:" in d.log(), 15, 0.05, name + " ready")
         return d
@@ -209,8 +213,25 @@ def test_every_script_keeps_to_one_slot(node, tmp_path):
         assert p.returncode == 0, p.stderr
         assert result("bat.callback")["status"] == "ok"
         assert jq(url, "batch", "status", "bat").returncode == 0
+        assert R("FCALL", "jobq_enqueue_unique_ex", "1", "jobq:{other}:queue",
+                 '{"id":"fx1","handler":"echo"}').split("\n") == ["fx1", "queued"]
+        # Flow control: takes under limits; a pause while workers block on
+        # BLMOVE (the job goes back); a job crashing under a limit.
+        R("RPUSH", "jobq:{limited}:queue", *[json.dumps({"id": "l%d" % i, "handler": "echo"}) for i in range(6)])
+        R("RPUSH", "jobq:{limited}:queue", json.dumps({"id": "lc", "handler": "crash"}))
+        assert result("l5")["status"] == "ok" and "worker died" in result("lc")["error"]
+        assert jq(url, "pause", "other").returncode == 0
+        R("RPUSH", "jobq:{other}:queue", json.dumps({"id": "pz", "handler": "echo"}))
+        time.sleep(0.5)
+        assert R("GET", "jobq:result:pz") == "" and jq(url, "resume", "other").returncode == 0
+        assert result("pz")["status"] == "ok"
         # Reclaim: a second daemon takes over the jobs of a killed one.
         b = start("b")
+        # A cron tick, fired by both daemons, queued once (and the config
+        # entries' sync, the entries' listing).
+        assert jq(url, "cron", "add", "t", "@every 1s", "echo", "-q", "other").returncode == 0
+        wait_for(lambda: R("ZCARD", "jobq:{other}:cronticks") not in ("", "0"), 10, 0.05, "a cron tick")
+        assert jq(url, "cron", "remove", "t").returncode == 0
         R("RPUSH", "jobq:{default}:queue", json.dumps({"id": "r1", "handler": "sleep", "args": {"seconds": 1}}))
         wait_for(lambda: '"r1"' in R("HGETALL", "jobq:daemons"), 10, 0.05, "r1 running")
         infos = R("HGETALL", "jobq:daemons").split("\n")

@@ -689,7 +689,7 @@ static void test_sample_config(void **state) {
         if (!at || (next && at > next)) fail_msg("key '%s' is not documented in %s", line, path);
         keys++;
     }
-    assert_int_equal(keys, 33);
+    assert_int_equal(keys, 34);
     free(printed);
     free(sample);
     jobq_config_fini(&c);
@@ -1159,8 +1159,13 @@ static void test_sample_queue_example(void **state) {
     jobq_config c;
     load_ok(text, &c);
     assert_int_equal(c.nqueue_sections, 1);
-    assert_int_equal(c.queue_sections[0].set, 0x3f); /* documents every key */
+    assert_int_equal(c.queue_sections[0].set, 0xff); /* documents every key */
     expect_settings(&c, "example", 30, 5, 3600, 2 * GIB, 60, 256);
+    jobq_queue_settings qs;
+    jobq_config_queue_settings(&c, "example", &qs);
+    assert_int_equal(qs.concurrency, 4);
+    assert_int_equal(qs.rate_limit.n, 600);
+    assert_true(qs.rate_limit.period == 60);
     jobq_config_fini(&c);
 }
 
@@ -1239,6 +1244,127 @@ static void test_named_sections(void **state) {
     expect_error_with("[plugin.]\n", 1, "bad section [plugin.]");
 }
 
+/* ---- flow control, weights and cron ---- */
+
+static void test_flow_settings(void **state) {
+    (void)state;
+    jobq_config c;
+    load_ok("[queue.a]\nconcurrency = 2\nrate_limit = 10/1s\n[queue.b]\nrate_limit = 5/500ms\n"
+            "[queue.c]\nrate_limit = 600/m\n[queue.d]\nrate_limit = 1/2h\n", &c);
+    jobq_queue_settings qs;
+    jobq_config_queue_settings(&c, "a", &qs);
+    assert_int_equal(qs.concurrency, 2);
+    assert_int_equal(qs.rate_limit.n, 10);
+    assert_true(qs.rate_limit.period == 1);
+    jobq_config_queue_settings(&c, "b", &qs);
+    assert_int_equal(qs.concurrency, 0);
+    assert_true(qs.rate_limit.n == 5 && qs.rate_limit.period == 0.5);
+    jobq_config_queue_settings(&c, "c", &qs);
+    assert_true(qs.rate_limit.n == 600 && qs.rate_limit.period == 60);
+    jobq_config_queue_settings(&c, "none", &qs);
+    assert_true(qs.concurrency == 0 && qs.rate_limit.n == 0);
+    /* printed in its own notation, and loads back the same */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    jobq_config_print(&c, mem);
+    fclose(mem);
+    assert_non_null(strstr(text, "rate_limit = 10/1s\n"));
+    assert_non_null(strstr(text, "rate_limit = 5/500ms\n"));
+    assert_non_null(strstr(text, "rate_limit = 600/1m\n"));
+    assert_non_null(strstr(text, "rate_limit = 1/2h\n"));
+    jobq_config b;
+    load_ok(text, &b);
+    jobq_config_queue_settings(&b, "b", &qs);
+    assert_true(qs.rate_limit.n == 5 && qs.rate_limit.period == 0.5);
+    free(text);
+    jobq_config_fini(&b);
+    jobq_config_fini(&c);
+    expect_bad_value("[queue.a]\nconcurrency = 0\n", 2, "queue.a", "concurrency", "from 1 to 1000000");
+    expect_bad_value("[queue.a]\nrate_limit = 10\n", 2, "queue.a", "rate_limit", "N/PERIOD");
+    expect_bad_value("[queue.a]\nrate_limit = 10/1x\n", 2, "queue.a", "rate_limit", "got '10/1x'");
+    expect_bad_value("[queue.a]\nrate_limit = 0/1s\n", 2, "queue.a", "rate_limit", "N/PERIOD");
+    expect_bad_value("[queue.a]\nrate_limit = 10/2d\n", 2, "queue.a", "rate_limit", "1ms to 1d");
+    expect_bad_value("[queue.a]\nrate_limit = /1s\n", 2, "queue.a", "rate_limit", "N/PERIOD");
+}
+
+static void test_weights(void **state) {
+    (void)state;
+    jobq_config c;
+    jobq_err err;
+    jobq_config_defaults(&c);
+    assert_int_equal(jobq_config_set_queues(&c, "critical:6, default:3,low:1", &err), 0);
+    assert_int_equal(c.nqueues, 3);
+    assert_string_equal(c.queues[0], "critical");
+    assert_string_equal(c.queues[2], "low");
+    assert_int_equal(c.weights[0], 6);
+    assert_int_equal(c.weights[1], 3);
+    assert_int_equal(c.weights[2], 1);
+    assert_int_equal(jobq_config_set_queues(&c, "a:b,c", &err), 0); /* names with ':' */
+    assert_string_equal(c.queues[0], "a:b");
+    assert_int_equal(c.weights[0], 0);
+    assert_int_equal(c.weights[1], 0);
+    assert_int_equal(jobq_config_set_queues(&c, "a:b:2,c:1000", &err), 0);
+    assert_string_equal(c.queues[0], "a:b");
+    assert_int_equal(c.weights[0], 2);
+    assert_int_equal(c.weights[1], 1000);
+    assert_int_equal(jobq_config_set_queues(&c, "a:6,b", &err), -1);
+    assert_non_null(strstr(err.msg, "every queue a weight"));
+    assert_int_equal(jobq_config_set_queues(&c, "a:0,b:1", &err), -1);
+    assert_non_null(strstr(err.msg, "from 1 to 1000"));
+    assert_int_equal(jobq_config_set_queues(&c, "a:1001,b:1", &err), -1);
+    assert_int_equal(jobq_config_set_queues(&c, "a:1,a:2", &err), -1);
+    assert_non_null(strstr(err.msg, "twice"));
+    assert_string_equal(c.queues[0], "a:b"); /* unchanged */
+    jobq_config_fini(&c);
+    load_ok("[daemon]\nqueues = x:2,y:1\n", &c);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    jobq_config_print(&c, mem);
+    fclose(mem);
+    assert_non_null(strstr(text, "\nqueues = x:2,y:1\n"));
+    free(text);
+    jobq_config_fini(&c);
+}
+
+static void test_cron_sections(void **state) {
+    (void)state;
+    jobq_config c;
+    load_ok("[cron]\ntimezone = Europe/Berlin\n"
+            "[cron.nightly]\nspec = 30 2 * * mon-fri\nhandler = echo\nargs = {\"a\": 1}\nqueue = reports\n"
+            "[cron.tick]\nspec = @every 10s\nhandler = noop\ntimezone = UTC\n", &c);
+    assert_string_equal(c.cron_timezone, "Europe/Berlin");
+    assert_int_equal(c.ncrons, 2);
+    assert_string_equal(c.crons[0].name, "nightly");
+    assert_string_equal(c.crons[0].spec, "30 2 * * mon-fri");
+    assert_string_equal(c.crons[0].args, "{\"a\": 1}");
+    assert_string_equal(c.crons[0].queue, "reports");
+    assert_null(c.crons[0].timezone);
+    assert_string_equal(c.crons[1].timezone, "UTC");
+    assert_null(c.crons[1].args);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    jobq_config_print(&c, mem);
+    fclose(mem);
+    jobq_config b;
+    load_ok(text, &b);
+    assert_int_equal(b.ncrons, 2);
+    assert_string_equal(b.crons[1].spec, "@every 10s");
+    free(text);
+    jobq_config_fini(&b);
+    jobq_config_fini(&c);
+    expect_bad_value("[cron.x]\nspec = 61 * * * *\n", 2, "cron.x", "spec", "minute");
+    expect_bad_value("[cron.x]\nargs = {x\n", 2, "cron.x", "args", "not valid JSON");
+    expect_bad_value("[cron.x]\nqueue = a{b}\n", 2, "cron.x", "queue", "character");
+    expect_bad_value("[cron]\ntimezone = Mars/Olympus\n", 2, "cron", "timezone", "unknown time zone");
+    expect_error("[cron.x]\nspec = @hourly\n", 1, "[cron.x] needs a 'handler'");
+    expect_error("[daemon]\n[cron.y]\nhandler = noop\n", 2, "[cron.y] needs a 'spec'");
+    expect_error("[cron.x]\nwhen = 1\n", 2, "unknown key 'when' in section [cron.x]");
+    expect_error("[cron.a{]\n", 1, "bad section [cron.a{]: a cron entry's name is 1 to 64 of A-Z a-z 0-9 _ . : -");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -1269,6 +1395,9 @@ int main(void) {
         cmocka_unit_test(test_print_hides_password),
         cmocka_unit_test(test_sample_queue_example),
         cmocka_unit_test(test_named_sections),
+        cmocka_unit_test(test_flow_settings),
+        cmocka_unit_test(test_weights),
+        cmocka_unit_test(test_cron_sections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 /*
  * Built-in handlers for smoke tests and benchmarks: noop, echo and sleep
- * (always registered), and fail, crash, hang and abort (registered only with
- * test_handlers = yes, since the last three take their worker down).
+ * (always registered), and fail, crash, hang, abort, spin and progress
+ * (registered only with test_handlers = yes: some take their worker down).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -125,6 +125,32 @@ static int spin(jobq_job *job, void *udata) {
     return JOBQ_OK;
 }
 
+/* Report progress: args.steps (default 4) steps over args.seconds (default
+ * 1), then 1.0 ("done"), then stay running args.after seconds (default 0). */
+static int progress(jobq_job *job, void *udata) {
+    (void)udata;
+    double steps = 4, seconds = 1, after = 0;
+    api->job_arg_number(job, "steps", &steps);
+    api->job_arg_number(job, "seconds", &seconds);
+    api->job_arg_number(job, "after", &after);
+    if (!(steps >= 1 && steps <= 1e6 && seconds >= 0 && seconds <= 3600 && after >= 0 && after <= 3600))
+        return api->job_fail(job, "progress: args.steps 1..1e6, args.seconds and args.after 0..3600");
+    char message[64];
+    for (int i = 0; i < (int)steps; i++) {
+        snprintf(message, sizeof message, "step %d of %d", i + 1, (int)steps);
+        api->job_progress(job, i / steps, message);
+        double s = seconds / steps;
+        struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+    }
+    api->job_progress(job, 1.0, "done");
+    struct timespec ts = {(time_t)after, (long)((after - (double)(time_t)after) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+    return JOBQ_OK;
+}
+
 static int abort_handler(jobq_job *job, void *udata) {
     (void)udata;
     api->log(job, JOBQ_LOG_DEBUG, "abort: calling abort()");
@@ -149,5 +175,6 @@ int jobq_testing_unsafe_init(jobq_plugin *p, const struct jobq_api *host) {
     if (host->register_handler(p, "hang", hang, NULL) != JOBQ_OK) return JOBQ_ERR;
     if (host->register_handler(p, "abort", abort_handler, NULL) != JOBQ_OK) return JOBQ_ERR;
     if (host->register_handler(p, "spin", spin, NULL) != JOBQ_OK) return JOBQ_ERR;
+    if (host->register_handler(p, "progress", progress, NULL) != JOBQ_OK) return JOBQ_ERR;
     return JOBQ_OK;
 }
