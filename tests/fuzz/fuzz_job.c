@@ -32,7 +32,7 @@ static void check_doc(char *doc, const char *what) {
 
 /* The next attempt's payload must parse as the same job, one attempt on. */
 static void check_retry(const struct jobq_job *job, bool died) {
-    char *retry = jobq_doc_retry_payload(job, job->error, died);
+    char *retry = jobq_doc_retry_payload(job, job->error, died, NOW + 1);
     if (!retry) return;
     /* The worker retries only within max_attempts and the poison limit;
      * past them jobq writes no retry payload, so there is nothing to check. */
@@ -70,7 +70,7 @@ static void one(const uint8_t *data, size_t size, long max_payload) {
         check_doc(jobq_doc_dead(&job, err.msg, NOW), "dead entry of a rejected payload");
         check_doc(jobq_doc_result(&job, WORKER), "result of a rejected payload");
         check_doc(jobq_doc_event(&job, "dead", WORKER, NOW), "dead event");
-        check_doc(jobq_doc_retry_payload(&job, err.msg, died), "retry payload of a rejected payload");
+        check_doc(jobq_doc_retry_payload(&job, err.msg, died, NOW + 1), "retry payload of a rejected payload");
         jobq_job_fini(&job);
         return;
     }
