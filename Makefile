@@ -139,9 +139,11 @@ test: deps
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory check-asan
 
+# BENCH_PEERS=rq,celery,sidekiq,bullmq (the default, "all"), a subset, or none.
 bench: deps
 	@$(MAKE) --no-print-directory all
-	@tests/bench/run.sh
+	@BUILD=$(BUILD) tests/bench/ensure-peers.sh
+	@BUILD=$(BUILD) tests/bench/run.sh
 
 # Where a no-op job's CPU goes (perf); see tests/bench/README.md.
 profile: deps

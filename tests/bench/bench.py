@@ -30,6 +30,8 @@ import urllib.request
 
 import redis
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 try:
     import rq
     from rq import Queue
@@ -96,10 +98,10 @@ class Bench:
     def say(self, msg):
         print("bench: " + msg, file=sys.stderr, flush=True)
 
-    def spawn(self, argv, log, env=None):
+    def spawn(self, argv, log, env=None, cwd=None):
         f = open(log, "ab")
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT, env=env,
-                             start_new_session=True, cwd=self.a.root)
+                             start_new_session=True, cwd=cwd or self.a.root)
         f.close()
         self.procs.append(p)
         with open(self.a.pids_file, "a") as pf:
@@ -305,11 +307,11 @@ class Bench:
             self.note("jobqd %s logged %d line(s) at warn or above, e.g.: %s" % (name, len(lines), lines[0][:200]))
 
     def wait_processed(self, target, timeout, proc, name, stall=10.0):
-        """Poll <prefix>:stats:processed until >= target. Returns (count, ok)."""
+        """Poll the processed field of jobq:{default}:stats until >= target. Returns (count, ok)."""
         deadline = time.monotonic() + timeout
         last, last_change = -1, time.monotonic()
         while True:
-            n = int(self.r.get("jobq:stats:processed") or 0)
+            n = int(self.r.hget("jobq:{default}:stats", "processed") or 0)
             if n >= target:
                 return n, True
             now = time.monotonic()
@@ -320,7 +322,7 @@ class Bench:
                 return n, False
             if now - last_change > stall:
                 self.note("jobqd %s STALLED: no progress for %.0f s at %d of %d jobs (queue %d, in-flight %s)" %
-                          (name, stall, n, target, self.r.llen("jobq:queue:default"), self.inflight_count()))
+                          (name, stall, n, target, self.r.llen("jobq:{default}:queue"), self.inflight_count()))
                 return n, False
             if now > deadline:
                 self.note("jobqd %s TIMED OUT after %.0f s at %d of %d jobs" % (name, timeout, n, target))
@@ -329,7 +331,7 @@ class Bench:
 
     def inflight_count(self):
         total = 0
-        for k in self.r.scan_iter("jobq:inflight:*", count=1000):
+        for k in self.r.scan_iter("jobq:{default}:inflight:*", count=1000):
             total += self.r.llen(k)
         return total
 
@@ -341,7 +343,7 @@ class Bench:
             return
         self.flush()
         prefix = "w" if handler == "wordcount" else "n"
-        enq = ["enqueue", self.sock, "jobq:queue:default", n, prefix, handler] + ([args] if args else [])
+        enq = ["enqueue", self.sock, "jobq:{default}:queue", n, prefix, handler] + ([args] if args else [])
         e = self.jqload(*enq, timeout=60)
         self.say("jobq %s: %d jobs enqueued in %.2f s" % (name, n, e["seconds"]))
         http0 = self.nginx_requests() if handler == "wordcount" else None
@@ -400,19 +402,19 @@ class Bench:
         try:
             time.sleep(0.5)
             self.res["jobq_mem_before"] = self.memory_of(p.pid)
-            lat = self.jqload("latency", self.sock, "jobq:queue:default", "jobq:events", "jobq:result:",
+            lat = self.jqload("latency", self.sock, "jobq:{default}:queue", "jobq:events", "jobq:result:",
                               n_lat, WARMUP, self.budget.cap(60, reserve=60), timeout=self.budget.cap(70, 50))
             self.record_latency("jobq", lat, n_lat)
             if n_mem > 0:
-                base = int(self.r.get("jobq:stats:processed") or 0)
-                self.jqload("enqueue", self.sock, "jobq:queue:default", n_mem, "m", "noop", timeout=60)
+                base = int(self.r.hget("jobq:{default}:stats", "processed") or 0)
+                self.jqload("enqueue", self.sock, "jobq:{default}:queue", n_mem, "m", "noop", timeout=60)
                 done, ok = self.wait_processed(base + n_mem, self.budget.cap(60, 40), p, name)
                 time.sleep(0.5)
                 self.res["jobq_mem_after"] = self.memory_of(p.pid)
                 self.res["jobq_mem_n"] = done - base
                 # A second run of the same size tells warm-up (first run only) from a leak (both).
                 if self.budget.left() > 45:
-                    self.jqload("enqueue", self.sock, "jobq:queue:default", n_mem, "mm", "noop", timeout=60)
+                    self.jqload("enqueue", self.sock, "jobq:{default}:queue", n_mem, "mm", "noop", timeout=60)
                     done2, ok = self.wait_processed(done + n_mem, self.budget.cap(60, 40), p, name)
                     time.sleep(0.5)
                     self.res["jobq_mem_after2"] = self.memory_of(p.pid)
@@ -453,6 +455,30 @@ class Bench:
                 self.note("jobq step failed: %s" % e)
             finally:
                 self.stop_all()
+
+    # ---- jobq and the peers in the same run (peers.py) ----------------------------
+    def run_peers(self):
+        import peers
+        avail, self.peer_lines = {}, []
+        try:
+            with open(self.a.peers_file) as f:
+                for line in f:
+                    line = line.strip()
+                    if not line:
+                        continue
+                    self.peer_lines.append(line)
+                    name, _, rest = line.partition(" ")
+                    avail[name] = rest[3:] if rest.startswith("ok ") else None
+                    if not rest.startswith("ok "):
+                        self.note("peer %s %s" % (name, rest))
+        except OSError:
+            self.note("no peer list (%s): only jobq in the peers table" % self.a.peers_file)
+        order = ["jobq"] + [n for n in peers.SYSTEMS if n != "jobq" and n in avail]
+        self.peers = peers.PeerBench(self, avail)
+        self.peers.run(order)
+        self.res["peers"] = self.peers.res
+        self.res["peer_order"] = [n for n in order if n in self.peers.res]
+        self.res["peer_versions"] = avail
 
     # ---- rq --------------------------------------------------------------------
     def rq_env(self):
@@ -796,6 +822,8 @@ def build_table(b, a, header):
             fnum(mib(m["supervisor"][0]) if m["supervisor"] else None, 2),
             fnum(mib(m["supervisor"][1]) if m["supervisor"] else None, 2),
             " ".join(fnum(mib(x[1][1]), 2) for x in m["workers"] if x[1])))
+    if R.get("peers"):
+        peer_table(b, R, lines)
     lines.append("")
     lines.append("ratios are jobq/rq: above 1 is better for jobq on throughput, below 1 on latency and memory.")
     lines.append("rq latency: t0 is taken before Queue.enqueue (so it includes rq's client-side work); the result")
@@ -806,6 +834,98 @@ def build_table(b, a, header):
         for n in b.notes:
             lines.append("  - " + n)
     return lines
+
+
+def peer_table(b, R, lines):
+    """6. jobq and the peers in the same run (tests/bench/peers.py)."""
+    P, order = R["peers"], R["peer_order"]
+    peers_ = [n for n in order if n != "jobq"]
+    W0, WC = 34, 15
+    drain = b.peers.drain if getattr(b, "peers", None) else 12
+
+    def cell(v, digits=None):
+        return fnum(v, digits).rjust(WC)
+
+    def best(vals, low):
+        vals = [v for v in vals if isinstance(v, (int, float))]
+        if not vals:
+            return None
+        return min(vals) if low else max(vals)
+
+    def row(label, vals, low=False, digits=None, ratio_ok=True, fmt=None):
+        cells = [(fmt(v) if fmt else fnum(v, digits)).rjust(WC) for v in vals]
+        j = vals[0] if order and order[0] == "jobq" else None
+        bp = best(vals[1:], low)
+        rt = ratio(j, bp) if ratio_ok else ""
+        lines.append(label.ljust(W0) + "".join(cells) + rt.rjust(12))
+
+    lines.append("")
+    lines.append("6. jobq and its peers in the same run: same redis-server, same jobs, 2 worker processes each")
+    for n in peers_:
+        lines.append("   %-8s %s" % (n, R["peer_versions"].get(n) or "-"))
+    lines.append("   rq: SimpleWorker; celery: prefork, concurrency 2; sidekiq: 2 processes x %d threads; "
+                 "bullmq: 2 node processes, concurrency %d" % (env_int("BENCH_SIDEKIQ_CONCURRENCY", 10),
+                                                            env_int("BENCH_BULLMQ_CONCURRENCY", 1)))
+    lines.append("".ljust(W0) + "".join(n.rjust(WC) for n in order) + "jobq/best".rjust(12))
+
+    def get(n, *path):
+        v = P.get(n, {})
+        for k in path:
+            v = v.get(k) if isinstance(v, dict) else None
+        return v
+
+    row("no-op throughput, jobs/s", [get(n, "noop", "throughput") for n in order])
+    row("wordcount 64 KiB, jobs/s", [get(n, "wordcount", "throughput") for n in order])
+    row("  jobs measured no-op / wordcount", [None] * 0 + [
+        "%s/%s" % (fnum(get(n, "noop", "ok")), fnum(get(n, "wordcount", "ok"))) for n in order], ratio_ok=False,
+        fmt=lambda v: v)
+    row("Redis CPU us/job, no-op drain", [get(n, "noop", "redis_cpu_us") for n in order], low=True, digits=1)
+    row("Redis CPU us/job, wordcount", [get(n, "wordcount", "redis_cpu_us") for n in order], low=True, digits=1)
+
+    def open_run(n, label):
+        for r in P.get(n, {}).get("open", []):
+            if r.get("label") == label:
+                return r
+        return None
+
+    labels = []
+    for n in order:
+        for r in P.get(n, {}).get("open", []):
+            if r["label"] not in labels:
+                labels.append(r["label"])
+
+    def lat(v):
+        if v is None:
+            return "> %.0f s" % drain
+        return fnum(v, 2 if v < 10 else None)
+
+    lines.append("")
+    lines.append("   open loop, no-op jobs offered by the clock (not by completions), ms from enqueue "
+                 "(a job unfinished %.0f s after the offered load counts as infinitely late)" % drain)
+    for label in labels:
+        runs = [open_run(n, label) for n in order]
+        offered = [r["rate"] if r else None for r in runs]
+        lines.append("")
+        lines.append(("offered " + label).ljust(W0) + "".join(n.rjust(WC) for n in order) + "jobq/best".rjust(12))
+        if not label.endswith("/s"):
+            row("  offered, jobs/s", offered, ratio_ok=False)
+        row("  achieved enqueue rate, jobs/s", [r["push"].get("achieved_rate") if r else None for r in runs],
+            ratio_ok=False)
+        row("  jobs (unfinished)", ["%s (%s)" % (fnum(r["n"]), fnum(r["unfinished"])) if r else "-"
+                                    for r in runs], ratio_ok=False, fmt=lambda v: v)
+        for kind, p_ in (("start", "p50"), ("start", "p99"), ("start", "p999"), ("start", "max"),
+                         ("finish", "p99")):
+            vals = [r[kind][p_] if r else None for r in runs]
+            cells = ["-" if r is None else lat(v) for v, r in zip(vals, runs)]
+            rt = ratio(vals[0], best(vals[1:], True)) if runs[0] else "n/a"
+            lines.append(("  enqueue -> %s %s" % (kind, p_)).ljust(W0) + "".join(c.rjust(WC) for c in cells) +
+                         rt.rjust(12))
+        row("  Redis CPU us/job", [r["redis_cpu_us"] if r else None for r in runs], low=True, digits=1)
+    lines.append("")
+    lines.append("   jobq/best: jobq divided by the best peer (throughput: the fastest; latency and CPU: the lowest).")
+    lines.append("   start = the handler's start as the result records it (jobq started_at, rq started_at, the task's")
+    lines.append("   own clock for celery, sidekiq and bullmq); finish = jobq finished_at, rq ended_at, celery date_done,")
+    lines.append("   bullmq finishedOn (ms), sidekiq the job's clock after writing its result.")
 
 
 def main():
@@ -825,6 +945,7 @@ def main():
     ap.add_argument("--rb-n1", type=int, default=100000)
     ap.add_argument("--rb-n16", type=int, default=500000)
     ap.add_argument("--header-file", required=True)
+    ap.add_argument("--peers-file", default="")
     a = ap.parse_args()
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -833,10 +954,16 @@ def main():
     t0 = time.monotonic()
     load0 = os.getloadavg()
     status = 0
+    parts = [x.strip() for x in os.environ.get("BENCH_PARTS", "ceiling,jobq,rq,peers").split(",") if x.strip()]
     try:
-        b.redis_ceiling()
-        b.run_jobq()
-        b.run_rq()
+        if "ceiling" in parts:
+            b.redis_ceiling()
+        if "jobq" in parts:
+            b.run_jobq()
+        if "rq" in parts:
+            b.run_rq()
+        if "peers" in parts:
+            b.run_peers()
     except (KeyboardInterrupt, SystemExit) as e:
         # Still print what was measured, marked as partial.
         b.note("INTERRUPTED (%s): the table is partial" % type(e).__name__)

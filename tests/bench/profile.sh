@@ -27,7 +27,7 @@ jqload=$build/bench/jqload
 if [ ! -x "$jqload" ] || [ tests/bench/jqload.c -nt "$jqload" ]; then
     mkdir -p "$build/bench"
     cc -O2 -g -std=c11 -Wall -Wextra -D_GNU_SOURCE -o "$jqload" tests/bench/jqload.c \
-        $(pkg-config --cflags --libs hiredis jansson)
+        $(pkg-config --cflags --libs hiredis jansson) -lm
 fi
 
 redis_pid= jobqd_pid= perf_pid=
@@ -45,7 +45,7 @@ cli() { redis-cli -s "$sock" "$@"; }
 for _ in $(seq 100); do cli PING >/dev/null 2>&1 && break; sleep 0.05; done
 cli FLUSHALL >/dev/null
 
-"$jqload" enqueue "$sock" jobq:queue:default "$jobs" p noop >/dev/null
+"$jqload" enqueue "$sock" "jobq:{default}:queue" "$jobs" p noop >/dev/null
 cat >"$out/jobq.conf" <<EOF
 [daemon]
 workers = $workers
@@ -61,7 +61,7 @@ t0=$(date +%s.%N)
 "$build/jobqd" -c "$out/jobq.conf" 2>"$out/jobqd.log" &
 jobqd_pid=$!
 for _ in $(seq 1200); do
-    done_jobs=$(cli GET jobq:stats:processed)
+    done_jobs=$(cli HGET "jobq:{default}:stats" processed)
     [ "${done_jobs:-0}" -ge "$jobs" ] && break
     sleep 0.05
 done
