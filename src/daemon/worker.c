@@ -103,6 +103,8 @@ typedef struct worker {
         bool registered;     /* its in-flight list is registered in the holders */
     } qs[JOBQ_MAX_QUEUES];
     int home;                /* the queue this worker blocks on when all are empty */
+    bool queue_dry;          /* one queue, and it was empty after the last take: block at once */
+    double uncovered_busy;   /* when a queue no worker blocks on last had jobs (jobq_now) */
     int running_qi;          /* the queue of the job running now (progress events) */
     int refusals;            /* consecutive refused commits */
     bool unacked;            /* the last commit was not acknowledged by enough replicas */
@@ -251,7 +253,13 @@ static void publish_event(void *udata, int qi, const char *event_json, bool send
 static int take_batch(worker *w, jobq_taken *t) {
     jobq_err err;
     memset(t, 0, sizeof *t);
-    for (int i = 0; i < w->nq; i++) {
+    /* A worker of one queue that saw it empty after its last take goes
+     * straight to the blocking take: the non-blocking one would find
+     * nothing (or at most the job the blocking take returns at once) and
+     * cost every job of a lightly loaded queue a round trip. The queue's
+     * length comes back with every take, so a queue that fills up is
+     * taken from in batches again from the next take on. */
+    for (int i = w->nq == 1 && w->queue_dry ? w->nq : 0; i < w->nq; i++) {
         if (!queue_up(w, i) || !prepare_queue(w, i)) continue;
         if (jobq_queue_take(w->redis, &w->keys[i], w->p->daemon_id, w->batch, w->cfg->workers, t, &err) != 0) {
             take_failed(w, i, &err);
@@ -259,6 +267,8 @@ static int take_batch(worker *w, jobq_taken *t) {
             continue;
         }
         queue_ok(w, i);
+        w->queue_dry = t->still_waiting == 0;
+        if (t->n > 0 && i >= w->cfg->workers) w->uncovered_busy = jobq_now();
         if (t->n > 0) return i;
         jobq_taken_fini(t);
     }
@@ -269,13 +279,20 @@ static int take_batch(worker *w, jobq_taken *t) {
         sleep_seconds(0.05); /* every queue is away for now */
         return -1;
     }
-    double block = w->nq == 1 ? 1.0 : 0.1;
+    /* Workers block on queues 0..workers-1 (one home each); with more
+     * queues than workers the others have nobody blocked on them, and a job
+     * there waits for a worker to look: every 100 ms, or every 10 ms for
+     * the 2 s after one of them had jobs (measured: a queue without a
+     * blocked worker at 1,000 jobs/s, enqueue -> start p50 49 ms with 100
+     * ms; the short wait only costs polls while such a queue is in use). */
+    double block = w->nq == 1 ? 1.0 : jobq_now() - w->uncovered_busy < 2.0 ? 0.01 : 0.1;
     if (jobq_queue_take_blocking(w->redis, &w->keys[home], w->p->daemon_id, block, t, &err) != 0) {
         take_failed(w, home, &err);
         return -1;
     }
     queue_ok(w, home);
     w->fenced = false;
+    w->queue_dry = t->still_waiting == 0;
     return home;
 }
 
