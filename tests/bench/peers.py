@@ -96,8 +96,9 @@ class System:
                 raise RuntimeError("%s: template: %s" % (self.name, (p.stderr or p.stdout).strip()[-300:]))
         return path
 
-    def push(self, kind, n, prefix, rate, t0file, timeout):
-        return self.b.jqload("push", self.a.sock, self.template(kind), n, prefix, rate, t0file, timeout=timeout)
+    def push(self, kind, n, prefix, rate, t0file, timeout, template=None):
+        return self.b.jqload("push", self.a.sock, template or self.template(kind), n, prefix, rate, t0file,
+                             timeout=timeout)
 
     def purge(self):
         """Drop the backlog an overloaded run left (its jobs count as unfinished)."""
@@ -328,14 +329,17 @@ class PeerBench:
             self.b.note("%s wordcount: %d results with the wrong word count" % (sysm.name, res["bad_words"]))
         return procs, res
 
-    def open_loop(self, sysm, rate, k, tmax):
+    def open_loop(self, sysm, rate, k, tmax, template=None):
         prefix = "o%d_" % k
         overloaded = tmax and rate > 1.2 * tmax
         duration = 1.0 if overloaded else 3.0
         n = max(1, int(rate * duration))
         t0file = os.path.join(self.tdir, "t0-%s-open.bin" % sysm.name)
         cpu0 = self.redis_cpu()
-        push = sysm.push("noop", n, prefix, rate, t0file, timeout=duration * 4 + 20)
+        if template:
+            push = sysm.push("noop", n, prefix, rate, t0file, timeout=duration * 4 + 20, template=template)
+        else:
+            push = sysm.push("noop", n, prefix, rate, t0file, timeout=duration * 4 + 20)
         drain = self.drain if overloaded else 5.0
         res = self.wait_results(sysm, prefix, n, t0file, time.monotonic() + drain)
         cpu = self.redis_cpu() - cpu0
@@ -394,6 +398,61 @@ class PeerBench:
             sysm.stop(procs)
         b.flush()
 
+    def jobq_extras(self):
+        """Where jobq's tail comes from: the same open loop with Redis
+        appendonly yes (appendfsync everysec) against no, and a worker of
+        several queues: 2 workers serving a,b,c block on a and b (one home
+        each), so a job on c waits until a worker looks."""
+        b = self.b
+        sysm = Jobq(self)
+        out = self.res.setdefault("jobq", {}).setdefault("extras", [])
+        b.flush()
+        p, kids, log = b.start_jobqd(2, "extras-aof")
+        try:
+            time.sleep(1.0)
+            for aof in ("no", "yes"):
+                if aof == "yes":
+                    b.r.config_set("appendfsync", "everysec")
+                    b.r.config_set("appendonly", "yes")
+                    deadline = time.monotonic() + 20
+                    while time.monotonic() < deadline:
+                        info = b.r.info("persistence")
+                        if not info.get("aof_rewrite_in_progress") and not info.get("aof_rewrite_scheduled"):
+                            break
+                        time.sleep(0.05)
+                for k, rate in enumerate((5000, 10000)):
+                    if b.budget.left() < 30:
+                        b.note("jobq appendonly experiment skipped: out of time")
+                        break
+                    r = self.open_loop(sysm, rate, 100 + k + (10 if aof == "yes" else 0), None)
+                    r["label"] = "%s/s, appendonly %s" % ("{:,}".format(rate), aof)
+                    out.append(r)
+        finally:
+            try:
+                b.r.config_set("appendonly", "no")
+            except redis.RedisError as e:
+                b.note("CONFIG SET appendonly no: %s" % e)
+            b.stop(p)
+        b.flush()
+        p, kids, log = b.start_jobqd(2, "extras-queues", queues="a,b,c")
+        try:
+            time.sleep(1.0)
+            for k, q in enumerate(("a", "c")):
+                if b.budget.left() < 30:
+                    b.note("jobq multi-queue experiment skipped: out of time")
+                    break
+                path = os.path.join(self.tdir, "jobq-queue-%s.json" % q)
+                with open(path, "w") as f:
+                    json.dump([["RPUSH", "jobq:{%s}:queue" % q,
+                                '{"id":"@@ID@@","handler":"noop","enqueued_at":@@T0@@}']], f)
+                r = self.open_loop(sysm, 1000, 120 + k, None, template=path)
+                r["label"] = "1,000/s on queue %s of a,b,c (%s)" % (
+                    q, "a worker blocks on it" if q == "a" else "no worker blocks on it")
+                out.append(r)
+        finally:
+            b.stop(p)
+        b.flush()
+
     def run(self, names):
         for name in names:
             if name != "jobq" and not self.available.get(name):
@@ -404,6 +463,8 @@ class PeerBench:
             t0 = time.monotonic()
             try:
                 self.run_system(name)
+                if name == "jobq" and os.environ.get("BENCH_JOBQ_EXTRAS", "1") != "0":
+                    self.jobq_extras()
             except (RuntimeError, subprocess.TimeoutExpired, redis.RedisError, ValueError, OSError) as e:
                 self.b.note("%s: step failed: %s" % (name, e))
             finally:
