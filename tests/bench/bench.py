@@ -531,7 +531,7 @@ class Bench:
 
     def rq_throughput(self, cls, n, kind):
         name = "rq-%s-%s" % (cls, kind)
-        t = self.budget.cap(60, reserve=30)
+        t = self.budget.cap(20, reserve=10)
         if t < 10:
             self.note("%s skipped: out of time" % name)
             return
@@ -592,7 +592,7 @@ class Bench:
             if n_mem > 0:
                 base = self.r.zcard("rq:finished:default")
                 self.rq_enqueue(None, n_mem, "m", "rqjobs.noop")
-                deadline = time.monotonic() + self.budget.cap(60, 15)
+                deadline = time.monotonic() + self.budget.cap(20, 15)
                 while time.monotonic() < deadline:
                     if self.r.zcard("rq:finished:default") >= base + n_mem:
                         break
@@ -600,6 +600,7 @@ class Bench:
                 done = self.r.zcard("rq:finished:default") - base
                 if done < n_mem:
                     self.note("%s: memory run stopped at %d of %d jobs (time limit)" % (name, done, n_mem))
+                    self.r.delete("rq:queue:default")  # the rest would keep the workers busy
                 self.rq_wait_idle(ws, 10)
                 time.sleep(0.5)
                 self.res[cls + "_mem_after"] = {"workers": [(w.pid, self.mem(w.pid)) for w in ws]}
@@ -633,7 +634,7 @@ class Bench:
         ps.get_message(timeout=1)
         start, visible = [], []
         timeouts = not_ok = 0
-        deadline = time.monotonic() + self.budget.cap(60, 10)
+        deadline = time.monotonic() + self.budget.cap(20, 10)
         try:
             for i in range(WARMUP + n):
                 if time.monotonic() > deadline:
@@ -911,9 +912,11 @@ def peer_table(b, R, lines):
         lines.append(("offered " + label).ljust(W0) + "".join(n.rjust(WC) for n in order) + "jobq/best".rjust(12))
         if not label.endswith("/s"):
             row("  offered, jobs/s", offered, ratio_ok=False)
-        row("  achieved enqueue rate, jobs/s", [r["push"].get("achieved_rate") if r else None for r in runs],
+        row("  achieved enqueue rate, jobs/s", [r["push"].get("achieved_rate") if r and r["push"] else None
+                                                for r in runs],
             ratio_ok=False)
-        row("  jobs (unfinished)", ["%s (%s)" % (fnum(r["n"]), fnum(r["unfinished"])) if r else "-"
+        row("  jobs (unfinished)", [("not run" if r.get("skipped") else
+                                     "%s (%s)" % (fnum(r["n"]), fnum(r["unfinished"]))) if r else "-"
                                     for r in runs], ratio_ok=False, fmt=lambda v: v)
         for kind, p_ in (("start", "p50"), ("start", "p99"), ("start", "p999"), ("start", "max"),
                          ("finish", "p99")):
@@ -974,10 +977,12 @@ def main():
             b.redis_ceiling()
         if "jobq" in parts:
             b.run_jobq()
-        if "rq" in parts:
-            b.run_rq()
+        # The peers before rq's forking Worker and memory sections: those are
+        # the first to go when the budget runs short.
         if "peers" in parts:
             b.run_peers()
+        if "rq" in parts:
+            b.run_rq()
     except (KeyboardInterrupt, SystemExit) as e:
         # Still print what was measured, marked as partial.
         b.note("INTERRUPTED (%s): the table is partial" % type(e).__name__)

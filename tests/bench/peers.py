@@ -29,7 +29,9 @@ and over each open-loop run (enqueue and work).
 A rate far above what a system can do would leave it a backlog of many
 seconds: such runs (above 1.2x its throughput) offer load for 1 s instead
 of 3, and jobs not finished BENCH_DRAIN seconds after (default 8) count as
-infinitely late (the percentiles they reach print as "> N s").
+infinitely late (the percentiles they reach print as "> N s"). Once a fixed
+rate left jobs unfinished, the higher fixed rates are not run: they are
+shown as "> N s" too, with "not run" in the jobs row.
 """
 import json
 import os
@@ -37,6 +39,10 @@ import subprocess
 import time
 
 import redis
+
+
+def fnum(v):
+    return "-" if v is None else "%.1f" % v
 
 OPEN_RATES = [1000, 5000, 10000, 20000]
 SYSTEMS = ["jobq", "rq", "celery", "sidekiq", "bullmq"]
@@ -320,7 +326,10 @@ class PeerBench:
         if kind == "wordcount":
             self.b.check_http("%s wordcount" % sysm.name, http0, n)
         res["push"] = push
-        res["redis_cpu_us"] = cpu / max(1, res["ok"]) * 1e6
+        res["redis_cpu_us"] = cpu / res["ok"] * 1e6 if res["ok"] else None
+        if res["found"] < n:
+            sysm.purge()  # the rest must not load what comes next
+            time.sleep(1.5)
         if res["ok"] < n:
             self.b.note("%s %s throughput: %d of %d jobs ok within %.0f s (%d failed, first error: %s); "
                         "rate over those" % (sysm.name, kind, res["ok"], n, budget_s, res["failed"],
@@ -344,7 +353,7 @@ class PeerBench:
         res = self.wait_results(sysm, prefix, n, t0file, time.monotonic() + drain)
         cpu = self.redis_cpu() - cpu0
         res.update(rate=rate, duration=duration, push=push, overloaded=bool(overloaded),
-                   redis_cpu_us=cpu / max(1, res["ok"]) * 1e6, unfinished=n - res["found"])
+                   redis_cpu_us=cpu / res["ok"] * 1e6 if res["ok"] else None, unfinished=n - res["found"])
         self.b.say("%s open loop %6d/s: achieved %.0f/s, start p50 %s p99 %s p999 %s max %s ms, %d unfinished" % (
             sysm.name, rate, push.get("achieved_rate", 0), res["start"]["p50"], res["start"]["p99"],
             res["start"]["p999"], res["start"]["max"], res["unfinished"]))
@@ -362,13 +371,22 @@ class PeerBench:
             procs, res = self.throughput(sysm, "noop", max(100, int(sysm.noop_n * mult)), 25)
             out["noop"] = res
             tmax = res["throughput"] or None
-            b.say("%s no-op: %.0f jobs/s (%d ok), redis %.1f us/job" % (name, res["throughput"], res["ok"],
-                                                                      res["redis_cpu_us"]))
+            b.say("%s no-op: %.0f jobs/s (%d ok), redis %s us/job" % (name, res["throughput"], res["ok"],
+                                                                    fnum(res["redis_cpu_us"])))
             rates = [(r, "%s/s" % "{:,}".format(r)) for r in OPEN_RATES]
             if tmax:
                 rates = [(int(tmax * 0.5), "50% of max"), (int(tmax * 0.9), "90% of max")] + rates
+            overloaded_at = None
             for k, (rate, label) in enumerate(rates):
                 if rate < 1:
+                    continue
+                if overloaded_at is not None and rate > overloaded_at:
+                    # Left jobs unfinished at a lower rate: this one would too
+                    # (recorded as unfinished, not run, to keep the budget).
+                    out["open"].append({"label": label, "rate": rate, "skipped": True, "n": 0,
+                                        "unfinished": None, "push": {}, "redis_cpu_us": None,
+                                        "start": dict.fromkeys(("p50", "p99", "p999", "max")),
+                                        "finish": dict.fromkeys(("p50", "p99", "p999", "max"))})
                     continue
                 if b.budget.left() < 40:
                     b.note("%s open loop at %s skipped: out of time" % (name, label))
@@ -381,6 +399,8 @@ class PeerBench:
                     # waiting jobs and let the running ones end.
                     sysm.purge()
                     time.sleep(1.5)
+                    if label.endswith("/s"):
+                        overloaded_at = rate
                 time.sleep(0.3)
         finally:
             sysm.stop(procs)

@@ -31,7 +31,10 @@ say() { printf 'bench: %s\n' "$*" >&2; }
 # ---- packages ---------------------------------------------------------------
 need_pkgs() {
     local want=(python3 python3-redis python3-rq redis-server redis-tools procps
-                gcc libc6-dev pkg-config libhiredis-dev libjansson-dev)
+                gcc libc6-dev pkg-config libjansson-dev)
+    # Any hiredis headers will do: `make deps` may have installed hiredict's
+    # shims (libhiredict-shims-dev), which libhiredis-dev would replace.
+    pkg-config --exists hiredis 2>/dev/null || want+=(libhiredis-dev)
     local installed missing=() pkg
     installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${want[@]}" 2>/dev/null || true)
     for pkg in "${want[@]}"; do
