@@ -926,6 +926,31 @@ def peer_table(b, R, lines):
             lines.append(("  enqueue -> %s %s" % (kind, p_)).ljust(W0) + "".join(c.rjust(WC) for c in cells) +
                          rt.rjust(12))
         row("  Redis CPU us/job", [r["redis_cpu_us"] if r else None for r in runs], low=True, digits=1)
+    # Issue 17's targets, reported (not asserted).
+    def jopen(label, kind, p_):
+        r = open_run("jobq", label)
+        return r[kind][p_] if r and not r.get("skipped") else None
+
+    def tcheck(ok):
+        return "met" if ok else "NOT met"
+
+    fast = best([get(n, "noop", "throughput") for n in peers_], False)
+    fastw = best([get(n, "wordcount", "throughput") for n in peers_], False)
+    jn, jw = get("jobq", "noop", "throughput"), get("jobq", "wordcount", "throughput")
+    lines.append("")
+    lines.append("   targets (issue 17; reported, not asserted):")
+    if jn and fast:
+        lines.append("   - no-op throughput >= 10x the fastest peer: %.1fx (%s)" % (jn / fast, tcheck(jn >= 10 * fast)))
+    if jw and fastw:
+        lines.append("   - wordcount throughput >= 5x the fastest peer: %.1fx (%s)" % (jw / fastw,
+                                                                                  tcheck(jw >= 5 * fastw)))
+    p99, p999 = jopen("10,000/s", "start", "p99"), jopen("10,000/s", "start", "p999")
+    if p99 is not None and p999 is not None:
+        lines.append("   - 10,000/s offered: enqueue -> start p99 <= 1 ms and p999 <= 2 ms: %.2f / %.2f ms (%s)" % (
+            p99, p999, tcheck(p99 <= 1 and p999 <= 2)))
+    p99 = jopen("5,000/s", "start", "p99")
+    if p99 is not None:
+        lines.append("   - 5,000/s offered: enqueue -> start p99 <= 0.5 ms: %.2f ms (%s)" % (p99, tcheck(p99 <= 0.5)))
     extras = P.get("jobq", {}).get("extras")
     if extras:
         lines.append("")
@@ -1004,6 +1029,10 @@ def main():
     for name in ("results-%s.txt" % stamp, "latest.txt"):
         with open(os.path.join(a.outdir, name), "w") as f:
             f.write(text)
+    # The measurements as JSON too (tests/bench/medians.py combines runs).
+    for name in ("results-%s.json" % stamp, "latest.json"):
+        with open(os.path.join(a.outdir, name), "w") as f:
+            json.dump({"res": b.res, "notes": b.notes, "header": header}, f, default=str)
     print("bench: table written to %s and %s" % (os.path.join(a.outdir, "results-%s.txt" % stamp),
                                                  os.path.join(a.outdir, "latest.txt")), file=sys.stderr)
     return status
