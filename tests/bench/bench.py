@@ -955,11 +955,11 @@ def peer_table(b, R, lines):
     if extras:
         lines.append("")
         lines.append("7. Where jobq's tail comes from: the same open loop, no-op, jobq alone")
-        lines.append("   %-44s %9s %9s %9s %9s %9s %9s %9s" % ("", "achieved", "p50", "p99", "p999", "max",
+        lines.append("   %-54s %9s %9s %9s %9s %9s %9s %9s" % ("", "achieved", "p50", "p99", "p999", "max",
                                                                 "fin. p99", "Redis us"))
         for r in extras:
             st = r["start"]
-            lines.append("   %-44s %9s %9s %9s %9s %9s %9s %9s" % (
+            lines.append("   %-54s %9s %9s %9s %9s %9s %9s %9s" % (
                 r["label"], fnum(r["push"].get("achieved_rate")), lat(st["p50"]), lat(st["p99"]),
                 lat(st["p999"]), lat(st["max"]), lat(r["finish"]["p99"]), fnum(r["redis_cpu_us"], 1)))
         lines.append("   (enqueue -> start in ms; Redis us = Redis CPU per job, enqueue and work)")

@@ -144,6 +144,20 @@ def main():
         cpu.append(num(med([o.get("redis_cpu_us") for o in os_ if not o.get("skipped")]), 1) if os_ else "-")
     print("| Redis CPU per job at 1,000/s offered (enqueue + work), µs | %s | |" % " | ".join(cpu))
 
+    # Section 7: jobq alone, the experiments on its tail.
+    extras = {}
+    for r in runs:
+        for o in r["peers"].get("jobq", {}).get("extras", []):
+            extras.setdefault(o["label"], []).append(o)
+    if extras:
+        print()
+        print("| jobq alone, open loop | enqueue → start p50 / p99 / p999, ms | Redis CPU per job, µs |")
+        print("|---|---|---|")
+        for label, os_ in extras.items():
+            parts = [ms(med([INF if o["start"][p] is None else o["start"][p] for o in os_]))
+                     for p in ("p50", "p99", "p999")]
+            print("| %s | %s | %s |" % (label, " / ".join(parts), num(med([o.get("redis_cpu_us") for o in os_]), 1)))
+
 
 if __name__ == "__main__":
     main()
