@@ -16,6 +16,7 @@
 # without it. Writes $BUILD/bench/peers.txt: one line per peer, "NAME ok
 # VERSION" or "NAME skipped REASON". Always exits 0 unless the arguments
 # are wrong.
+# shellcheck disable=SC2317  # the peer_* functions are called as "peer_$p"
 set -uo pipefail
 
 cd "$(dirname "$0")/../.." || exit 1
