@@ -200,9 +200,11 @@ test: deps
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory check-asan
 
+# BENCH_PEERS=rq,celery,sidekiq,bullmq (the default, "all"), a subset, or none.
 bench: deps
 	@$(MAKE) --no-print-directory all
-	@tests/bench/run.sh
+	@BUILD=$(BUILD) tests/bench/ensure-peers.sh
+	@BUILD=$(BUILD) tests/bench/run.sh
 
 # A private redis-server, jobqd and jobq web with some jobs, and headless
 # Chromium's screenshot of the dashboard: $(BUILD)/dashboard.png.

@@ -90,6 +90,7 @@ int jobq_node_connect(jobq_node *n, const jobq_node_opts *o, jobq_err *err) {
     }
     n->ctx = c;
     if (redisSetTimeout(c, to_timeval(o->io_timeout)) != REDIS_OK) return fail_io(n, err, "setting the socket timeout");
+    n->timeout = o->io_timeout;
     if (!n->socket_path) redisEnableKeepAlive(c);
     if (o->tls && jobq_tls_connect(o->tls, c, o->tls_server_name ? o->tls_server_name : n->host, err) != 0) {
         jobq_node_close(n);
@@ -164,7 +165,8 @@ redisReply *jobq_node_read(jobq_node *n, jobq_err *err, const char *what) {
 int jobq_node_read_within(jobq_node *n, double timeout, redisReply **reply, jobq_err *err) {
     *reply = NULL;
     if (!n->ctx) return fail_io(n, err, "read");
-    redisSetTimeout(n->ctx, to_timeval(timeout > 0.001 ? timeout : 0.001));
+    n->timeout = timeout > 0.001 ? timeout : 0.001;
+    redisSetTimeout(n->ctx, to_timeval(n->timeout));
     void *r = NULL;
     if (redisGetReply(n->ctx, &r) != REDIS_OK) {
         bool timed_out = n->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -179,5 +181,8 @@ int jobq_node_read_within(jobq_node *n, double timeout, redisReply **reply, jobq
 }
 
 void jobq_node_extend_timeout(jobq_node *n, const jobq_node_opts *o, double extra) {
-    if (n->ctx) redisSetTimeout(n->ctx, to_timeval(o->io_timeout + extra));
+    if (!n->ctx) return;
+    double want = o->io_timeout + extra;
+    if (n->timeout == want || (extra == 0 && n->timeout > want && n->timeout <= want + 1.0)) return;
+    if (redisSetTimeout(n->ctx, to_timeval(want)) == REDIS_OK) n->timeout = want;
 }

@@ -35,6 +35,7 @@ typedef struct jobq_node {
     char sha[JOBQ_SCRIPT_COUNT][41]; /* scripts loaded on this connection ("" not yet) */
     int unread;           /* replies of fire-and-forget commands to skip */
     int pending;          /* replies of appended commands not read yet */
+    double timeout;       /* the socket timeout in force, seconds (0: unknown) */
 } jobq_node;
 
 /* A closed node for host:port or a unix socket path (copied). NULL when
@@ -64,7 +65,9 @@ redisReply *jobq_node_read(jobq_node *n, jobq_err *err, const char *what);
 int jobq_node_read_within(jobq_node *n, double timeout, redisReply **reply, jobq_err *err);
 
 /* Let the next replies take extra seconds more than io_timeout (a blocking
- * command); 0 restores it. */
+ * command); 0 restores it, unless the timeout in force is at most a second
+ * longer (left as it is: the setsockopt calls would cost a blocking
+ * worker four system calls per job). */
 void jobq_node_extend_timeout(jobq_node *n, const jobq_node_opts *o, double extra);
 
 #endif

@@ -101,15 +101,22 @@ int jobq_queue_take_blocking(jobq_redis *r, const jobq_qkeys *k, const char *dae
     char secs[32];
     snprintf(secs, sizeof secs, "%.3f", block);
     const char *blmove[] = {"BLMOVE", k->queue, k->inflight, "LEFT", "RIGHT", secs};
+    const char *llen[] = {"LLEN", k->queue};
     const char *keys[] = {k->leases, k->inflight, k->queue, k->paused};
     const char *args[] = {daemon_id};
-    jobq_cmd cmds[2] = {{.route = k->queue, .argc = 6, .argv = blmove}};
+    /* The LLEN tells the worker whether more jobs wait (take a batch next)
+     * or not (block again at once), in the same round trip. */
+    jobq_cmd cmds[3] = {{.route = k->queue, .argc = 6, .argv = blmove}, {0},
+                        {.route = k->queue, .argc = 2, .argv = llen}};
     if (jobq_redis_eval_cmd(r, err, JOBQ_SCRIPT_CONFIRM, 4, keys, 1, args, NULL, &cmds[1]) != 0) return -1;
-    redisReply *replies[2];
-    int prc = jobq_redis_pipeline(r, err, "BLMOVE", cmds, 2, block, replies);
+    redisReply *replies[3];
+    int prc = jobq_redis_pipeline(r, err, "BLMOVE", cmds, 3, block, replies);
     jobq_cmd_fini(&cmds[1]);
     if (prc != 0) return -1;
     redisReply *moved = replies[0], *confirm = replies[1];
+    long long waiting = 0;
+    if (jobq_reply_integer(replies[2], &waiting)) out->still_waiting = waiting;
+    freeReplyObject(replies[2]);
     if (jobq_reply_is_noscript(confirm)) {
         /* The server lost the script between load and call: run it alone. */
         freeReplyObject(confirm);

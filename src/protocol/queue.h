@@ -54,7 +54,8 @@ int jobq_queue_take(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, i
  * same round trip right after the move: a fenced daemon's worker gets -1
  * with JOBQ_E_FENCED and what it moved is back at the head of the queue;
  * when the queue was paused meanwhile, what it moved is back too and
- * out->paused is set. 0 (out->n is 0 or 1), or -1. */
+ * out->paused is set. out->still_waiting is the queue's length right after
+ * (LLEN, same round trip). 0 (out->n is 0 or 1), or -1. */
 int jobq_queue_take_blocking(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, double block,
                              jobq_taken *out, jobq_err *err);
 void jobq_taken_fini(jobq_taken *t);

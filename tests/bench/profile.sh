@@ -27,7 +27,7 @@ jqload=$build/bench/jqload
 if [ ! -x "$jqload" ] || [ tests/bench/jqload.c -nt "$jqload" ]; then
     mkdir -p "$build/bench"
     cc -O2 -g -std=c11 -Wall -Wextra -D_GNU_SOURCE -o "$jqload" tests/bench/jqload.c \
-        $(pkg-config --cflags --libs hiredis jansson)
+        $(pkg-config --cflags --libs hiredis jansson) -lm
 fi
 
 redis_pid= jobqd_pid= perf_pid=

@@ -12,7 +12,7 @@
 #    build/bench/latest.txt;
 #  - stops everything it started, by pid, on any exit (traps).
 #
-# Environment: BENCH_BUDGET (seconds for the measurements, default 230),
+# Environment: BENCH_BUDGET (seconds for the measurements, default 520),
 # BENCH_* job counts (see bench.py), JOBQ_BENCH_BATCH_SIZE, BUILD.
 # shellcheck disable=SC2317  # functions run from traps
 set -uo pipefail
@@ -23,7 +23,7 @@ root=$(pwd)
 build=${BUILD:-build}
 out=$root/$build/bench
 bench_dir=$root/tests/bench
-budget=${BENCH_BUDGET:-230}
+budget=${BENCH_BUDGET:-520}
 py=/usr/bin/python3
 
 say() { printf 'bench: %s\n' "$*" >&2; }
@@ -31,7 +31,10 @@ say() { printf 'bench: %s\n' "$*" >&2; }
 # ---- packages ---------------------------------------------------------------
 need_pkgs() {
     local want=(python3 python3-redis python3-rq redis-server redis-tools procps
-                gcc libc6-dev pkg-config libhiredis-dev libjansson-dev)
+                gcc libc6-dev pkg-config libjansson-dev)
+    # Any hiredis headers will do: `make deps` may have installed hiredict's
+    # shims (libhiredict-shims-dev), which libhiredis-dev would replace.
+    pkg-config --exists hiredis 2>/dev/null || want+=(libhiredis-dev)
     local installed missing=() pkg
     installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${want[@]}" 2>/dev/null || true)
     for pkg in "${want[@]}"; do
@@ -111,7 +114,7 @@ cleanup() {
     if [ -s "$pids_file" ]; then
         while read -r pid; do
             if [ -z "$pid" ] || [ ! -r "/proc/$pid/cmdline" ]; then continue; fi
-            if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qE 'jobqd|/usr/bin/rq'; then
+            if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qE 'jobqd|/usr/bin/rq|celery|sidekiq|bullmq_worker'; then
                 stop_pid "$pid" "leftover $(tr '\0' ' ' <"/proc/$pid/cmdline" | cut -c1-40)" group
             fi
         done <"$pids_file"
@@ -129,7 +132,7 @@ jqload=$out/jqload
 if [ ! -x "$jqload" ] || [ "$bench_dir/jqload.c" -nt "$jqload" ]; then
     # shellcheck disable=SC2046
     if ! cc -O2 -g -std=c11 -Wall -Wextra -D_GNU_SOURCE -o "$jqload" "$bench_dir/jqload.c" \
-        $(pkg-config --cflags --libs hiredis jansson); then
+        $(pkg-config --cflags --libs hiredis jansson) -lm; then
         say "could not build $jqload"
         exit 1
     fi
@@ -267,7 +270,8 @@ say "redis pid $redis_pid on $sock, nginx pid $nginx_pid on 127.0.0.1:$port; mea
 timeout --signal=TERM --kill-after=10 $((left + 30)) \
     "$py" "$bench_dir/bench.py" --root "$root" --sock "$sock" --redis-pid "$redis_pid" \
     --http-url "$url" --words "$words" --nginx-status "$status_url" --jobqd "$jobqd" --jqload "$jqload" --outdir "$out" \
-    --bench-dir "$bench_dir" --pids-file "$pids_file" --budget "$left" --header-file "$header" &
+    --bench-dir "$bench_dir" --pids-file "$pids_file" --budget "$left" --header-file "$header" \
+    --peers-file "$out/peers.txt" &
 bench_pid=$!
 wait "$bench_pid"
 rc=$?
