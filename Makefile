@@ -158,18 +158,25 @@ install: all
 	    -e 's|@PLUGINDIR@|$(PLUGINDIR)|g' src/jobq.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/jobq.pc
 	[ -e $(DESTDIR)$(SYSCONFDIR)/jobq/jobq.conf ] || \
 	    install -m 644 config/jobq.conf $(DESTDIR)$(SYSCONFDIR)/jobq/jobq.conf
-	sed -e 's|@BINDIR@|$(PREFIX)/bin|g' systemd/jobqd.service > $(DESTDIR)$(UNITDIR)/jobqd.service
+	$(UNIT_SED) systemd/jobqd.service > $(DESTDIR)$(UNITDIR)/jobqd.service
+	$(UNIT_SED) systemd/jobqd@.service > $(DESTDIR)$(UNITDIR)/jobqd@.service
 
-# The unit as installed, for `systemd-analyze security --offline=true build/jobqd.service`.
-unit-file: $(BUILD)/jobqd.service
-$(BUILD)/jobqd.service: systemd/jobqd.service
+# The units as installed: Type=notify-reload where systemd has it (>= 253:
+# `systemctl reload` then waits until the reload is done), else Type=notify
+# with ExecReload sending SIGHUP. `systemd-analyze security --offline=true
+# build/jobqd.service` rates them.
+SYSTEMD_VERSION := $(shell systemctl --version 2>/dev/null | awk 'NR == 1 {print $$2 + 0}')
+UNIT_RELOAD := $(if $(shell [ "0$(SYSTEMD_VERSION)" -ge 253 ] && echo y),Type=notify-reload,Type=notify\nExecReload=/bin/kill -HUP $$MAINPID)
+UNIT_SED = sed -e '/^\#/!s|@BINDIR@|$(PREFIX)/bin|g' -e '/^\#/!s|@RELOAD@|$(UNIT_RELOAD)|'
+unit-file: $(BUILD)/jobqd.service $(BUILD)/jobqd@.service
+$(BUILD)/jobqd.service $(BUILD)/jobqd@.service: $(BUILD)/%: systemd/%
 	@mkdir -p $(dir $@)
-	sed -e 's|@BINDIR@|$(PREFIX)/bin|g' $< > $@
+	$(UNIT_SED) $< > $@
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/jobqd $(DESTDIR)$(PREFIX)/bin/jobq \
 	    $(DESTDIR)$(PREFIX)/include/jobq/plugin.h $(DESTDIR)$(LIBDIR)/pkgconfig/jobq.pc \
-	    $(DESTDIR)$(UNITDIR)/jobqd.service
+	    $(DESTDIR)$(UNITDIR)/jobqd.service $(DESTDIR)$(UNITDIR)/jobqd@.service
 	-rmdir $(DESTDIR)$(PREFIX)/include/jobq $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(LIBDIR)/jobq 2>/dev/null
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/jobq/jobq.conf (remove it by hand if unwanted)"
 

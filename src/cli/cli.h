@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "core/config.h"
+
 #include "protocol/keys.h"
 #include "protocol/redis.h"
 
@@ -28,6 +30,8 @@ typedef struct jobq_cli {
     char *url;               /* owned: the URL in use, once resolved */
     char *key_prefix;        /* owned: the prefix in use, once resolved */
     char *password;          /* owned: from the config's secrets, or NULL */
+    jobq_config *settings;   /* owned: the config file's [redis] settings (TLS, sentinel
+                              * password, wait_replicas), or the defaults; NULL until resolved */
     jobq_redis *r;           /* owned; NULL until jobq_cli_connect */
     const char *cmd;         /* subcommand name for messages, e.g. "dead" */
 } jobq_cli;
@@ -40,9 +44,11 @@ int jobq_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * the default) and connect. 0, or -1 after printing why. */
 int jobq_cli_connect(jobq_cli *c);
 
-/* A new connection to the same server subscribed to <prefix>:events
- * (confirmed), or NULL after printing why. Free with jobq_redis_free. */
-jobq_redis *jobq_cli_subscribe(jobq_cli *c);
+/* A new connection subscribed to the events of queue: <prefix>:events on
+ * one server (every queue), or on a Redis Cluster the queue's sharded
+ * channel, or those of every queue found now when queue is NULL
+ * (confirmed). NULL after printing why. Free with jobq_redis_free. */
+jobq_redis *jobq_cli_subscribe(jobq_cli *c, const char *queue);
 
 /* The event (a new reference) carried by a pub/sub message as read with
  * jobq_redis_read_json, or NULL when it is not a JSON object message. */

@@ -128,7 +128,7 @@ static int wait_result(jobq_cli *c, jobq_redis **sub, const char *id, double enq
         }
         if (jobq_now() >= deadline) return JOBQ_CLI_TIMEOUT;
         if (!*sub) {
-            if (!(*sub = jobq_cli_subscribe(c))) return JOBQ_CLI_USAGE;
+            if (!(*sub = jobq_cli_subscribe(c, NULL))) return JOBQ_CLI_USAGE;
             continue; /* read the result again: it may have come before we subscribed */
         }
         rc = next_terminal(sub, id, deadline, &terminal);
@@ -418,13 +418,20 @@ int jobq_cli_enqueue(jobq_cli *c, int argc, char **argv) {
         goto out;
     }
     if (jobq_cli_connect(c) != 0) goto out;
-    if (o.wait.on && !(sub = jobq_cli_subscribe(c))) goto out;
+    if (o.wait.on && !(sub = jobq_cli_subscribe(c, o.queue))) goto out;
     char id[JOBQ_JOB_ID_MAX + 1];
     bool duplicate = false;
     jobq_err err;
     if (jobq_jobs_enqueue(c->r, c->key_prefix, o.queue, payload, o.delay > 0 ? now + o.delay : 0, o.unique, id,
                           sizeof id, &duplicate, &err) != 0) {
-        jobq_cli_redis_error(c, &err);
+        if (err.code == JOBQ_E_REPLICAS) {
+            /* Queued on the primary, not yet on enough replicas. */
+            printf("%s\n", id);
+            jobq_cli_error("job %s is queued, but not durable yet: %s ([redis] wait_replicas); a failover "
+                           "now could lose it", id, err.msg);
+        } else {
+            jobq_cli_redis_error(c, &err);
+        }
         goto out;
     }
     double enqueued_at = now;
@@ -573,7 +580,7 @@ int jobq_cli_cancel(jobq_cli *c, int argc, char **argv) {
     if (parsed != JOBQ_CLI_PARSED) return parsed;
     if (jobq_cli_connect(c) != 0) return JOBQ_CLI_USAGE;
     jobq_redis *sub = NULL;
-    if (wait.on && !(sub = jobq_cli_subscribe(c))) return JOBQ_CLI_USAGE;
+    if (wait.on && !(sub = jobq_cli_subscribe(c, NULL))) return JOBQ_CLI_USAGE;
     int rc = JOBQ_CLI_USAGE, done = 0;
     found f = {0};
     /* A job may move (be taken, promoted) between finding and removing it:

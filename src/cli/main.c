@@ -20,7 +20,11 @@
 /* A connected handle on c's URL, or NULL after printing why. */
 static jobq_redis *connect_to(jobq_cli *c, const char *source) {
     jobq_err err;
-    jobq_redis *r = jobq_redis_new(c->url, 5.0, &err);
+    /* The URL as resolved, with the config file's other [redis] settings. */
+    char *file_url = c->settings->redis_url;
+    c->settings->redis_url = c->url;
+    jobq_redis *r = jobq_redis_open_config(c->settings, 5.0, &err);
+    c->settings->redis_url = file_url;
     if (!r) {
         jobq_cli_error("%s: %s", source, err.msg);
         return NULL;
@@ -75,18 +79,19 @@ static int resolve(jobq_cli *c, const char **source) {
         url = env;
         *source = "JOBQ_REDIS_URL";
     }
-    jobq_config cfg;
-    int have = !url || !prefix ? load_config(c, &cfg, &path) : 0, rc = 0;
+    jobq_config *cfg = c->settings = calloc(1, sizeof *cfg);
+    if (!cfg) return jobq_cli_error("out of memory"), -1;
+    int have = load_config(c, cfg, &path), rc = 0;
     if (have < 0) return -1;
+    if (!have) jobq_config_defaults(cfg);
     if (have && !url) {
-        url = cfg.redis_url;
+        url = cfg->redis_url;
         *source = path;
-        rc = take_password(c, &cfg);
+        rc = take_password(c, cfg);
     }
-    if (have && !prefix) prefix = cfg.prefix;
+    if (have && !prefix) prefix = cfg->prefix;
     if (!url) *source = "default URL";
     if (rc == 0) rc = set_names(c, url, prefix);
-    if (have) jobq_config_fini(&cfg);
     return rc;
 }
 
@@ -100,16 +105,35 @@ int jobq_cli_connect(jobq_cli *c) {
 
 /* ---- events ---- */
 
-jobq_redis *jobq_cli_subscribe(jobq_cli *c) {
-    jobq_redis *s = connect_to(c, "--redis");
-    if (!s) return NULL;
+/* Subscribe s to the events of queue, or on a cluster of every queue
+ * there is when queue is NULL. 0, or -1 after printing. */
+static int subscribe_queues(jobq_cli *c, jobq_redis *s, const char *queue) {
     char channel[JOBQ_KEY_MAX];
-    jobq_key_events(channel, sizeof channel, c->key_prefix);
     jobq_err err;
+    if (!jobq_redis_is_cluster(s)) {
+        jobq_key_events(channel, sizeof channel, c->key_prefix);
+    } else if (queue) {
+        jobq_key(channel, sizeof channel, c->key_prefix, JOBQ_KEY_EVENTS, queue, NULL);
+    } else {
+        /* Sharded channels: one per queue, on its shard. */
+        jobq_cli_queues qs;
+        int rc = jobq_cli_queues_scan(c, &qs);
+        for (size_t i = 0; rc == 0 && i < qs.n; i++) rc = subscribe_queues(c, s, qs.q[i].name);
+        jobq_cli_queues_fini(&qs);
+        return rc;
+    }
     if (jobq_redis_subscribe(s, channel, &err) != 0) {
         jobq_cli_error("cannot subscribe to %s: %s", channel, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+jobq_redis *jobq_cli_subscribe(jobq_cli *c, const char *queue) {
+    jobq_redis *s = connect_to(c, "--redis");
+    if (s && subscribe_queues(c, s, queue) != 0) {
         jobq_redis_free(s);
-        return NULL;
+        s = NULL;
     }
     return s;
 }
@@ -117,7 +141,9 @@ jobq_redis *jobq_cli_subscribe(jobq_cli *c) {
 json_t *jobq_cli_message_event(json_t *m) {
     const char *kind = json_string_value(json_array_get(m, 0));
     json_t *data = json_array_get(m, 2);
-    if (!kind || strcmp(kind, "message") != 0 || !json_is_string(data)) return NULL;
+    /* "message" (SUBSCRIBE), "smessage" (SSUBSCRIBE, a cluster's sharded channels) */
+    if (!kind || (strcmp(kind, "message") != 0 && strcmp(kind, "smessage") != 0) || !json_is_string(data))
+        return NULL;
     json_t *e = json_loadb(json_string_value(data), json_string_length(data), 0, NULL);
     if (json_is_object(e)) return e;
     json_decref(e);
@@ -190,14 +216,14 @@ static int cmd_events(jobq_cli *c, int argc, char **argv) {
     int parsed = jobq_cli_parse(c, &spec, argc, argv, &nargs);
     if (parsed != JOBQ_CLI_PARSED) return parsed;
     if (jobq_cli_connect(c) != 0) return JOBQ_CLI_USAGE;
-    jobq_redis *sub = jobq_cli_subscribe(c);
+    jobq_redis *sub = jobq_cli_subscribe(c, NULL);
     if (!sub) return JOBQ_CLI_USAGE;
     double seen = 0;
     int failures = 0;
     while (o.count == 0 || seen < o.count) {
         if (!sub) {
             sleep(failures < 5 ? (unsigned)failures : 5);
-            if (!(sub = jobq_cli_subscribe(c))) {
+            if (!(sub = jobq_cli_subscribe(c, NULL))) {
                 failures++;
                 continue;
             }
@@ -218,7 +244,8 @@ static int cmd_events(jobq_cli *c, int argc, char **argv) {
         }
         json_t *data = json_array_get(m, 2);
         const char *kind = json_string_value(json_array_get(m, 0));
-        bool message = kind && strcmp(kind, "message") == 0 && json_is_string(data);
+        bool message = kind && (strcmp(kind, "message") == 0 || strcmp(kind, "smessage") == 0) &&
+                       json_is_string(data);
         json_t *event = jobq_cli_message_event(m);
         if (o.as_json && message)
             print_raw(data);
@@ -349,5 +376,7 @@ int main(int argc, char **argv) {
     free(c.key_prefix);
     if (c.password) explicit_bzero(c.password, strlen(c.password));
     free(c.password);
+    jobq_config_fini(c.settings);
+    free(c.settings);
     return status;
 }

@@ -307,8 +307,8 @@ static const struct old_key {
     {"inflight:*", "list", move_inflight, NULL},       /* QUEUE:HOST:PID: a worker's taken jobs */
     {"scheduled", "zset", move_scheduled, NULL},       /* delayed jobs and retries of every queue */
     {"dead", "list", move_dead, NULL},                 /* dead entries of every queue, newest first */
-    {"stats:processed", "string", move_stat, "processed"},
-    {"stats:failed", "string", move_stat, "failed"},
+    {"stats:processed", "string", move_stat, JOBQ_STATS_PROCESSED},
+    {"stats:failed", "string", move_stat, JOBQ_STATS_FAILED},
     {old_daemon_inflight, "hash", drop_key, NULL},     /* a daemon's in-flight list -> queue */
     {"ids", "string", drop_key, NULL},                 /* counter of assigned ids */
     {"unique:*", "string", drop_key, NULL},            /* jobq_enqueue_unique's hold of an id */

@@ -59,12 +59,30 @@ typedef struct queue_counts {
 
 /* "processed" and "failed" of the stats hash: HMGET. */
 static int stats_of(jobq_cli *c, const char *key, queue_counts *n) {
-    const char *argv[] = {"HMGET", key, "processed", "failed"};
+    const char *argv[] = {"HMGET", key, JOBQ_STATS_PROCESSED, JOBQ_STATS_FAILED};
     json_t *r;
     if (jobq_cli_command(c, &r, 4, argv, NULL) != 0) return -1;
     const char *p = json_string_value(json_array_get(r, 0)), *f = json_string_value(json_array_get(r, 1));
     n->processed = p ? strtoll(p, NULL, 10) : 0;
     n->failed = f ? strtoll(f, NULL, 10) : 0;
+    json_decref(r);
+    return 0;
+}
+
+/* A count (LLEN, ZCARD) of key argv[1]; a key of another type (someone
+ * SET it) counts 0, with a warning, instead of failing the whole status. */
+static int count_of(jobq_cli *c, long long *out, const char **argv) {
+    json_t *r;
+    jobq_err err;
+    *out = 0;
+    if (jobq_redis_command_json(c->r, &r, &err, 2, argv, NULL) != 0) {
+        if (err.code != JOBQ_E_REPLY || !strstr(err.msg, "WRONGTYPE")) return jobq_cli_redis_error(c, &err), -1;
+        char shown[300];
+        fprintf(stderr, "jobq: warning: %s holds another type of value (counted as 0)\n",
+                jobq_cli_escape(shown, sizeof shown, argv[1], strlen(argv[1])));
+        return 0;
+    }
+    *out = json_integer_value(r);
     json_decref(r);
     return 0;
 }
@@ -84,14 +102,14 @@ static int count_queue(jobq_cli *c, const jobq_cli_queue *q, queue_counts *n) {
     for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
         if (!(q->kinds & (1u << lengths[i].kind))) continue;
         const char *argv[] = {lengths[i].command, jobq_cli_key(c, key, lengths[i].kind, q->name)};
-        if (jobq_cli_integer(c, (long long *)((char *)n + lengths[i].offset), 2, argv) != 0) return -1;
+        if (count_of(c, (long long *)((char *)n + lengths[i].offset), argv) != 0) return -1;
     }
     size_t i;
     json_t *k;
     json_array_foreach(q->inflight, i, k) {
         const char *argv[] = {"LLEN", json_string_value(k)};
         long long len;
-        if (jobq_cli_integer(c, &len, 2, argv) != 0) return -1;
+        if (count_of(c, &len, argv) != 0) return -1;
         n->inflight += len;
     }
     if (q->kinds & (1u << JOBQ_KEY_STATS)) return stats_of(c, jobq_cli_key(c, key, JOBQ_KEY_STATS, q->name), n);
@@ -138,9 +156,10 @@ json_t *jobq_cli_snapshot(jobq_cli *c) {
     for (size_t i = 0; i < qs.n; i++) {
         queue_counts n;
         if (count_queue(c, &qs.q[i], &n) != 0) goto fail;
-        json_array_append_new(list, json_pack("{s:s, s:I, s:I, s:I, s:I}", "name", qs.q[i].name, "waiting",
-                                              (json_int_t)n.waiting, "inflight", (json_int_t)n.inflight,
-                                              "scheduled", (json_int_t)n.scheduled, "dead", (json_int_t)n.dead));
+        json_array_append_new(list, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "name", qs.q[i].name,
+                                              "waiting", (json_int_t)n.waiting, "inflight", (json_int_t)n.inflight,
+                                              "scheduled", (json_int_t)n.scheduled, "dead", (json_int_t)n.dead,
+                                              "processed", (json_int_t)n.processed, "failed", (json_int_t)n.failed));
         total.waiting += n.waiting;
         total.inflight += n.inflight;
         total.scheduled += n.scheduled;

@@ -76,8 +76,12 @@ json_t *jobq_cli_range(jobq_cli *c, const char *key, bool zset, long limit) {
         snprintf(b, sizeof b, "%ld", stop);
         const char *argv[] = {zset ? "ZRANGE" : "LRANGE", key, a, b};
         json_t *page;
-        if (jobq_cli_command(c, &page, 4, argv, NULL) != 0) {
+        jobq_err err;
+        if (jobq_redis_command_json(c->r, &page, &err, 4, argv, NULL) != 0) {
+            /* A key of another type (someone SET it) holds no job: skip it. */
+            if (err.code == JOBQ_E_REPLY && strstr(err.msg, "WRONGTYPE")) return all;
             json_decref(all);
+            jobq_cli_redis_error(c, &err);
             return NULL;
         }
         json_array_extend(all, page);
@@ -169,14 +173,15 @@ static int add_key(jobq_cli_queues *qs, const char *prefix, json_t *key) {
     return json_array_append(q->inflight, key);
 }
 
-int jobq_cli_queues_scan(jobq_cli *c, jobq_cli_queues *qs) {
-    memset(qs, 0, sizeof *qs);
-    char pattern[JOBQ_KEY_MAX], cursor[32] = "0";
-    jobq_key_scan_pattern(pattern, sizeof pattern, c->key_prefix);
+/* SCAN one primary (every primary of a cluster holds its own keys). */
+static int scan_primary(jobq_cli *c, int primary, jobq_cli_queues *qs, const char *pattern) {
+    char cursor[32] = "0";
     do {
         const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
         json_t *r;
-        if (jobq_cli_command(c, &r, 6, argv, NULL) != 0) return -1;
+        jobq_err err;
+        if (jobq_redis_command_json_at(c->r, primary, &r, &err, 6, argv, NULL) != 0)
+            return jobq_cli_redis_error(c, &err);
         const char *next = json_string_value(json_array_get(r, 0));
         snprintf(cursor, sizeof cursor, "%s", next ? next : "0");
         size_t i;
@@ -191,6 +196,15 @@ int jobq_cli_queues_scan(jobq_cli *c, jobq_cli_queues *qs) {
             return -1;
         }
     } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+int jobq_cli_queues_scan(jobq_cli *c, jobq_cli_queues *qs) {
+    memset(qs, 0, sizeof *qs);
+    char pattern[JOBQ_KEY_MAX];
+    jobq_key_scan_pattern(pattern, sizeof pattern, c->key_prefix);
+    for (int p = 0; p < jobq_redis_primaries(c->r); p++)
+        if (scan_primary(c, p, qs, pattern) != 0) return -1;
     for (size_t i = 0; i < qs->n; i++) sort_strings(qs->q[i].inflight);
     jobq_cli_queues_sort(qs);
     return 0;

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <systemd/sd-daemon.h>
 
 static int enabled;
@@ -23,7 +24,13 @@ void jobq_notify_ready(void) {
 }
 
 void jobq_notify_reloading(void) {
-    if (enabled) sd_notify(0, "RELOADING=1");
+    /* MONOTONIC_USEC lets Type=notify-reload (systemd >= 253) tell this
+     * reload from an older one. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (enabled)
+        sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+                   (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL);
 }
 
 void jobq_notify_stopping(void) {

@@ -98,13 +98,9 @@ int jobq_upkeep_set_keys(jobq_supervisor *s, jobq_err *err) {
 /* ---- permissions ---- */
 
 int jobq_upkeep_probe(jobq_supervisor *s) {
-    json_t *queues = json_array();
-    for (int i = 0; i < s->cfg.nqueues; i++) json_array_append_new(queues, json_string(s->cfg.queues[i]));
-    json_t *event = json_pack("{s:s, s:s, s:o, s:f}", "event", "daemon_started", "daemon", s->daemon_id, "queues",
-                              queues, "time", jobq_now());
-    char *message = event ? json_dumps(event, JSON_COMPACT) : NULL;
-    json_decref(event);
-    int rc = message ? 0 : -1;
+    char message[400];
+    snprintf(message, sizeof message, "jobqd %s checking its permissions", s->daemon_id);
+    int rc = 0;
     for (int q = 0; rc == 0 && q < s->cfg.nqueues; q++) {
         char problems[2048];
         bool fatal = false;
@@ -119,10 +115,9 @@ int jobq_upkeep_probe(jobq_supervisor *s) {
                          jobq_redis_url_redacted(s->redis), s->cfg.queues[q], problems);
             rc = 1;
         } else if (found > 0) {
-            jobq_log_warn("Redis refuses writes for now on queue %s: %s", s->cfg.queues[q], problems);
+            jobq_log_warn("Redis refuses some commands on queue %s for now: %s", s->cfg.queues[q], problems);
         }
     }
-    free(message);
     return rc;
 }
 

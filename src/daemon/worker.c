@@ -159,11 +159,13 @@ static void lost_connection(worker *w, const jobq_err *err) {
 
 static bool queue_up(const worker *w, int i) { return jobq_now() >= w->qs[i].down_until; }
 
-/* Queue i's Redis failed. One server (or a sentinel's master) is all of
- * Redis: reconnect. On a cluster only that queue's shard is away (a
- * failover): skip the queue for a while and serve the others. */
+/* Queue i's Redis failed (a broken connection, or a server that is now a
+ * read-only replica: a failover demoted it). One server (or a sentinel's
+ * master) is all of Redis: reconnect, which asks the sentinels again. On a
+ * cluster only that queue's shard is away: skip the queue for a while and
+ * serve the others. */
 static void queue_failed(worker *w, int i, const jobq_err *err) {
-    if (!jobq_redis_is_cluster(w->redis) || !jobq_redis_connected(w->redis)) {
+    if (!jobq_redis_is_cluster(w->redis) || !jobq_redis_connected(w->redis) || err->code == JOBQ_E_READONLY) {
         lost_connection(w, err);
         return;
     }
@@ -211,7 +213,7 @@ static bool prepare_queue(worker *w, int i) {
  * handled per queue, anything else (a queue key of the wrong type) said
  * once a minute while that queue is skipped for a second. */
 static void take_failed(worker *w, int i, const jobq_err *err) {
-    if (err->code == JOBQ_E_IO) {
+    if (err->code == JOBQ_E_IO || err->code == JOBQ_E_READONLY) {
         queue_failed(w, i, err);
     } else if (err->code == JOBQ_E_FENCED) {
         if (!w->fenced)
@@ -298,7 +300,13 @@ static bool commit_batch(worker *w, int qi, size_t n) {
                               "daemon, or already recorded): their outcomes were not written again", skipped);
             return true;
         }
-        if (err.code == JOBQ_E_IO) {
+        if (reconnect_requested) { /* the supervisor heard that the master changed */
+            reconnect_requested = 0;
+            jobq_err moved = {JOBQ_E_IO, "the master changed"};
+            lost_connection(w, &moved);
+            continue;
+        }
+        if (err.code == JOBQ_E_IO || err.code == JOBQ_E_READONLY) {
             /* Sent again once Redis (or the queue's shard, after a failover)
              * answers: a job already recorded is not recorded twice. */
             queue_failed(w, qi, &err);

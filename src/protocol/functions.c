@@ -36,6 +36,20 @@ static const char *installed_code(json_t *list) {
 static int ensure_on(jobq_redis *r, int i, jobq_err *err) {
     const char *source = jobq_script_function_library();
     json_t *list = NULL, *ver = NULL, *loaded = NULL;
+    /* The usual case, checked cheaply: our version is there. */
+    const char *ver_argv[] = {"FCALL", "jobq_version", "0"};
+    jobq_err ignored;
+    if (jobq_redis_command_json_at(r, i, &ver, &ignored, 3, ver_argv, NULL) == 0 && json_is_integer(ver) &&
+        json_integer_value(ver) == jobq_script_function_version()) {
+        json_decref(ver);
+        return 0;
+    }
+    json_decref(ver);
+    ver = NULL;
+    if (!jobq_redis_connected(r)) {
+        *err = ignored;
+        return -1;
+    }
     const char *list_argv[] = {"FUNCTION", "LIST", "LIBRARYNAME", "jobq", "WITHCODE"};
     if (jobq_redis_command_json_at(r, i, &list, err, 5, list_argv, NULL) != 0) return -1;
     const char *code = installed_code(list);
@@ -43,8 +57,6 @@ static int ensure_on(jobq_redis *r, int i, jobq_err *err) {
     if (code && strcmp(code, source) == 0) goto out;
     if (code) {
         /* Another jobq's library: keep it if it is newer. */
-        const char *ver_argv[] = {"FCALL", "jobq_version", "0"};
-        jobq_err ignored;
         if (jobq_redis_command_json_at(r, i, &ver, &ignored, 3, ver_argv, NULL) == 0 && json_is_integer(ver) &&
             json_integer_value(ver) > jobq_script_function_version())
             goto out;

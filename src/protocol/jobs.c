@@ -38,6 +38,9 @@ int jobq_jobs_enqueue(jobq_redis *r, const char *prefix, const char *queue, cons
         snprintf(id_out, id_size, "%.*s", (int)reply->element[0]->len, reply->element[0]->str);
     if (duplicate) *duplicate = dup != 0;
     freeReplyObject(reply);
+    /* [redis] wait_replicas: durable before it counts as queued. */
+    const char *route = k.queue;
+    if (rc == 0 && !(duplicate && *duplicate)) rc = jobq_redis_wait(r, &route, 1, err);
     return rc;
 }
 
@@ -81,6 +84,7 @@ int jobq_jobs_cancel_waiting(jobq_redis *r, const char *prefix, const char *queu
     double now = jobq_now();
     jobq_err ignored;
     jobq_job_parse(&job, payload, len, queue, &defaults, 0, &ignored);
+    if (job.attempt > 0) job.attempt--; /* the attempts made: it never ran this one */
     jobq_outcome out;
     if (jobq_outcome_build(&out, &job, JOBQ_CAUSE_CANCELLED, NULL, &policy, "", now) != 0) {
         jobq_job_fini(&job);

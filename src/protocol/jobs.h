@@ -16,7 +16,9 @@
 /* Push payload (a job object; it may leave out "id" and "enqueued_at",
  * which are then added) on queue, or schedule it at due (Unix seconds;
  * 0: now). With unique, a job whose id is still held is not queued again
- * and *duplicate is set. The id goes to id_out. 0, or -1 with err (a
+ * and *duplicate is set. The id goes to id_out. With [redis] wait_replicas
+ * it waits for the replicas: JOBQ_E_REPLICAS when they did not acknowledge
+ * (the job is queued on the primary, id_out set). 0, or -1 with err (a
  * refused job is JOBQ_E_REPLY with the script's reason). */
 int jobq_jobs_enqueue(jobq_redis *r, const char *prefix, const char *queue, const char *payload,
                       double due, bool unique, char *id_out, size_t id_size, bool *duplicate,

@@ -118,3 +118,23 @@ unsigned jobq_key_slot(const char *key, size_t len) {
     }
     return crc16(key, len) & 16383;
 }
+
+void jobq_qkeys_init(jobq_qkeys *k, const jobq_redis *r, const char *prefix, const char *queue,
+                     const char *worker_id) {
+    snprintf(k->name, sizeof k->name, "%s", queue);
+    snprintf(k->prefix, sizeof k->prefix, "%s", prefix);
+    jobq_key(k->queue, sizeof k->queue, prefix, JOBQ_KEY_QUEUE, queue, NULL);
+    jobq_key(k->scheduled, sizeof k->scheduled, prefix, JOBQ_KEY_SCHEDULED, queue, NULL);
+    jobq_key(k->dead, sizeof k->dead, prefix, JOBQ_KEY_DEAD, queue, NULL);
+    jobq_key(k->holders, sizeof k->holders, prefix, JOBQ_KEY_HOLDERS, queue, NULL);
+    jobq_key(k->leases, sizeof k->leases, prefix, JOBQ_KEY_LEASES, queue, NULL);
+    jobq_key(k->stats, sizeof k->stats, prefix, JOBQ_KEY_STATS, queue, NULL);
+    jobq_key(k->cancel, sizeof k->cancel, prefix, JOBQ_KEY_CANCEL, queue, NULL);
+    jobq_key(k->unique, sizeof k->unique, prefix, JOBQ_KEY_UNIQUE, queue, NULL);
+    if (worker_id) jobq_key(k->inflight, sizeof k->inflight, prefix, JOBQ_KEY_INFLIGHT, queue, worker_id);
+    else k->inflight[0] = '\0';
+    bool sharded = r && jobq_redis_is_cluster(r);
+    if (sharded) jobq_key(k->events, sizeof k->events, prefix, JOBQ_KEY_EVENTS, queue, NULL);
+    else jobq_key_events(k->events, sizeof k->events, prefix);
+    k->publish = sharded ? "SPUBLISH" : "PUBLISH";
+}

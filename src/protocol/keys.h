@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "protocol/redis.h"
+
 /* Longest key any builder writes (a prefix of 64, a queue of 64, a worker id
  * of ~300, an id of 128 and the fixed parts fit). */
 #define JOBQ_KEY_MAX 640
@@ -60,6 +62,30 @@ char *jobq_key_scan_pattern(char *buf, size_t size, const char *prefix);
  * hash tag, an unknown kind). */
 bool jobq_key_parse(const char *key, const char *prefix, char *queue, size_t queue_size,
                     enum jobq_key_kind *kind);
+
+/* The fields of a queue's stats hash (the commit script writes the same). */
+#define JOBQ_STATS_PROCESSED "processed" /* jobs finished: ok, or failed for good */
+#define JOBQ_STATS_FAILED "failed"       /* of which failed */
+
+#define JOBQ_QKEY_MAX 160     /* a queue-scoped key */
+#define JOBQ_INFLIGHT_MAX 480 /* an in-flight list key (with a worker id) */
+
+/* The keys of one queue, built once and used for every call. */
+typedef struct jobq_qkeys {
+    char name[65];        /* the queue */
+    char prefix[65];      /* the key prefix */
+    char queue[JOBQ_QKEY_MAX], scheduled[JOBQ_QKEY_MAX], dead[JOBQ_QKEY_MAX], holders[JOBQ_QKEY_MAX],
+        leases[JOBQ_QKEY_MAX], stats[JOBQ_QKEY_MAX], cancel[JOBQ_QKEY_MAX], unique[JOBQ_QKEY_MAX];
+    char inflight[JOBQ_INFLIGHT_MAX]; /* worker worker_id's list; "" without one */
+    char events[JOBQ_QKEY_MAX];       /* the events channel: <prefix>:events, or on a cluster
+                                       * the queue's sharded <prefix>:{<q>}:events */
+    const char *publish;              /* "PUBLISH", or "SPUBLISH" on a cluster */
+} jobq_qkeys;
+
+/* Fill k for queue under prefix, for Redis r (a cluster has sharded event
+ * channels); worker_id ("host:pid") names the in-flight list, or NULL. */
+void jobq_qkeys_init(jobq_qkeys *k, const jobq_redis *r, const char *prefix, const char *queue,
+                     const char *worker_id);
 
 /* A queue name is 1 to 64 of A-Z a-z 0-9 _ . : - (no braces, so the hash
  * tag is exactly the name). */

@@ -14,26 +14,6 @@
 #include "protocol/keys.h"
 #include "protocol/redis_internal.h"
 
-void jobq_qkeys_init(jobq_qkeys *k, const jobq_redis *r, const char *prefix, const char *queue,
-                     const char *worker_id) {
-    snprintf(k->name, sizeof k->name, "%s", queue);
-    snprintf(k->prefix, sizeof k->prefix, "%s", prefix);
-    jobq_key(k->queue, sizeof k->queue, prefix, JOBQ_KEY_QUEUE, queue, NULL);
-    jobq_key(k->scheduled, sizeof k->scheduled, prefix, JOBQ_KEY_SCHEDULED, queue, NULL);
-    jobq_key(k->dead, sizeof k->dead, prefix, JOBQ_KEY_DEAD, queue, NULL);
-    jobq_key(k->holders, sizeof k->holders, prefix, JOBQ_KEY_HOLDERS, queue, NULL);
-    jobq_key(k->leases, sizeof k->leases, prefix, JOBQ_KEY_LEASES, queue, NULL);
-    jobq_key(k->stats, sizeof k->stats, prefix, JOBQ_KEY_STATS, queue, NULL);
-    jobq_key(k->cancel, sizeof k->cancel, prefix, JOBQ_KEY_CANCEL, queue, NULL);
-    jobq_key(k->unique, sizeof k->unique, prefix, JOBQ_KEY_UNIQUE, queue, NULL);
-    if (worker_id) jobq_key(k->inflight, sizeof k->inflight, prefix, JOBQ_KEY_INFLIGHT, queue, worker_id);
-    else k->inflight[0] = '\0';
-    bool sharded = r && jobq_redis_is_cluster(r);
-    if (sharded) jobq_key(k->events, sizeof k->events, prefix, JOBQ_KEY_EVENTS, queue, NULL);
-    else jobq_key_events(k->events, sizeof k->events, prefix);
-    k->publish = sharded ? "SPUBLISH" : "PUBLISH";
-}
-
 static int unexpected(jobq_err *err, const char *what) {
     jobq_err_set(err, JOBQ_E_REPLY, "%s: unexpected reply", what);
     return -1;
@@ -470,11 +450,13 @@ int jobq_queue_list(jobq_redis *r, const char *key, char ***items, size_t **lens
     return rc;
 }
 
-/* Add "what: why; " to problems; a refusal other than maxmemory is fatal. */
+/* Add "what: why; " to problems. A refusal is fatal unless it is
+ * maxmemory (it passes) or about the probe's own channel (an ACL may allow
+ * only the events channel itself). */
 static void add_problem(char *problems, size_t size, const char *what, const char *why, bool *fatal) {
     size_t n = strlen(problems);
     if (n < size) snprintf(problems + n, size - n, "%s%s", what ? what : "", why);
-    if (!strstr(why, "OOM")) *fatal = true;
+    if (!strstr(why, "OOM") && !strstr(why, "channel")) *fatal = true;
 }
 
 int jobq_queue_probe(jobq_redis *r, const jobq_qkeys *k, const char *message, char *problems,
@@ -485,7 +467,9 @@ int jobq_queue_probe(jobq_redis *r, const jobq_qkeys *k, const char *message, ch
     static const char *const types[] = {"list", "zset", "hash", "string"};
     for (int i = 0; i < 4; i++) jobq_key(keys[i], sizeof keys[i], k->prefix, JOBQ_KEY_PROBE, k->name, types[i]);
     const char *kp[] = {keys[0], keys[1], keys[2], keys[3]};
-    const char *args[] = {k->events, message, k->publish};
+    char channel[JOBQ_QKEY_MAX + 8];
+    snprintf(channel, sizeof channel, "%s:probe", k->events); /* nobody listens there */
+    const char *args[] = {channel, message, k->publish};
     jobq_err e;
     redisReply *reply = jobq_redis_eval(r, &e, JOBQ_SCRIPT_PROBE, 4, kp, 3, args, NULL);
     if (!reply) {

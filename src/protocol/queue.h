@@ -12,28 +12,9 @@
 #include <stddef.h>
 
 #include "core/err.h"
+#include "protocol/keys.h"
 #include "protocol/outcome.h"
 #include "protocol/redis.h"
-
-#define JOBQ_QKEY_MAX 160     /* a queue-scoped key */
-#define JOBQ_INFLIGHT_MAX 480 /* an in-flight list key (with a worker id) */
-
-/* The keys of one queue, built once (keys.h) and used for every call. */
-typedef struct jobq_qkeys {
-    char name[65];        /* the queue */
-    char prefix[65];      /* the key prefix */
-    char queue[JOBQ_QKEY_MAX], scheduled[JOBQ_QKEY_MAX], dead[JOBQ_QKEY_MAX], holders[JOBQ_QKEY_MAX],
-        leases[JOBQ_QKEY_MAX], stats[JOBQ_QKEY_MAX], cancel[JOBQ_QKEY_MAX], unique[JOBQ_QKEY_MAX];
-    char inflight[JOBQ_INFLIGHT_MAX]; /* worker worker_id's list; "" without one */
-    char events[JOBQ_QKEY_MAX];       /* the events channel: <prefix>:events, or on a cluster
-                                       * the queue's sharded <prefix>:{<q>}:events */
-    const char *publish;              /* "PUBLISH", or "SPUBLISH" on a cluster */
-} jobq_qkeys;
-
-/* Fill k for queue under prefix, for Redis r (a cluster has sharded event
- * channels); worker_id ("host:pid") names the in-flight list, or NULL. */
-void jobq_qkeys_init(jobq_qkeys *k, const jobq_redis *r, const char *prefix, const char *queue,
-                     const char *worker_id);
 
 /* ---- worker side ---- */
 
@@ -129,7 +110,7 @@ int jobq_queue_cancel_done(jobq_redis *r, const jobq_qkeys *k, const char *id, j
 
 /* Check that Redis lets this connection run what jobq needs on k's queue:
  * every command of the scripts (on scratch keys of the queue's slot),
- * EVALSHA itself and BLMOVE; message is published on the events channel.
+ * EVALSHA itself and BLMOVE; message is published on <events>:probe.
  * Returns 0 when all were accepted, 1 when some were refused (each as
  * "COMMAND: error; " in problems, and in *fatal whether any refusal is
  * permanent: a missing permission or command, not maxmemory), -1 with err

@@ -262,7 +262,16 @@ int jobq_redis_connect(jobq_redis *r, jobq_err *err) {
     switch (r->url.kind) {
     case JOBQ_REDIS_CLUSTER: rc = discover_cluster(r, err); break;
     case JOBQ_REDIS_SENTINEL: rc = connect_master(r, err); break;
-    default: rc = jobq_node_connect(r->nodes[0], &r->opts, err); break;
+    default:
+        rc = jobq_node_connect(r->nodes[0], &r->opts, err);
+        if (rc != 0 && strncmp(err->msg, "cannot connect to ", 18) == 0) {
+            /* Name the server as the user wrote it (its password hidden). */
+            const char *why = strstr(err->msg + 18, ": ");
+            char reason[sizeof err->msg];
+            snprintf(reason, sizeof reason, "%s", why ? why + 2 : err->msg);
+            jobq_err_set(err, err->code, "cannot connect to %s: %s", r->url_redacted, reason);
+        }
+        break;
     }
     if (rc != 0 && err->code != JOBQ_E_NOMEM) err->code = JOBQ_E_IO;
     r->connected = rc == 0;

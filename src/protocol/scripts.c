@@ -8,11 +8,13 @@
  */
 #include "protocol/scripts.h"
 
+#include "protocol/keys.h"
+
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
 /* Version of the FUNCTION library; bumped on every change of its source. */
-#define FUNCTIONS_VERSION 2
+#define FUNCTIONS_VERSION 3
 
 /* Helpers every script may use. */
 #define LUA_COMMON \
@@ -168,9 +170,12 @@ static const char confirm_lua[] = LUA_COMMON
 
 /* Everything back to the head of the queue in order; with ARGV[1] == '1'
  * the list is also forgotten from the holders, in the same step, so it is
- * never forgotten while it still holds jobs. */
+ * never forgotten while it still holds jobs (a queue key of another type
+ * only matters when there is something to put back). */
 static const char requeue_lua[] = LUA_COMMON
-    "if not key_is(KEYS[2], 'list') then return wrongtype(KEYS[2], 'list') end\n"
+    "if redis.call('LLEN', KEYS[1]) > 0 and not key_is(KEYS[2], 'list') then\n"
+    "  return wrongtype(KEYS[2], 'list')\n"
+    "end\n"
     "local n = 0\n"
     "while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do n = n + 1 end\n"
     "if ARGV[1] == '1' then redis.call('HDEL', KEYS[3], KEYS[1]) end\n"
@@ -211,8 +216,8 @@ static const char commit_lua[] = LUA_COMMON
     "    skipped[#skipped + 1] = i + 1\n"
     "  end\n"
     "end\n"
-    "if processed > 0 then redis.call('HINCRBY', KEYS[4], 'processed', processed) end\n"
-    "if failed > 0 then redis.call('HINCRBY', KEYS[4], 'failed', failed) end\n"
+    "if processed > 0 then redis.call('HINCRBY', KEYS[4], '" JOBQ_STATS_PROCESSED "', processed) end\n"
+    "if failed > 0 then redis.call('HINCRBY', KEYS[4], '" JOBQ_STATS_FAILED "', failed) end\n"
     "return skipped\n";
 
 /* Move due scheduled jobs (score <= now) to the queue, at most ARGV[1];
@@ -347,8 +352,8 @@ static const char dead_purge_lua[] =
 /* Run, on scratch keys of one queue's slot, every command the scripts use,
  * and return the ones Redis refuses (an ACL without them, a command renamed
  * away, maxmemory), so that the daemon can say so once at start instead of
- * failing job after job. The message is published on the events channel:
- * a "daemon_started" event. */
+ * failing job after job. ARGV: a channel next to the events channel,
+ * where nobody listens, the message, the publish command. */
 static const char probe_lua[] = LUA_COMMON
     "local refused = {}\n"
     "local function try(...)\n"
@@ -381,30 +386,30 @@ static const char probe_lua[] = LUA_COMMON
     "try('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])\n"
     "return refused\n";
 
-/* The FUNCTION library. Forms (QUEUE: 1 to 64 of A-Z a-z 0-9 _ . : -):
- *   FCALL jobq_enqueue 1 PREFIX:{QUEUE}:queue JOB-JSON
- *   FCALL jobq_enqueue 0 QUEUE JOB-JSON      (prefix "jobq"; single server only)
- * and the same for jobq_enqueue_unique. They return the job id. Besides the
- * declared queue key they use PREFIX:{QUEUE}:ids (ids they assign) and
- * PREFIX:{QUEUE}:unique, both in the queue's own hash slot. */
+/* The FUNCTION library: FCALL jobq_enqueue 1 PREFIX:{QUEUE}:queue JOB-JSON
+ * (QUEUE: 1 to 64 of A-Z a-z 0-9 _ . : -) and the same for
+ * jobq_enqueue_unique. They return the job id. Besides the declared queue
+ * key they use PREFIX:{QUEUE}:ids (ids they assign), PREFIX:{QUEUE}:unique
+ * and, delayed, PREFIX:{QUEUE}:scheduled: all in the queue's own hash slot.
+ * The 0-key form of jobq 0.1.0 (FCALL jobq_enqueue 0 QUEUE JOB-JSON) is
+ * refused with the form to use: its key was not declared. */
 static const char function_library[] =
     "#!lua name=jobq\n"
     "-- jobq: enqueue jobs from any Redis client; jobq_version returns VERSION.\n"
     "--   FCALL jobq_enqueue 1 PREFIX:{QUEUE}:queue JOB-JSON\n"
-    "--   FCALL jobq_enqueue 0 QUEUE JOB-JSON          (prefix jobq, one server only)\n"
     "-- and the same for jobq_enqueue_unique. Both return the job id.\n"
     "local VERSION = " STR(FUNCTIONS_VERSION) "\n"
     LUA_COMMON LUA_ENQUEUE
     "local function call(name, keys, args, unique)\n"
-    "  local key, json\n"
-    "  if #keys == 1 and #args == 1 then\n"
-    "    key, json = keys[1], args[1]\n"
-    "  elseif #keys == 0 and #args == 2 then\n"
-    "    key, json = 'jobq:{' .. args[1] .. '}:queue', args[2]\n"
-    "  else\n"
-    "    return redis.error_reply('ERR jobq: usage: FCALL ' .. name ..\n"
-    "      ' 1 PREFIX:{QUEUE}:queue JOB-JSON, or FCALL ' .. name .. ' 0 QUEUE JOB-JSON')\n"
+    "  if #keys ~= 1 or #args ~= 1 then\n"
+    "    local hint = ''\n"
+    "    if #keys == 0 and #args == 2 then\n"
+    "      hint = \" (for queue '\" .. tostring(args[1]) .. \"': FCALL \" .. name .. \" 1 'jobq:{\" ..\n"
+    "        tostring(args[1]) .. \"}:queue' JOB-JSON)\"\n"
+    "    end\n"
+    "    return redis.error_reply('ERR jobq: usage: FCALL ' .. name .. ' 1 PREFIX:{QUEUE}:queue JOB-JSON' .. hint)\n"
     "  end\n"
+    "  local key, json = keys[1], args[1]\n"
     "  local base = string.match(key, '^(.*):queue$') or key\n"
     "  local id, why = enqueue({queue = key, scheduled = base .. ':scheduled',\n"
     "    unique = base .. ':unique', ids = base .. ':ids'}, json, {unique = unique})\n"

@@ -737,7 +737,7 @@ def test_fcall_enqueue_from_redis_cli(r, redis_server, jobqd):
     wait_functions(r)
     events = Events(r)
     try:
-        job_id = redis_server.cli("FCALL", "jobq_enqueue", "0", "default",
+        job_id = redis_server.cli("FCALL", "jobq_enqueue", "1", "jobq:{default}:queue",
                                   '{"handler": "echo", "args": {"a": [1, 2]}}')
         assert re.fullmatch(r"[0-9a-f]{14,}-default", job_id), job_id
         queued = events.wait(lambda e: e["id"] == job_id and e["event"] == "queued")
@@ -748,20 +748,22 @@ def test_fcall_enqueue_from_redis_cli(r, redis_server, jobqd):
     finally:
         events.close()
     # Ids are unique across calls.
-    ids = {redis_server.cli("FCALL", "jobq_enqueue", "0", "parked", '{"handler":"noop"}')
+    ids = {redis_server.cli("FCALL", "jobq_enqueue", "1", "jobq:{parked}:queue", '{"handler":"noop"}')
            for _ in range(20)}
     assert len(ids) == 20
-    # The one-key form names the queue key (any prefix); a given id is kept.
+    # A given id is kept; any prefix works.
     assert redis_server.cli("FCALL", "jobq_enqueue", "1", "jobq:{default}:queue",
                             '{"id": "mine", "handler": "echo", "args": 5}') == "mine"
     assert get_result(r, "mine")["result"] == 5
+    assert redis_server.cli("FCALL", "jobq_enqueue", "1", "other:{q}:queue", '{"handler":"noop"}')
+    assert r.llen("other:{q}:queue") == 1
 
 
 def test_fcall_keeps_the_payload_text(r, redis_server, jobqd):
     jobqd()
     wait_functions(r)
     text = '{"handler":"echo","args":[],"big":12345678901234567890,"x":{}}'
-    job_id = redis_server.cli("FCALL", "jobq_enqueue", "0", "parked", text)
+    job_id = redis_server.cli("FCALL", "jobq_enqueue", "1", "jobq:{parked}:queue", text)
     [payload] = r.lrange(qkey("parked", "queue"), 0, -1)
     assert payload.endswith(text[1:]), payload  # the producer's bytes, after id and enqueued_at
     doc = json.loads(payload)
@@ -770,13 +772,16 @@ def test_fcall_keeps_the_payload_text(r, redis_server, jobqd):
 
 
 @pytest.mark.parametrize("numkeys,args,needle", [
-    (0, ["default", "not json"], "not valid JSON"),
-    (0, ["default", "[1, 2]"], "must be a JSON object"),
-    (0, ["default", '{"args": 1}'], "'handler'"),
-    (0, ["default", '{"handler": ""}'], "'handler'"),
-    (0, ["default", '{"handler": "x", "id": 5}'], "'id'"),
-    (0, ["bad queue", '{"handler": "x"}'], "PREFIX:{QUEUE}:queue"),
+    (1, ["jobq:{default}:queue", "not json"], "not valid JSON"),
+    (1, ["jobq:{default}:queue", "[1, 2]"], "must be a JSON object"),
+    (1, ["jobq:{default}:queue", '{"args": 1}'], "'handler'"),
+    (1, ["jobq:{default}:queue", '{"handler": ""}'], "'handler'"),
+    (1, ["jobq:{default}:queue", '{"handler": "x", "id": 5}'], "'id'"),
+    (1, ["jobq:{default}:queue", '{"handler": "x", "_jobq": {}}'], "'_jobq' is reserved"),
+    (1, ["jobq:{bad queue}:queue", '{"handler": "x"}'], "PREFIX:{QUEUE}:queue"),
     (0, ['{"handler": "x"}'], "usage"),
+    # The 0-key form of 0.1.0 says what to write instead.
+    (0, ["default", '{"handler": "x"}'], "FCALL jobq_enqueue 1 'jobq:{default}:queue'"),
     (1, ["jobq", '{"handler": "x"}'], "PREFIX:{QUEUE}:queue"),
 ])
 def test_fcall_enqueue_errors(r, redis_server, jobqd, numkeys, args, needle):
@@ -796,7 +801,7 @@ def test_fcall_enqueue_unique(r, redis_server, jobqd):
     jobqd()
     wait_functions(r)
     events = Events(r)
-    cli = lambda text: redis_server.cli("FCALL", "jobq_enqueue_unique", "0", "default", text)
+    cli = lambda text: redis_server.cli("FCALL", "jobq_enqueue_unique", "1", "jobq:{default}:queue", text)
     try:
         first = '{"id": "u1", "handler": "sleep", "args": {"seconds": 1.5}}'
         assert cli(first) == "u1"
@@ -814,12 +819,12 @@ def test_fcall_enqueue_unique(r, redis_server, jobqd):
     finally:
         events.close()
     # Waiting: not queued twice.
-    cli_parked = lambda: redis_server.cli("FCALL", "jobq_enqueue_unique", "0", "parked",
+    cli_parked = lambda: redis_server.cli("FCALL", "jobq_enqueue_unique", "1", "jobq:{parked}:queue",
                                           '{"id": "u2", "handler": "noop"}')
     assert cli_parked() == "u2" and cli_parked() == "u2"
     assert r.llen(qkey("parked", "queue")) == 1
     with pytest.raises(redis.ResponseError, match="needs its own 'id'"):
-        r.fcall("jobq_enqueue_unique", 0, "default", '{"handler": "noop"}')
+        r.fcall("jobq_enqueue_unique", 1, "jobq:{default}:queue", '{"handler": "noop"}')
 
 
 def test_functions_subcommand(r, jq):
@@ -827,7 +832,7 @@ def test_functions_subcommand(r, jq):
     assert src.startswith("#!lua name=jobq\n")
     assert "installed" in ok(jq("functions", "--load"))
     assert "up to date" in ok(jq("functions", "--load"))
-    job_id = r.fcall("jobq_enqueue", 0, "default", '{"handler": "noop"}')
+    job_id = r.fcall("jobq_enqueue", 1, "jobq:{default}:queue", '{"handler": "noop"}')
     assert r.lrange(qkey("default", "queue"), 0, -1)[0].startswith('{"id":"%s"' % job_id)
     # An older library is replaced; a newer one is kept.
     r.function_load(src.replace("local VERSION = ", "local VERSION = -1 + "), replace=True)
