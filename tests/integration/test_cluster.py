@@ -217,11 +217,15 @@ def test_queues_on_every_shard_and_the_cli(cluster, tmp_path):
     assert "error" not in d.log(), d.log_tail()
 
 
-def run_through_failover(cluster, tmp_path, name, disrupt, n_jobs=600):
+def run_through_failover(cluster, tmp_path, name, prepare, n_jobs=600, job_ms=10):
     """Push n_jobs over the queues, disrupt the cluster mid-run, and check
     every job ends with one result. The jobs fetch from a local HTTP server
-    that counts how often each one really ran."""
+    that counts how often each one really ran. prepare(queues) does the slow
+    lookups before the run and returns (victim primary, its queues, disrupt);
+    disrupt() is called the moment a fifth of the jobs are done, and returns
+    the time it struck."""
     queues = queues_on_every_primary(cluster)
+    victim, victim_queues, disrupt = prepare(queues)
     http = CountingHttpServer().start()
     d = start_jobqd(tmp_path, cluster, queues)
     try:
@@ -229,58 +233,73 @@ def run_through_failover(cluster, tmp_path, name, disrupt, n_jobs=600):
         for i in range(n_jobs):
             q = queues[i % len(queues)]
             per_queue[q].append(json.dumps({"id": "j%d" % i, "handler": "wordcount",
-                                            "args": {"url": http.url("j%d" % i, 5)}}))
+                                            "args": {"url": http.url("j%d" % i, job_ms)}}))
         for q, payloads in per_queue.items():
             push_durably(cluster, q, payloads)
-        wait_for(lambda: count_results(cluster) > n_jobs // 5, 30, 0.1, "a fifth of the jobs done")
-        t0, victim_queues = disrupt(queues)
+        wait_for(lambda: count_results(cluster) > n_jobs // 5, 30, 0.05, "a fifth of the jobs done")
+        # The victim's queues come last in priority order: they must still
+        # have work, or the disruption tests nothing.
+        waiting = sum(int(victim.cli("LLEN", "jobq:{%s}:queue" % q)) for q in victim_queues)
+        assert waiting > 0, "the failed-over shard's queues drained before the %s: more or longer jobs" % name
+        t0 = disrupt()
         wait_for(lambda: count_results(cluster) >= n_jobs and left_in_lists(cluster, queues) == 0, 90, 0.5,
                  "every job done after the %s" % name)
         results = all_results(cluster)
     finally:
         d.assert_running()  # never restarted
         d.stop()
+        http.stop()
     runs = http.snapshot()
     lost = n_jobs - len({r["id"] for r in results if r.get("status") == "ok"})
     twice = sum(1 for i in range(n_jobs) if runs.get("j%d" % i, 0) > 1)
     after = [r["finished_at"] for r in results if r.get("queue") in victim_queues and r["finished_at"] > t0]
     first = min(after) - t0 if after else float("nan")
-    figure("cluster %s: %d jobs, lost %d, run twice %d, first job done on the failed-over shard %.2f s "
-           "after it" % (name, n_jobs, lost, twice, first))
+    figure("cluster %s: %d jobs, %d waiting on the failed-over shard when it struck, lost %d, run twice %d, "
+           "first job done on the failed-over shard %.2f s after it" % (name, n_jobs, waiting, lost, twice, first))
     assert lost == 0
     assert after, "no job of the failed-over shard ran after the %s" % name
 
+
 def test_primary_killed_mid_run(cluster, tmp_path):
-    def kill(queues):
+    def prepare(queues):
         victim = primary_of(cluster, "jobq:{%s}:queue" % queues[-1])  # served last: still busy
         mine = [q for q in queues if primary_of(cluster, "jobq:{%s}:queue" % q) is victim]
-        t0 = time.time()
-        victim.proc.send_signal(signal.SIGKILL)
-        victim.proc.wait(10)
-        # Its replica takes over; it comes back as that one's replica, so
-        # WAIT (wait_replicas = 1) is answered again.
-        wait_for(lambda: victim not in primaries(cluster) and len(primaries(cluster)) == 3, 30, 0.2,
-                 "the replica promoted")
-        figure("cluster primary SIGKILL: the replica was promoted %.2f s after the kill; the old primary "
-               "then restarts as its replica, so that WAIT for 1 replica is answered again" % (time.time() - t0))
-        victim.start()
-        return t0, mine
 
-    run_through_failover(cluster, tmp_path, "primary SIGKILL", kill)
+        def kill():
+            t0 = time.time()
+            victim.proc.send_signal(signal.SIGKILL)
+            victim.proc.wait(10)
+            # Its replica takes over; it comes back as that one's replica, so
+            # WAIT (wait_replicas = 1) is answered again.
+            wait_for(lambda: victim not in primaries(cluster) and len(primaries(cluster)) == 3, 30, 0.2,
+                     "the replica promoted")
+            figure("cluster primary SIGKILL: the replica was promoted %.2f s after the kill; the old primary "
+                   "then restarts as its replica, so that WAIT for 1 replica is answered again"
+                   % (time.time() - t0))
+            victim.start()
+            return t0
+
+        return victim, mine, kill
+
+    run_through_failover(cluster, tmp_path, "primary SIGKILL", prepare)
 
 
 def test_manual_failover_mid_run(cluster, tmp_path):
-    def failover(queues):
+    def prepare(queues):
         old = primary_of(cluster, "jobq:{%s}:queue" % queues[-1])  # served last: still busy
         mine = [q for q in queues if primary_of(cluster, "jobq:{%s}:queue" % q) is old]
         replica = replica_of(cluster, old)
-        t0 = time.time()
-        assert replica.cli("CLUSTER", "FAILOVER") == "OK"
-        wait_for(lambda: primary_of(cluster, "jobq:{%s}:queue" % queues[-1]) is replica, 30, 0.1,
-                 "the replica promoted")
-        return t0, mine
 
-    run_through_failover(cluster, tmp_path, "CLUSTER FAILOVER", failover)
+        def failover():
+            t0 = time.time()
+            assert replica.cli("CLUSTER", "FAILOVER") == "OK"
+            wait_for(lambda: primary_of(cluster, "jobq:{%s}:queue" % queues[-1]) is replica, 30, 0.1,
+                     "the replica promoted")
+            return t0
+
+        return old, mine, failover
+
+    run_through_failover(cluster, tmp_path, "CLUSTER FAILOVER", prepare)
 
 
 def migrate_slot(cluster, slot, src, dst):

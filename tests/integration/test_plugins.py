@@ -25,6 +25,7 @@ INSTALLED_FILES = {
     "usr/lib/pkgconfig/jobq.pc",
     "etc/jobq/jobq.conf",
     "lib/systemd/system/jobqd.service",
+    "lib/systemd/system/jobqd@.service",
 }
 PLUGINDIR = "usr/lib/jobq/plugins"
 
