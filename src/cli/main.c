@@ -12,6 +12,7 @@
 #include "core/job.h"
 #include "protocol/functions.h"
 #include "protocol/scripts.h"
+#include "protocol/tls.h"
 
 #define DEFAULT_URL "redis://127.0.0.1:6379/0"
 
@@ -351,7 +352,7 @@ int main(int argc, char **argv) {
             fputs(usage, stdout);
             status = JOBQ_CLI_OK;
         } else if (o == O_VERSION) {
-            printf("jobq %s\n", JOBQ_VERSION);
+            printf("jobq %s (TLS %s)\n", JOBQ_VERSION, jobq_tls_available() ? "yes" : "no: built with hiredis 0.14");
             status = JOBQ_CLI_OK;
         } else if (o == JOBQ_CLI_BAD) {
             status = JOBQ_CLI_USAGE;

@@ -20,6 +20,12 @@ double jobq_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+double jobq_monotonic(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 void jobq_job_new_id(char *buf, size_t size) {
     unsigned long long a = jobq_random_u64(), b = jobq_random_u64();
     snprintf(buf, size, "%016llx%016llx", a, b);

@@ -96,5 +96,7 @@ int jobq_job_api_fail(jobq_job *job, const char *fmt, ...) __attribute__((format
 
 /* Seconds since the epoch, fractional. */
 double jobq_now(void);
+/* Seconds on a clock that never jumps (CLOCK_MONOTONIC), for intervals. */
+double jobq_monotonic(void);
 
 #endif

@@ -13,6 +13,8 @@
 #include "core/config.h"
 #include "daemon/handlers/handlers.h"
 #include "core/log.h"
+#include "protocol/redis.h"
+#include "protocol/tls.h"
 #include "daemon/plugin.h"
 #include "core/redis_url.h"
 #include "daemon/supervisor.h"
@@ -103,6 +105,15 @@ static int run_daemon(options *o) {
         return 1;
     }
     if (o->check_config) {
+        /* What can be checked without a server: the URL against this
+         * build (TLS), the TLS files. */
+        jobq_redis *offline = jobq_redis_open_config(&cfg, 1.0, &err);
+        if (!offline) {
+            fprintf(stderr, "jobqd: %s\n", err.msg);
+            jobq_config_fini(&cfg);
+            return 1;
+        }
+        jobq_redis_free(offline);
         jobq_config_print(&cfg, stdout);
         if (o->config_path || access(JOBQ_DEFAULT_CONFIG_PATH, F_OK) == 0)
             fprintf(stderr, "jobqd: configuration OK\n");
@@ -177,7 +188,8 @@ int main(int argc, char **argv) {
         }
         case OPT_CHECK: o.check_config = true; break;
         case OPT_VERSION:
-            printf("jobqd %s (plugin ABI %d)\n", JOBQ_VERSION, JOBQ_PLUGIN_ABI);
+            printf("jobqd %s (plugin ABI %d, TLS %s)\n", JOBQ_VERSION, JOBQ_PLUGIN_ABI,
+                   jobq_tls_available() ? "yes" : "no: built with hiredis 0.14");
             status = 0;
             break;
         case 'h':

@@ -130,8 +130,13 @@ static void finish_stop(jobq_supervisor *s) {
         if (jobq_daemons_forget(s->redis, s->cfg.prefix, s->daemon_id, &err) != 0)
             jobq_upkeep_failed(s, &err, "deregister");
     } else if (s->workers) {
-        jobq_log_err("Redis unreachable: in-flight jobs of stopped workers stay in Redis and are "
-                     "reclaimed by the next jobqd start (or another daemon after %g s)", s->cfg.heartbeat_ttl);
+        int left = 0;
+        for (const wrec *w = s->workers; w; w = w->next) left++;
+        jobq_log_err("%s: the in-flight jobs of %d stopped worker(s) stay in Redis and are reclaimed by the "
+                     "next jobqd start (or another daemon after %g s)",
+                     jobq_redis_connected(s->redis) ? "could not put them back (see the errors above)"
+                                                    : "Redis unreachable",
+                     left, s->cfg.heartbeat_ttl);
     }
     jobq_log_info("stopped");
     ev_break(s->loop, EVBREAK_ALL);

@@ -219,82 +219,128 @@ void jobq_upkeep_heartbeat(jobq_supervisor *s, double now) {
 
 static bool pid_alive(int pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
 
-/* Add the JSON string array names to set (a JSON object used as a set). */
-static void add_names(json_t *set, json_t *names) {
+/* A registered daemon that is gone: its heartbeat expired, or on this host
+ * its process is dead (or is us: a restart that got the same pid, in a
+ * container). It is forgotten only once none of its queues still holds its
+ * lease or lists: a heartbeat can expire before the lease does. */
+typedef struct gone_daemon {
+    const char *id;   /* borrowed from the registry listing */
+    json_t *queues;   /* owned: the queues it said it served */
+    bool forced;      /* known dead: its lists go back without waiting for the lease */
+    bool keep;        /* something of it is still in Redis: forget it later */
+} gone_daemon;
+
+static bool serves(const gone_daemon *g, const char *queue) {
     size_t i;
     json_t *v;
-    json_array_foreach(names, i, v) {
-        if (json_is_string(v) && jobq_key_valid_queue(json_string_value(v)))
-            json_object_set_new(set, json_string_value(v), json_true());
+    json_array_foreach(g->queues, i, v) {
+        if (json_is_string(v) && strcmp(json_string_value(v), queue) == 0) return true;
     }
+    return false;
 }
 
-/* Reclaim queue q from the daemons that are gone. false on a Redis error. */
-static bool reclaim_queue(jobq_supervisor *s, const char *queue, bool at_start, const char *const *forced,
-                          int nforced) {
-    jobq_qkeys k;
-    jobq_qkeys_init(&k, s->redis, s->cfg.prefix, queue, NULL);
-    char **gone = NULL;
-    size_t ngone = 0;
-    jobq_err err;
-    long moved = jobq_queue_reclaim(s->redis, &k, at_start ? NULL : s->daemon_id, forced, nforced, &gone,
-                                    &ngone, &err);
-    if (moved < 0) {
-        jobq_upkeep_failed(s, &err, "reclaiming a dead daemon's jobs");
-        return false;
-    }
-    for (size_t i = 0; i < ngone; i++)
-        jobq_log_warn("daemon %s is gone; its lease on queue %s is dropped", gone[i], queue);
-    if (moved > 0) jobq_log_warn("put %ld in-flight job(s) of gone daemon(s) back on queue %s", moved, queue);
-    jobq_queue_free_list(gone, NULL, ngone);
-    return true;
-}
-
-void jobq_upkeep_reclaim(jobq_supervisor *s, bool at_start) {
-    jobq_daemon_entry *ds = NULL;
-    size_t n = 0;
-    jobq_err err;
-    if (jobq_daemons_list(s->redis, s->cfg.prefix, &ds, &n, &err) != 0) {
-        jobq_upkeep_failed(s, &err, "listing daemons");
-        return;
-    }
-    /* Gone: a heartbeat that expired, or on this host a process that is
-     * dead (or is us: a restart that got the same pid, in a container). */
-    json_t *queues = json_object();
-    const char **forced = calloc(n + 1, sizeof *forced);
-    bool *gone = calloc(n + 1, sizeof *gone);
-    int nforced = 0;
-    for (int i = 0; i < s->cfg.nqueues; i++) json_object_set_new(queues, s->cfg.queues[i], json_true());
-    for (size_t i = 0; forced && gone && i < n; i++) {
+/* The gone daemons among the registered ds (count *ngone), or NULL when
+ * out of memory. */
+static gone_daemon *find_gone(const jobq_supervisor *s, const jobq_daemon_entry *ds, size_t n, bool at_start,
+                              size_t *ngone) {
+    gone_daemon *gone = calloc(n + 1, sizeof *gone);
+    *ngone = 0;
+    for (size_t i = 0; gone && i < n; i++) {
         bool mine = strcmp(ds[i].id, s->daemon_id) == 0;
         if (mine && !at_start) continue;
         json_t *info = json_loads(ds[i].info, 0, NULL);
         const char *host = json_string_value(json_object_get(info, "host"));
         int pid = (int)json_integer_value(json_object_get(info, "pid"));
         bool dead_here = mine || (host && strcmp(host, s->host) == 0 && !pid_alive(pid));
-        if (dead_here) forced[nforced++] = ds[i].id;
-        gone[i] = dead_here || !ds[i].alive;
-        if (gone[i]) add_names(queues, json_object_get(info, "queues"));
+        if (dead_here || !ds[i].alive) {
+            json_t *queues = json_object_get(info, "queues");
+            gone[*ngone] = (gone_daemon){ds[i].id, json_is_array(queues) ? json_incref(queues) : json_array(),
+                                         dead_here, false};
+            (*ngone)++;
+        }
         json_decref(info);
     }
-    bool ok = forced && gone;
+    return gone;
+}
+
+/* Reclaim queue from the gone daemons; marks those it could not be done
+ * for. */
+static void reclaim_queue(jobq_supervisor *s, const char *queue, const jobq_reclaim_ask *ask, gone_daemon *gone,
+                          size_t ngone) {
+    jobq_qkeys k;
+    jobq_qkeys_init(&k, s->redis, s->cfg.prefix, queue, NULL);
+    jobq_reclaimed done;
+    jobq_err err;
+    if (jobq_queue_reclaim(s->redis, &k, ask, &done, &err) != 0) {
+        char what[128];
+        snprintf(what, sizeof what, "reclaiming a dead daemon's jobs of queue %s", queue);
+        jobq_upkeep_failed(s, &err, what);
+        for (size_t i = 0; i < ngone; i++)
+            if (serves(&gone[i], queue) || gone[i].forced) gone[i].keep = true;
+        return;
+    }
+    for (size_t i = 0; i < done.ndropped; i++)
+        jobq_log_warn("daemon %s is gone; its lease on queue %s is dropped", done.dropped[i], queue);
+    for (size_t i = 0; i < done.nleased; i++)
+        for (size_t j = 0; j < ngone; j++)
+            if (strcmp(gone[j].id, done.leased[i]) == 0) gone[j].keep = true;
+    if (done.moved > 0)
+        jobq_log_warn("put %ld in-flight job(s) of gone daemon(s) back on queue %s", done.moved, queue);
+    jobq_reclaimed_fini(&done);
+}
+
+void jobq_upkeep_reclaim(jobq_supervisor *s, bool at_start) {
+    jobq_daemon_entry *ds = NULL;
+    size_t n = 0, ngone = 0;
+    jobq_err err;
+    if (jobq_daemons_list(s->redis, s->cfg.prefix, &ds, &n, &err) != 0) {
+        jobq_upkeep_failed(s, &err, "listing daemons");
+        return;
+    }
+    gone_daemon *gone = find_gone(s, ds, n, at_start, &ngone);
+    const char **forced = calloc(n + 1, sizeof *forced);
+    const char **watched = calloc(n + 1, sizeof *watched);
+    json_t *queues = json_object();
+    if (!gone || !forced || !watched || !queues) {
+        jobq_log_err("out of memory reclaiming gone daemons' jobs");
+        goto out;
+    }
+    /* Our own queues, where a gone daemon may have left lists it never
+     * listed, and every queue a gone daemon served. */
+    for (int i = 0; i < s->cfg.nqueues; i++) json_object_set_new(queues, s->cfg.queues[i], json_true());
+    for (size_t i = 0; i < ngone; i++) {
+        size_t j;
+        json_t *v;
+        json_array_foreach(gone[i].queues, j, v) {
+            if (json_is_string(v) && jobq_key_valid_queue(json_string_value(v)))
+                json_object_set_new(queues, json_string_value(v), json_true());
+        }
+    }
+    jobq_reclaim_ask ask = {at_start ? NULL : s->daemon_id, forced, 0, watched, 0};
+    for (size_t i = 0; i < ngone; i++) {
+        if (gone[i].forced) forced[ask.nforced++] = gone[i].id;
+        else watched[ask.nwatched++] = gone[i].id;
+    }
     const char *queue;
     json_t *v;
     json_object_foreach(queues, queue, v) {
-        if (ok) ok = reclaim_queue(s, queue, at_start, forced, nforced);
+        if (!jobq_redis_connected(s->redis)) goto out;
+        reclaim_queue(s, queue, &ask, gone, ngone);
     }
-    /* Forget the gone daemons once their queues were reclaimed. */
-    for (size_t i = 0; ok && i < n; i++) {
-        if (!gone[i]) continue;
-        if (jobq_daemons_forget(s->redis, s->cfg.prefix, ds[i].id, &err) != 0) {
+    for (size_t i = 0; i < ngone; i++) {
+        if (gone[i].keep) continue;
+        if (jobq_daemons_forget(s->redis, s->cfg.prefix, gone[i].id, &err) != 0) {
             jobq_upkeep_failed(s, &err, "forgetting a gone daemon");
             break;
         }
-        if (strcmp(ds[i].id, s->daemon_id) != 0) jobq_log_info("forgot daemon %s (gone)", ds[i].id);
+        if (strcmp(gone[i].id, s->daemon_id) != 0) jobq_log_info("forgot daemon %s (gone)", gone[i].id);
     }
+out:
+    for (size_t i = 0; gone && i < ngone; i++) json_decref(gone[i].queues);
     json_decref(queues);
-    free(forced);
     free(gone);
+    free(forced);
+    free(watched);
     jobq_daemons_free(ds, n);
 }
 

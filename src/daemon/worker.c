@@ -30,6 +30,10 @@
 /* A job whose handler runs this long counts as slow: batches shrink to one
  * job, and the unstarted rest of a batch goes back to its queue. */
 #define SLOW_JOB_SECONDS 0.002
+/* How long before its lease's end (as it stood at the take) a batch's
+ * commit starts checking that its jobs are still in flight: covers the
+ * take's round trip and the clocks' drift. */
+#define LEASE_MARGIN_SECONDS 1.0
 
 /* Set by SIGTERM/SIGINT outside a take: finish the current job, then exit. */
 static volatile sig_atomic_t stop_requested;
@@ -284,13 +288,17 @@ static int take_batch(worker *w, jobq_taken *t) {
 /* Commit until it lands, or the worker must stop (its outcomes then stay
  * in flight for the supervisor). A refusal (maxmemory, a missing
  * permission, a key of the wrong type) is retried with backoff, and no job
- * is taken meanwhile. */
-static bool commit_batch(worker *w, int qi, size_t n) {
-    while (n > 0) {
+ * is taken meanwhile. lease_until: when the daemon's lease, as it stood at
+ * the take, ends; past it (or on a second try) the jobs may have been put
+ * back and handed to another daemon, so the commit first checks which are
+ * still in flight and writes no result for the others. */
+static bool commit_batch(worker *w, int qi, size_t n, double lease_until) {
+    for (int tries = 0; n > 0; tries++) {
         if (ensure_connected(w) != 0) return false;
         jobq_err err;
         size_t skipped = 0;
-        if (jobq_queue_commit(w->redis, &w->keys[qi], w->outs, n, &skipped, &err) == 0) {
+        bool verify = tries > 0 || jobq_monotonic() >= lease_until - LEASE_MARGIN_SECONDS;
+        if (jobq_queue_commit(w->redis, &w->keys[qi], w->outs, n, verify, &skipped, &err) == 0) {
             if (w->refusals) jobq_log_info("outcomes recorded again after %d refused commit(s)", w->refusals);
             bool retried_durable = w->unacked; /* the first try was recorded but not yet replicated */
             w->refusals = 0;
@@ -348,6 +356,7 @@ static void run_batch(worker *w, int qi, jobq_taken *t) {
     jobq_run_ctx ctx = {w->p->slot, w->id, &w->policy, qi, w->cfg->queues[qi], &w->defaults[qi],
                         &w->settings[qi], publish_event, w};
     w->running_qi = qi;
+    double lease_until = jobq_monotonic() + t->lease_left;
     size_t done = 0;
     double busy = 0;
     bool give_back = false;
@@ -370,7 +379,7 @@ static void run_batch(worker *w, int qi, jobq_taken *t) {
             break;
         }
     }
-    if (commit_batch(w, qi, done) && give_back) put_back_unstarted(w, qi);
+    if (commit_batch(w, qi, done, lease_until) && give_back) put_back_unstarted(w, qi);
     release_batch(w, done);
     w->jobs_done += done;
     atomic_store(&w->p->slot->jobs_done, w->jobs_done);

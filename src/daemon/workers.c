@@ -276,7 +276,7 @@ static int settle_running_job(jobq_supervisor *s, wrec *w, const jobq_qkeys *k, 
             else
                 jobq_log_warn("job %s %s after %d attempt(s): %s", job.id, jobq_outcome_event_name(out.kind),
                               job.attempt, job.error);
-            if (jobq_queue_commit(s->redis, k, &out, 1, NULL, &err) != 0) {
+            if (jobq_queue_commit(s->redis, k, &out, 1, true, NULL, &err) != 0) {
                 jobq_upkeep_failed(s, &err, "recording a dead worker's job");
                 rc = -1;
             }
@@ -289,29 +289,44 @@ static int settle_running_job(jobq_supervisor *s, wrec *w, const jobq_qkeys *k, 
     return rc;
 }
 
-/* Put a dead worker's in-flight jobs back. 0 when done, -1 to retry later. */
+/* Put a dead worker's in-flight jobs back: the queue of the job it was
+ * running first (that job is settled before anything of its list moves),
+ * then each other queue on its own, so one queue whose key is broken does
+ * not hold up the rest. 0 when all is done, -1 to retry (what was done is
+ * not done again: an empty list is only forgotten). */
 static int recover_worker(jobq_supervisor *s, wrec *w) {
     char wid[300], why[300];
     worker_id(s, w, wid, sizeof wid);
     describe_exit(w, why, sizeof why);
     long moved = 0;
-    for (int i = 0; i < w->nq; i++) {
+    int rc = 0;
+    bool settle = w->had_job && !w->job_handled && !w->shutdown_kill;
+    int first = settle && w->job.queue_index >= 0 && w->job.queue_index < w->nq ? w->job.queue_index : 0;
+    for (int step = 0; step < w->nq; step++) {
+        int i = step == 0 ? first : (step <= first ? step - 1 : step);
         jobq_qkeys k;
         jobq_qkeys_init(&k, s->redis, w->prefix, w->queues[i], wid);
-        if (w->had_job && !w->job_handled && !w->shutdown_kill && i == w->job.queue_index) {
-            if (settle_running_job(s, w, &k, why) != 0) return -1;
+        if (settle && i == w->job.queue_index && !w->job_handled) {
+            if (settle_running_job(s, w, &k, why) != 0) {
+                rc = -1;
+                continue;
+            }
             w->job_handled = true;
         }
         jobq_err err;
         long n = jobq_queue_requeue(s->redis, &k, true, &err);
         if (n < 0) {
-            jobq_upkeep_failed(s, &err, "putting back a dead worker's jobs");
-            return -1;
+            char what[128];
+            snprintf(what, sizeof what, "putting back a dead worker's jobs of queue %s", w->queues[i]);
+            jobq_upkeep_failed(s, &err, what);
+            rc = -1;
+            if (!jobq_redis_connected(s->redis)) break;
+            continue;
         }
         moved += n;
     }
     if (moved > 0) jobq_log_info("put %ld in-flight job(s) of worker[%d] back on their queues", moved, w->number);
-    return 0;
+    return rc;
 }
 
 void jobq_workers_recover(jobq_supervisor *s, double now) {

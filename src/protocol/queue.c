@@ -63,8 +63,9 @@ int jobq_queue_take(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, i
     const char *args[] = {maxs, shares, daemon_id};
     redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_TAKE, 3, keys, 3, args, NULL);
     if (!reply) return -1;
-    long long left;
-    if (!jobq_reply_is_array(reply, 1) || !jobq_reply_integer(reply->element[0], &left)) {
+    long long left, lease_ms = 0;
+    if (!jobq_reply_is_array(reply, 1) || !jobq_reply_integer(reply->element[0], &left) ||
+        (left >= 0 && (reply->elements < 2 || !jobq_reply_integer(reply->element[1], &lease_ms)))) {
         freeReplyObject(reply);
         return unexpected(err, "take");
     }
@@ -73,11 +74,12 @@ int jobq_queue_take(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, i
         return fenced(err, daemon_id, k->name);
     }
     out->still_waiting = left;
-    if (reply->elements == 1) {
+    out->lease_left = (double)lease_ms / 1000;
+    if (reply->elements == 2) {
         freeReplyObject(reply);
         return 0;
     }
-    if (hold_items(out, reply, 1, err) != 0) {
+    if (hold_items(out, reply, 2, err) != 0) {
         jobq_taken_fini(out);
         return -1;
     }
@@ -109,11 +111,12 @@ int jobq_queue_take_blocking(jobq_redis *r, const jobq_qkeys *k, const char *dae
         }
     }
     int rc = 0;
-    long long ok = 0;
+    long long lease_ms = -1;
     if (moved->type == REDIS_REPLY_ERROR) rc = jobq_redis_reply_error(err, "BLMOVE", moved);
     else if (confirm->type == REDIS_REPLY_ERROR) rc = jobq_redis_reply_error(err, "confirm", confirm);
-    else if (!jobq_reply_integer(confirm, &ok)) rc = unexpected(err, "confirm");
-    else if (ok != 1) rc = fenced(err, daemon_id, k->name);
+    else if (!jobq_reply_integer(confirm, &lease_ms)) rc = unexpected(err, "confirm");
+    else if (lease_ms < 0) rc = fenced(err, daemon_id, k->name);
+    else out->lease_left = (double)lease_ms / 1000;
     freeReplyObject(confirm);
     if (rc == 0 && moved->type == REDIS_REPLY_STRING) {
         out->reply = moved;
@@ -143,8 +146,8 @@ int jobq_queue_register(jobq_redis *r, const jobq_qkeys *k, const char *daemon_i
 }
 
 /* Write the results of outs (one pipeline). 0 when every one was written. */
-static int write_results(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
-                         jobq_err *err) {
+static int write_results(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, const bool *held,
+                         size_t n, jobq_err *err) {
     jobq_cmd *cmds = calloc(n, sizeof *cmds);
     redisReply **replies = calloc(n, sizeof *replies);
     char (*keys)[JOBQ_KEY_MAX] = calloc(n, sizeof *keys);
@@ -157,7 +160,7 @@ static int write_results(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome 
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        if (!outs[i].id || !outs[i].result_json) continue;
+        if (!outs[i].id || !outs[i].result_json || (held && !held[i])) continue;
         jobq_key_result(keys[sent], sizeof keys[sent], k->prefix, outs[i].id);
         snprintf(ttls[sent], sizeof ttls[sent], "%d", outs[i].result_ttl > 0 ? outs[i].result_ttl : 86400);
         const char *argv[] = {"SET", keys[sent], outs[i].result_json, "EX", ttls[sent]};
@@ -185,11 +188,55 @@ out:
     return rc;
 }
 
-int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
+/* held[i]: is outs[i]'s job still in k's in-flight list? One pipeline. */
+static int still_held(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n, bool *held,
+                      jobq_err *err) {
+    jobq_cmd *cmds = calloc(n, sizeof *cmds);
+    redisReply **replies = calloc(n, sizeof *replies);
+    const char *(*argvs)[3] = calloc(n, sizeof *argvs);
+    size_t(*lens)[3] = calloc(n, sizeof *lens);
+    int rc = -1;
+    if (!cmds || !replies || !argvs || !lens) {
+        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        argvs[i][0] = "LPOS";
+        argvs[i][1] = k->inflight;
+        argvs[i][2] = outs[i].payload;
+        lens[i][0] = 4;
+        lens[i][1] = strlen(k->inflight);
+        lens[i][2] = outs[i].payload_len;
+        cmds[i] = (jobq_cmd){.route = k->inflight, .argc = 3, .argv = argvs[i], .lens = lens[i]};
+    }
+    if (jobq_redis_pipeline(r, err, "checking jobs in flight", cmds, n, 0, replies) != 0) goto out;
+    rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (replies[i]->type == REDIS_REPLY_ERROR && rc == 0)
+            rc = jobq_redis_reply_error(err, "checking jobs in flight", replies[i]);
+        held[i] = replies[i]->type == REDIS_REPLY_INTEGER;
+        freeReplyObject(replies[i]);
+    }
+out:
+    free(cmds);
+    free(replies);
+    free(argvs);
+    free(lens);
+    return rc;
+}
+
+int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n, bool verify,
                       size_t *skipped, jobq_err *err) {
     if (skipped) *skipped = 0;
     if (n == 0) return 0;
-    if (write_results(r, k, outs, n, err) != 0) return -1;
+    bool *held = verify ? calloc(n, sizeof *held) : NULL;
+    if (verify && !held) {
+        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+        return -1;
+    }
+    int wrote = verify && still_held(r, k, outs, n, held, err) != 0 ? -1 : write_results(r, k, outs, held, n, err);
+    free(held);
+    if (wrote != 0) return -1;
     size_t nargs = 3 + 7 * n;
     const char **args = calloc(nargs, sizeof *args);
     size_t *lens = calloc(nargs, sizeof *lens);
@@ -325,16 +372,15 @@ int jobq_queue_holders(jobq_redis *r, const jobq_qkeys *k, char ***lists, char *
     return rc;
 }
 
-long jobq_queue_reclaim(jobq_redis *r, const jobq_qkeys *k, const char *self, const char *const *forced,
-                        int nforced, char ***gone, size_t *ngone, jobq_err *err) {
-    *gone = NULL;
-    *ngone = 0;
+int jobq_queue_reclaim(jobq_redis *r, const jobq_qkeys *k, const jobq_reclaim_ask *ask, jobq_reclaimed *out,
+                       jobq_err *err) {
+    memset(out, 0, sizeof *out);
     char **lists = NULL, **daemons = NULL;
     size_t n = 0;
     if (jobq_queue_holders(r, k, &lists, &daemons, &n, err) != 0) return -1;
     const char **keys = calloc(n + 3, sizeof *keys);
-    const char **args = calloc((size_t)nforced + 1, sizeof *args);
-    long moved = -1;
+    const char **args = calloc((size_t)ask->nforced + (size_t)ask->nwatched + 2, sizeof *args);
+    int rc = -1;
     if (!keys || !args) {
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
         goto out;
@@ -344,16 +390,31 @@ long jobq_queue_reclaim(jobq_redis *r, const jobq_qkeys *k, const char *self, co
     keys[2] = k->queue;
     int nkeys = 3;
     for (size_t i = 0; i < n; i++)
-        if (!self || strcmp(daemons[i], self) != 0) keys[nkeys++] = lists[i];
-    args[0] = self ? self : "";
-    for (int i = 0; i < nforced; i++) args[1 + i] = forced[i];
-    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_RECLAIM, nkeys, keys, nforced + 1, args, NULL);
+        if (!ask->self || strcmp(daemons[i], ask->self) != 0) keys[nkeys++] = lists[i];
+    char nforced[16];
+    snprintf(nforced, sizeof nforced, "%d", ask->nforced);
+    int nargs = 0;
+    args[nargs++] = ask->self ? ask->self : "";
+    args[nargs++] = nforced;
+    for (int i = 0; i < ask->nforced; i++) args[nargs++] = ask->forced[i];
+    for (int i = 0; i < ask->nwatched; i++) args[nargs++] = ask->watched[i];
+    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_RECLAIM, nkeys, keys, nargs, args, NULL);
     if (!reply) goto out;
-    long long count;
-    if (!jobq_reply_is_array(reply, 1) || !jobq_reply_integer(reply->element[0], &count)) {
+    long long moved, ndropped;
+    char **names = NULL;
+    size_t nnames = 0;
+    if (!jobq_reply_is_array(reply, 2) || !jobq_reply_integer(reply->element[0], &moved) ||
+        !jobq_reply_integer(reply->element[1], &ndropped) || ndropped < 0 ||
+        (size_t)ndropped > reply->elements - 2) {
         unexpected(err, "reclaim");
-    } else if (copy_array(reply, 1, 1, gone, NULL, ngone, err) == 0) {
-        moved = (long)count;
+    } else if (copy_array(reply, 2, 1, &names, NULL, &nnames, err) == 0) {
+        /* One allocation split in two: the dropped daemons, then the leased. */
+        out->moved = (long)moved;
+        out->dropped = names;
+        out->ndropped = (size_t)ndropped;
+        out->leased = names + ndropped;
+        out->nleased = nnames - (size_t)ndropped;
+        rc = 0;
     }
     freeReplyObject(reply);
 out:
@@ -361,7 +422,12 @@ out:
     free(args);
     jobq_queue_free_list(lists, NULL, n);
     jobq_queue_free_list(daemons, NULL, n);
-    return moved;
+    return rc;
+}
+
+void jobq_reclaimed_fini(jobq_reclaimed *out) {
+    jobq_queue_free_list(out->dropped, NULL, out->ndropped + out->nleased);
+    memset(out, 0, sizeof *out);
 }
 
 long jobq_queue_promote(jobq_redis *r, const jobq_qkeys *k, int limit, double *next_due,

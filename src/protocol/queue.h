@@ -24,6 +24,7 @@ typedef struct jobq_taken {
     size_t *lens;            /* owned */
     size_t n;
     long long still_waiting; /* jobs left in the queue after this take */
+    double lease_left;       /* seconds the daemon's lease still ran at the take */
 } jobq_taken;
 
 /*
@@ -56,13 +57,16 @@ int jobq_queue_register(jobq_redis *r, const jobq_qkeys *k, const char *daemon_i
  * records the rest for each job still in flight. *skipped (may be NULL)
  * counts the jobs no longer there (reclaimed by another daemon, or already
  * committed by an earlier try whose reply was lost): nothing is written
- * for them twice. With [redis] wait_replicas, the results and then the
- * commit wait for that many replicas. 0, or -1 with err: JOBQ_E_IO
+ * for them twice. With verify, the results too are written only for the
+ * jobs still in flight (one more round trip; for outcomes that may be late:
+ * a lease that may have lapsed meanwhile, a commit sent again). With
+ * [redis] wait_replicas, the results and then the commit wait for that
+ * many replicas. 0, or -1 with err: JOBQ_E_IO
  * (nothing known; send it again after reconnecting), a refusal such as
  * JOBQ_E_OOM (no job left its in-flight list), or JOBQ_E_REPLICAS (not
  * durable yet: send it again, jobs already recorded are skipped).
  */
-int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
+int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n, bool verify,
                       size_t *skipped, jobq_err *err);
 
 /* Move every job of k's in-flight list back to the head of its queue, in
@@ -79,12 +83,29 @@ long jobq_queue_requeue(jobq_redis *r, const jobq_qkeys *k, bool unregister, job
 int jobq_queue_lease(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, double ttl,
                      const char *const *lists, int n, int *previous, jobq_err *err);
 
+/* Who a reclaim concerns. */
+typedef struct jobq_reclaim_ask {
+    const char *self;             /* spared; NULL at start-up (its own lists go back too) */
+    const char *const *forced;    /* daemons known dead (their process is gone) */
+    int nforced;
+    const char *const *watched;   /* daemons gone by heartbeat: do they still hold a lease? */
+    int nwatched;
+} jobq_reclaim_ask;
+
+/* What a reclaim did; free with jobq_reclaimed_fini. */
+typedef struct jobq_reclaimed {
+    long moved;       /* jobs put back on the queue */
+    char **dropped;   /* daemons whose lease and lists were dropped */
+    size_t ndropped;
+    char **leased;    /* watched daemons whose lease still runs */
+    size_t nleased;
+} jobq_reclaimed;
+
 /* Put back the jobs of k's queue held by daemons whose lease lapsed, or
- * named in forced (processes known dead), except self (NULL: none).
- * Returns the jobs moved, with the daemons declared gone in *gone (count
- * *ngone; free with jobq_queue_free_list), or -1 with err. */
-long jobq_queue_reclaim(jobq_redis *r, const jobq_qkeys *k, const char *self, const char *const *forced,
-                        int nforced, char ***gone, size_t *ngone, jobq_err *err);
+ * that are forced, except ask->self. 0 with *out, or -1 with err. */
+int jobq_queue_reclaim(jobq_redis *r, const jobq_qkeys *k, const jobq_reclaim_ask *ask, jobq_reclaimed *out,
+                       jobq_err *err);
+void jobq_reclaimed_fini(jobq_reclaimed *out);
 
 /* Move due scheduled jobs to k's queue (at most limit). Returns the number
  * moved and sets *next_due (0 when nothing is scheduled). When the queue

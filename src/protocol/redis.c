@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "core/config.h"
+#include "core/job.h"
 #include "core/redis_url.h"
 #include "protocol/cluster.h"
 #include "protocol/keys.h"
@@ -291,15 +292,9 @@ static void node_failed(jobq_redis *r) {
     r->map_stale = true;
 }
 
-static double monotonic_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Read the slot map again from a node that answers, after a node failed. */
 static void refresh_map(jobq_redis *r) {
-    double now = monotonic_now();
+    double now = jobq_monotonic();
     if (!r->map_stale || now < r->refresh_at) return;
     r->refresh_at = now + 0.2;
     for (int i = 0; i < r->nnodes; i++) {
@@ -705,7 +700,7 @@ int jobq_redis_publish_nowait(jobq_redis *r, const char *channel, const char *me
 
 int jobq_redis_master_switched(jobq_redis *r, char *msg, size_t msg_size) {
     if (r->url.kind != JOBQ_REDIS_SENTINEL) return 0;
-    double now = monotonic_now();
+    double now = jobq_monotonic();
     if (!r->watch) {
         if (now < r->watch_retry_at) return 0;
         jobq_err ignored;

@@ -14,7 +14,7 @@
 #define STR(x) STR_(x)
 
 /* Version of the FUNCTION library; bumped on every change of its source. */
-#define FUNCTIONS_VERSION 3
+#define FUNCTIONS_VERSION 4
 
 /* Helpers every script may use. */
 #define LUA_COMMON \
@@ -144,29 +144,33 @@
  * fair share of what waits (its length divided by ARGV[2], the workers
  * serving it, at least one), so a batch cannot starve idle workers. Refused
  * ({-1}) when the daemon's lease has lapsed: it may have been declared dead
- * and its jobs handed to others. */
+ * and its jobs handed to others. Returns {jobs left, ms the lease still
+ * runs, jobs...}. */
 static const char take_lua[] = LUA_COMMON
-    "local lease = redis.call('ZSCORE', KEYS[3], ARGV[3])\n"
-    "if not lease or tonumber(lease) < now_ms() then return {-1} end\n"
-    "local len = redis.call('LLEN', KEYS[1])\n"
-    "if len == 0 then return {0} end\n"
+    "local lease, now = redis.call('ZSCORE', KEYS[3], ARGV[3]), now_ms()\n"
+    "if not lease or tonumber(lease) < now then return {-1} end\n"
+    "local left = tonumber(lease) - now\n"
+    "local len = redis.pcall('LLEN', KEYS[1])\n"
+    "if type(len) == 'table' then return wrongtype(KEYS[1], 'list') end\n"
+    "if len == 0 then return {0, left} end\n"
     "if not key_is(KEYS[2], 'list') then return wrongtype(KEYS[2], 'list') end\n"
     "local want = math.min(tonumber(ARGV[1]), math.max(1, math.floor(len / tonumber(ARGV[2]))))\n"
     "local items = redis.call('LPOP', KEYS[1], want)\n"
     "redis.call('RPUSH', KEYS[2], unpack(items))\n"
-    "local out = {len - #items}\n"
-    "for i = 1, #items do out[i + 1] = items[i] end\n"
+    "local out = {len - #items, left}\n"
+    "for i = 1, #items do out[i + 2] = items[i] end\n"
     "return out\n";
 
 /* Pipelined right after a BLMOVE into the in-flight list: the lease is
- * checked once the blocking move returned, and a fenced daemon's worker
- * hands what it got straight back. */
+ * checked once the blocking move returned (the ms it still runs are
+ * returned), and a fenced daemon's worker hands what it got straight back
+ * (-1). */
 static const char confirm_lua[] = LUA_COMMON
-    "local lease = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
-    "if lease and tonumber(lease) >= now_ms() then return 1 end\n"
+    "local lease, now = redis.call('ZSCORE', KEYS[1], ARGV[1]), now_ms()\n"
+    "if lease and tonumber(lease) >= now then return tonumber(lease) - now end\n"
     "if not key_is(KEYS[3], 'list') then return wrongtype(KEYS[3], 'list') end\n"
     "while redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT') do end\n"
-    "return 0\n";
+    "return -1\n";
 
 /* Everything back to the head of the queue in order; with ARGV[1] == '1'
  * the list is also forgotten from the holders, in the same step, so it is
@@ -275,30 +279,40 @@ static const char lease_lua[] = LUA_COMMON
     "return 1\n";
 
 /* Put back the jobs of in-flight lists KEYS[4..] whose daemon's lease has
- * lapsed (or who is named in ARGV[2..]: a dead process on the caller's own
- * host), forget those lists and leases. Each list is re-checked here: it is
- * only touched while the holders still give it to such a daemon. Lapsed
- * leases holding nothing are dropped too, so a stalled daemon that comes
- * back finds out (LEASE returns 0). Returns {moved, daemons dropped...}. */
+ * lapsed (or who is forced: a dead process on the caller's own host),
+ * forget those lists and leases. ARGV: the caller (spared), the number of
+ * forced daemons, them, then the watched daemons (gone by heartbeat) to
+ * report on. Each list is re-checked here: it is only touched while the
+ * holders still give it to such a daemon. Lapsed leases holding nothing are
+ * dropped too, so a stalled daemon that comes back finds out (LEASE returns
+ * 0). The queue key's type matters only when there is something to put
+ * back. Returns {moved, number dropped, daemons dropped..., watched daemons
+ * whose lease still runs...}. */
 static const char reclaim_lua[] = LUA_COMMON
-    "if not key_is(KEYS[3], 'list') then return wrongtype(KEYS[3], 'list') end\n"
     "local now = now_ms()\n"
+    "local nforced = tonumber(ARGV[2])\n"
     "local forced, gone = {}, {}\n"
-    "for i = 2, #ARGV do forced[ARGV[i]] = true end\n"
+    "for i = 3, 2 + nforced do forced[ARGV[i]] = true end\n"
     "local function lapsed(d)\n"
     "  if d == ARGV[1] then return false end\n"
     "  if forced[d] then return true end\n"
     "  local lease = redis.call('ZSCORE', KEYS[1], d)\n"
     "  return not lease or tonumber(lease) < now\n"
     "end\n"
-    "local moved = 0\n"
+    "local victims, any = {}, false\n"
     "for i = 4, #KEYS do\n"
     "  local d = redis.call('HGET', KEYS[2], KEYS[i])\n"
     "  if d and lapsed(d) then\n"
-    "    while redis.call('LMOVE', KEYS[i], KEYS[3], 'RIGHT', 'LEFT') do moved = moved + 1 end\n"
-    "    redis.call('HDEL', KEYS[2], KEYS[i])\n"
-    "    gone[d] = true\n"
+    "    victims[#victims + 1] = {KEYS[i], d}\n"
+    "    if redis.call('LLEN', KEYS[i]) > 0 then any = true end\n"
     "  end\n"
+    "end\n"
+    "if any and not key_is(KEYS[3], 'list') then return wrongtype(KEYS[3], 'list') end\n"
+    "local moved = 0\n"
+    "for _, v in ipairs(victims) do\n"
+    "  while redis.call('LMOVE', v[1], KEYS[3], 'RIGHT', 'LEFT') do moved = moved + 1 end\n"
+    "  redis.call('HDEL', KEYS[2], v[1])\n"
+    "  gone[v[2]] = true\n"
     "end\n"
     "for _, d in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)) do\n"
     "  if d ~= ARGV[1] then gone[d] = true end\n"
@@ -306,10 +320,14 @@ static const char reclaim_lua[] = LUA_COMMON
     "for d in pairs(forced) do\n"
     "  if redis.call('ZSCORE', KEYS[1], d) then gone[d] = true end\n"
     "end\n"
-    "local out = {moved}\n"
+    "local out = {moved, 0}\n"
     "for d in pairs(gone) do\n"
     "  redis.call('ZREM', KEYS[1], d)\n"
     "  out[#out + 1] = d\n"
+    "end\n"
+    "out[2] = #out - 2\n"
+    "for i = 3 + nforced, #ARGV do\n"
+    "  if not gone[ARGV[i]] and redis.call('ZSCORE', KEYS[1], ARGV[i]) then out[#out + 1] = ARGV[i] end\n"
     "end\n"
     "return out\n";
 
@@ -411,8 +429,13 @@ static const char function_library[] =
     "  end\n"
     "  local key, json = keys[1], args[1]\n"
     "  local base = string.match(key, '^(.*):queue$') or key\n"
+    "  -- On a cluster the queued event goes to the queue's sharded channel.\n"
+    "  local opts = {unique = unique}\n"
+    "  if type(redis.pcall('CLUSTER', 'KEYSLOT', key)) == 'number' then\n"
+    "    opts.publish, opts.channel = 'SPUBLISH', base .. ':events'\n"
+    "  end\n"
     "  local id, why = enqueue({queue = key, scheduled = base .. ':scheduled',\n"
-    "    unique = base .. ':unique', ids = base .. ':ids'}, json, {unique = unique})\n"
+    "    unique = base .. ':unique', ids = base .. ':ids'}, json, opts)\n"
     "  if not id then return redis.error_reply('ERR jobq: ' .. why) end\n"
     "  return id\n"
     "end\n"

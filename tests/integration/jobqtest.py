@@ -126,9 +126,11 @@ def short_dir(path):
 class RedisServer:
     """A private redis-server on a unix socket: no TCP, no persistence."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, wrapper=(), extra=()):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.wrapper = list(wrapper)  # a command it runs under (ip netns exec NS)
+        self.extra = list(extra)      # more redis-server arguments (--bind, --port)
         sockdir = short_dir(self.dir)
         self.sock = str(sockdir / "redis.sock")
         self.url = "unix://" + self.sock
@@ -137,10 +139,10 @@ class RedisServer:
 
     def start(self, timeout=5.0):
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", "0", "--unixsocket", self.sock,
+            [*self.wrapper, "redis-server", "--port", "0", "--unixsocket", self.sock,
              "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
              "--dir", str(self.dir), "--pidfile", str(self.dir / "redis.pid"),
-             "--logfile", str(self.log_path), "--daemonize", "no"],
+             "--logfile", str(self.log_path), "--daemonize", "no", *self.extra],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         wait_redis_up(self, timeout, 0.05)
@@ -286,9 +288,10 @@ def check_daemons_alive(waiting_for):
 class Daemon:
     """One jobqd process with its config file and log (stdout + stderr)."""
 
-    def __init__(self, directory, redis_url, name="jobqd"):
+    def __init__(self, directory, redis_url, name="jobqd", wrapper=()):
         self.dir = Path(directory)
         self.name = name
+        self.wrapper = list(wrapper)  # a command it runs under (ip netns exec NS ...)
         self.redis_url = redis_url
         self.conf_path = self.dir / (name + ".conf")
         self.log_path = self.dir / (name + ".log")
@@ -316,7 +319,7 @@ class Daemon:
         if not self.conf_path.exists():
             self.write_config()
         self._log = open(self.log_path, "ab")
-        argv = [str(jobqd_path()), "-c", str(self.conf_path), "--redis", self.redis_url,
+        argv = [*self.wrapper, str(jobqd_path()), "-c", str(self.conf_path), "--redis", self.redis_url,
                 *extra_args]
         env = dict(os.environ)
         env.pop("JOBQ_REDIS_URL", None)

@@ -389,8 +389,9 @@ def test_status_json(r, jq, jobqd):
     s = wait_busy(jq, "runner")
     queues = {q["name"]: q for q in s["queues"]}
     assert queues["parked"] == {"name": "parked", "waiting": 2, "inflight": 0, "scheduled": 1,
-                                "dead": 0}
+                                "dead": 0, "processed": 0, "failed": 0}
     assert queues["default"]["inflight"] == 1 and queues["default"]["dead"] == 1
+    assert queues["default"]["failed"] == 1
     assert s["totals"] == {"waiting": 2, "inflight": 1, "scheduled": 1, "dead": 1}
     assert s["prefix"] == "jobq"
     [daemon] = s["daemons"]

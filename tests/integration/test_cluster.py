@@ -212,6 +212,9 @@ def test_queues_on_every_shard_and_the_cli(cluster, tmp_path):
         assert all(by_name[q]["processed"] == 2 for q in queues), by_name
         wait_for(lambda: {e["queue"] for e in events.events() if e.get("event") == "ok"} >= set(queues) - {queues[0]},
                  10, 0.2, "ok events of every queue")
+        # FCALL's queued events too go to the queue's sharded channel.
+        wait_for(lambda: {e["id"] for e in events.events() if e.get("event") == "queued"} >=
+                 {"f-" + q for q in queues}, 10, 0.2, "queued events of the FCALL jobs")
     finally:
         if events:
             events.stop()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the integration tests (tests/integration, pytest) against the binaries
-# in $JOBQ_BUILD (default build). Extra arguments go to pytest. The exit
+# in $JOBQ_BUILD (default build). Extra arguments go to pytest (when the
+# first names tests/..., only those run). The exit
 # status is pytest's; its closing summary line is what CI reads.
 set -euo pipefail
 
@@ -25,4 +26,7 @@ if [ -z "$python" ]; then
     exit 1
 fi
 
-exec "$python" -m pytest -q -p no:cacheprovider tests/integration "$@"
+# Arguments that name test files or tests replace the whole directory.
+where=tests/integration
+case "${1:-}" in tests/*) where= ;; esac
+exec "$python" -m pytest -q -p no:cacheprovider $where "$@"
