@@ -65,7 +65,8 @@ test_plugin_OBJS    := daemon/registry daemon/plugin $(HANDLER_OBJS)
 obj = $(addprefix $(BUILD)/obj/,$(addsuffix .o,$(1)))
 CORE_LIB := $(BUILD)/libjobq-core.a
 
-.PHONY: all deps run test unit integration unit-file check-asan bench profile install uninstall clean plugins
+.PHONY: all deps run test unit integration unit-file check-asan bench profile install uninstall clean plugins \
+        fuzz fuzz-smoke fuzzers failmalloc
 
 all: $(BUILD)/jobqd $(BUILD)/jobq plugins
 
@@ -118,6 +119,48 @@ $(BUILD)/plugins/%.so: src/plugins/%.c include/jobq/plugin.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -Wall -Wextra -Werror -Iinclude -fPIC -shared -fvisibility=hidden $(SANFLAGS) -o $@ $< -lcrypto
 
+# libFuzzer harnesses (tests/fuzz/*.c) over the pure parsers and document
+# builders, built with clang into their own directory: the objects carry
+# the fuzzer's coverage hooks and ASan/UBSan, so they never mix with gcc's.
+# `make fuzz FUZZ_SECONDS=N` runs each for N seconds on a scratch copy of
+# tests/fuzz/corpus/<name>/; reproducers land in build/fuzz/artifacts/.
+FUZZ_SECONDS ?= 30
+FUZZ_BUILD   := build/fuzz
+FUZZ_CC      ?= clang
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -O1 -g -std=c11 -Wall -Wextra -Werror -Wformat=2 -Wstrict-prototypes \
+                -Wno-format-nonliteral -D_GNU_SOURCE -Iinclude -Isrc -DJOBQ_VERSION='"$(VERSION)"' \
+                -DJOBQ_PLUGIN_DIR='"$(PLUGINDIR)"' $(FUZZ_SAN) \
+                $(shell pkg-config --cflags jansson inih 2>/dev/null)
+FUZZ_LDLIBS  := $(shell pkg-config --libs jansson inih 2>/dev/null) -lresolv -lm
+FUZZ_OBJS    := core/err core/log core/config core/redis_url core/json_writer core/job core/random \
+                protocol/documents
+FUZZERS      := fuzz_job fuzz_config fuzz_url
+
+fuzzers: $(addprefix $(FUZZ_BUILD)/,$(FUZZERS))
+
+$(FUZZ_BUILD)/obj/%.o: src/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(addprefix $(FUZZ_BUILD)/obj/,$(addsuffix .o,$(FUZZ_OBJS))) $(HEADERS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
+	    $(addprefix $(FUZZ_BUILD)/obj/,$(addsuffix .o,$(FUZZ_OBJS))) $(FUZZ_LDLIBS)
+
+fuzz: fuzzers
+	@tests/tools/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZERS)
+
+fuzz-smoke: fuzzers
+	@tests/tools/run-fuzz.sh $(FUZZ_BUILD) 5 $(FUZZERS)
+
+# LD_PRELOAD shim failing chosen allocations (tests/tools/failmalloc.c; see
+# tests/integration/test_oom_injection.py). Always gcc and never sanitized:
+# it is preloaded into the plain build/jobqd.
+failmalloc: build/failmalloc.so
+build/failmalloc.so: tests/tools/failmalloc.c
+	@mkdir -p $(dir $@)
+	gcc -std=c11 -Wall -Wextra -Werror -O2 -g -fPIC -shared -D_GNU_SOURCE -o $@ $< -ldl -lpthread
+
 deps:
 	@tests/tools/ensure-deps.sh
 
@@ -128,7 +171,7 @@ run: deps
 unit: plugins $(addprefix $(BUILD)/tests/,$(UNIT_TESTS))
 	@tests/tools/run-unit.sh $(BUILD) $(UNIT_TESTS)
 
-integration: all
+integration: all build/failmalloc.so
 	@JOBQ_BUILD=$(BUILD) tests/tools/run-integration.sh
 
 check-asan:
@@ -136,6 +179,7 @@ check-asan:
 
 test: deps
 	@$(MAKE) --no-print-directory all unit
+	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory check-asan
 
@@ -182,4 +226,4 @@ uninstall:
 
 clean:
 	rm -rf build
-.PRECIOUS: $(BUILD)/tests/%.o
+.PRECIOUS: $(BUILD)/tests/%.o $(FUZZ_BUILD)/obj/%.o

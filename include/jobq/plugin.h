@@ -87,7 +87,9 @@ struct jobq_api {
     /* 1 on the first attempt, 2 on the first retry, and so on. */
     int (*job_attempt)(const jobq_job *job);
 
-    /* The job's args as compact JSON text ("null" when absent). Borrowed. */
+    /* The job's args as compact JSON text ("null" when absent). Borrowed.
+     * Never NULL: when memory runs out it is "null" too, and the attempt
+     * fails whatever the handler returns. */
     const char *(*job_args_json)(const jobq_job *job);
 
     /* args[key] when args is an object and that member is a string, else NULL.

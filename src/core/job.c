@@ -6,12 +6,14 @@
 #include "core/job.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "core/json_writer.h"
 #include "core/random.h"
 
 double jobq_now(void) {
@@ -59,13 +61,35 @@ static int bounded_int(json_t *v, long long min, long long max, int *out) {
     return 0;
 }
 
+/* jansson reports an allocation that failed while decoding as a syntax
+ * error ("invalid token", "string or '}' expected"), or with no message at
+ * all: its allocations go through these, which note a failure, so that a
+ * valid payload met by a lack of memory is not judged malformed. */
+static _Thread_local bool decode_out_of_memory;
+
+static void *noting_malloc(size_t size) {
+    void *p = malloc(size);
+    if (!p) decode_out_of_memory = true;
+    return p;
+}
+
+static void noting_free(void *p) { free(p); }
+
+static void install_noting_alloc(void) { json_set_alloc_funcs(noting_malloc, noting_free); }
+
 /* Decode raw; an integer too large for 64 bits is read as a real instead
- * of refusing the whole payload. */
-static json_t *load(const char *raw, size_t len, json_error_t *jerr) {
+ * of refusing the whole payload. NULL with *nomem set when memory ran out. */
+static json_t *load(const char *raw, size_t len, json_error_t *jerr, bool *nomem) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, install_noting_alloc);
     size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY;
+    decode_out_of_memory = false;
+    /* jansson leaves the error code unset when an insertion fails. */
+    memset(jerr, 0, sizeof *jerr);
     json_t *root = json_loadb(raw, len, flags, jerr);
-    if (!root && json_error_code(jerr) == json_error_numeric_overflow)
+    if (!root && !decode_out_of_memory && json_error_code(jerr) == json_error_numeric_overflow)
         root = json_loadb(raw, len, flags | JSON_DECODE_INT_AS_REAL, jerr);
+    *nomem = !root && (decode_out_of_memory || json_error_code(jerr) == json_error_out_of_memory);
     return root;
 }
 
@@ -178,7 +202,12 @@ int jobq_job_parse(struct jobq_job *job, const char *raw, size_t raw_len, const 
         return -1;
     }
     json_error_t jerr;
-    job->root = load(raw, raw_len, &jerr);
+    bool nomem;
+    job->root = load(raw, raw_len, &jerr, &nomem);
+    if (nomem) {
+        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory decoding the payload");
+        return -1;
+    }
     if (!job->root) {
         jobq_err_set(err, JOBQ_E_INVALID, "payload is not valid JSON: %s at line %d column %d", jerr.text,
                      jerr.line, jerr.column);
@@ -228,9 +257,13 @@ int jobq_job_api_attempt(const jobq_job *job) { return job->attempt; }
 
 const char *jobq_job_api_args_json(const jobq_job *job) {
     struct jobq_job *j = (struct jobq_job *)job; /* lazily filled cache */
+    if (!j->args || json_is_null(j->args)) return "null";
+    if (!j->args_json) j->args_json = jobq_json_dumps(j->args, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!j->args_json) {
-        j->args_json = j->args ? json_dumps(j->args, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-        if (!j->args_json) j->args_json = strdup("null");
+        /* Out of memory. The handler gets "null" (never NULL), and the
+         * attempt fails whatever it returns: it did not see its args. */
+        jobq_job_set_failed(j, "out of memory encoding the job's args");
+        return "null";
     }
     return j->args_json;
 }

@@ -64,7 +64,9 @@ struct jobq_job {
  * (not JSON, not an object, no string handler, a field out of range, a
  * forged "_jobq"...); job is then still filled as far as it could be (id
  * when the payload had a valid one), so the caller can dead-letter it and
- * write a result under that id. Either way release with jobq_job_fini.
+ * write a result under that id. err->code JOBQ_E_NOMEM means memory ran out
+ * while decoding: the payload was not judged and must not be dead-lettered
+ * (leave it in flight). Either way release with jobq_job_fini.
  * Integers beyond 64 bits are kept as reals.
  */
 int jobq_job_parse(struct jobq_job *job, const char *raw, size_t raw_len, const char *queue,

@@ -61,7 +61,11 @@ static void append_json(jobq_json_writer *w, const json_t *value) {
     }
     if (need > room) {
         if (!reserve(w, need)) return;
-        json_dumpb(value, w->buf + w->len, need, DUMP_FLAGS);
+        /* Encoding allocates (loop detection): it may fail this time. */
+        if (json_dumpb(value, w->buf + w->len, need, DUMP_FLAGS) != need) {
+            w->failed = true;
+            return;
+        }
     }
     w->len += need;
 }
@@ -155,4 +159,41 @@ char *jobq_json_writer_finish(jobq_json_writer *w) {
     }
     memset(w, 0, sizeof *w);
     return out;
+}
+
+/* ---- whole-value encoding ---- */
+
+typedef struct dump_buf {
+    char *buf;
+    size_t len, cap;
+    bool failed; /* a write failed: the text is incomplete */
+} dump_buf;
+
+static int dump_append(const char *chunk, size_t size, void *data) {
+    dump_buf *b = data;
+    if (b->failed) return -1;
+    if (b->len + size + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + size + 1) cap *= 2;
+        char *n = realloc(b->buf, cap);
+        if (!n) {
+            b->failed = true;
+            return -1;
+        }
+        b->buf = n;
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, chunk, size);
+    b->len += size;
+    return 0;
+}
+
+char *jobq_json_dumps(const json_t *value, size_t flags) {
+    dump_buf b = {NULL, 0, 0, false};
+    if (json_dump_callback(value, dump_append, &b, flags) != 0 || b.failed || !b.buf) {
+        free(b.buf);
+        return NULL;
+    }
+    b.buf[b.len] = '\0';
+    return b.buf;
 }

@@ -40,4 +40,12 @@ void jobq_json_writer_value(jobq_json_writer *w, const char *key, const json_t *
  * frees), or NULL when memory ran out; w owns nothing afterwards. */
 char *jobq_json_writer_finish(jobq_json_writer *w);
 
+/* json_dumps(value, flags), except that it never hands out broken text:
+ * jansson (2.14 included) ignores a failed write while encoding an object
+ * key (dump.c calls dump_string without checking it), so json_dumps can
+ * return JSON with a key cut out, as a success, when memory runs out at
+ * that moment. This encodes into a buffer of its own and returns NULL when
+ * any write failed. The caller frees. */
+char *jobq_json_dumps(const json_t *value, size_t flags);
+
 #endif

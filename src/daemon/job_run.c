@@ -97,8 +97,19 @@ double jobq_run_job(const jobq_run_ctx *ctx, const char *payload, size_t len, bo
     double now = jobq_now();
     jobq_err err;
     publish_slot(ctx, "", payload, len, now, ctx->defaults->timeout);
-    if (jobq_job_parse(job, payload, len, ctx->queue, ctx->defaults, now, &err) != 0)
+    if (jobq_job_parse(job, payload, len, ctx->queue, ctx->defaults, now, &err) != 0) {
+        if (err.code == JOBQ_E_NOMEM) {
+            /* Not judged, so not dead: it stays in flight, and the slot
+             * leaves RUNNING so that the supervisor does not charge it
+             * when this worker exits. */
+            jobq_slot_set_state(ctx->slot, JOBQ_SLOT_BUSY);
+            memset(out, 0, sizeof *out);
+            jobq_log_err("out of memory reading a payload from queue %s; leaving it in flight for redelivery",
+                         ctx->queue);
+            return -1;
+        }
         return finish(ctx, job, JOBQ_CAUSE_REJECTED, err.msg, out, 0);
+    }
     const jobq_handler *h = jobq_registry_find(job->handler);
     if (!h) {
         char why[200];

@@ -226,6 +226,11 @@ static void take_failed(worker *w, int i, const jobq_err *err) {
         w->fenced = true;
         sleep_seconds(0.2);
     } else {
+        /* Out of memory after the take script ran: what it moved into our
+         * in-flight list never reached us, so it goes back before the next
+         * take (nobody else would put it back while we live). */
+        if (err->code == JOBQ_E_NOMEM) w->qs[i].unsure = true;
+        /* e.g. a queue key of the wrong type: said once a minute, not per try */
         static char last[sizeof err->msg];
         static double last_at;
         double now = jobq_now();
@@ -293,11 +298,12 @@ static int take_batch(worker *w, jobq_taken *t) {
  * back and handed to another daemon, so the commit first checks which are
  * still in flight and writes no result for the others. */
 static bool commit_batch(worker *w, int qi, size_t n, double lease_until) {
+    bool late = false; /* sent again after Redis failed or refused: time has passed */
     for (int tries = 0; n > 0; tries++) {
         if (ensure_connected(w) != 0) return false;
         jobq_err err;
         size_t skipped = 0;
-        bool verify = tries > 0 || jobq_monotonic() >= lease_until - LEASE_MARGIN_SECONDS;
+        bool verify = late || jobq_monotonic() >= lease_until - LEASE_MARGIN_SECONDS;
         if (jobq_queue_commit(w->redis, &w->keys[qi], w->outs, n, verify, &skipped, &err) == 0) {
             if (w->refusals) jobq_log_info("outcomes recorded again after %d refused commit(s)", w->refusals);
             bool retried_durable = w->unacked; /* the first try was recorded but not yet replicated */
@@ -312,22 +318,40 @@ static bool commit_batch(worker *w, int qi, size_t n, double lease_until) {
             reconnect_requested = 0;
             jobq_err moved = {JOBQ_E_IO, "the master changed"};
             lost_connection(w, &moved);
+            late = true;
             continue;
         }
         if (err.code == JOBQ_E_IO || err.code == JOBQ_E_READONLY) {
             /* Sent again once Redis (or the queue's shard, after a failover)
              * answers: a job already recorded is not recorded twice. */
             queue_failed(w, qi, &err);
+            late = true;
             if (stop_requested || orphaned(w)) return false;
             if (jobq_redis_connected(w->redis)) sleep_seconds(w->qs[qi].down_until - jobq_now());
             continue;
         }
+        if (err.code == JOBQ_E_NOMEM) {
+            /* This process is short of memory, not Redis: a few quick tries,
+             * then a fresh worker (the jobs stay in flight, uncharged, and
+             * the supervisor puts them back). */
+            if (tries >= 3 || stop_requested || orphaned(w)) {
+                jobq_log_err("out of memory recording %zu outcome(s); leaving them in flight for a fresh "
+                             "worker", n);
+                w->must_exit = true;
+                return false;
+            }
+            sleep_seconds(jobq_backoff_delay(tries + 1, 0.01, 0.1));
+            continue;
+        }
+        late = true;
         if (err.code == JOBQ_E_REPLICAS) w->unacked = true;
         if (w->refusals++ == 0)
             jobq_log_err("Redis refused to record %zu outcome(s): %s; the jobs stay in flight, no job is "
                          "taken, and the commit is retried", n, err.msg);
         if (stop_requested || orphaned(w)) return false;
-        sleep_seconds(jobq_backoff_delay(w->refusals, 0.1, 5.0));
+        /* Not enough replicas: the WAIT itself took wait_timeout, which
+         * paces the retries; a replica that resyncs is used at once. */
+        if (err.code != JOBQ_E_REPLICAS) sleep_seconds(jobq_backoff_delay(w->refusals, 0.1, 5.0));
     }
     return true;
 }

@@ -254,7 +254,14 @@ static int settle_running_job(jobq_supervisor *s, wrec *w, const jobq_qkeys *k, 
                                         : w->job_timed_out ? JOBQ_CAUSE_TIMED_OUT
                                                            : JOBQ_CAUSE_DIED;
         char reason[900];
-        if (jobq_job_parse(&job, items[i], lens[i], k->name, &defaults, w->job.started_at, &err) != 0) {
+        int parsed = jobq_job_parse(&job, items[i], lens[i], k->name, &defaults, w->job.started_at, &err);
+        if (parsed != 0 && err.code == JOBQ_E_NOMEM) {
+            /* Our memory, not the job's fault: settled on the next try. */
+            jobq_log_err("out of memory reading the job of a dead worker; retrying");
+            jobq_job_fini(&job);
+            rc = -1;
+            break;
+        } else if (parsed != 0) {
             snprintf(reason, sizeof reason, "%s (its worker %s reading it)", err.msg, why);
             cause = JOBQ_CAUSE_REJECTED;
         } else {

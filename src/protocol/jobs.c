@@ -2,11 +2,13 @@
 #include "protocol/jobs.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/job.h"
+#include "core/json_writer.h"
 #include "protocol/keys.h"
 #include "protocol/outcome.h"
 #include "protocol/queue.h"
@@ -148,12 +150,15 @@ static char *fresh_payload(json_t *entry, const char **id, const char **handler,
         json_object_del(meta, "errors");
     }
     const char *own_id = json_string_value(json_object_get(payload, "id"));
+    bool ok = true;
     if (!own_id || !*own_id) {
-        if (!json_is_object(meta)) json_object_set_new(payload, JOBQ_META_FIELD, meta = json_object());
-        json_object_set_new(meta, "id", json_string(*id));
+        /* The assigned id must travel, or the job comes back as another. */
+        if (!json_is_object(meta))
+            ok = json_object_set_new(payload, JOBQ_META_FIELD, meta = json_object()) == 0;
+        ok = ok && json_object_set_new(meta, "id", json_string(*id)) == 0;
     }
     if (json_is_object(meta) && json_object_size(meta) == 0) json_object_del(payload, JOBQ_META_FIELD);
-    char *s = json_dumps(payload, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *s = ok ? jobq_json_dumps(payload, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(payload);
     if (!s) snprintf(why, why_size, "out of memory");
     return s;

@@ -103,6 +103,18 @@ int jobq_node_connect(jobq_node *n, const jobq_node_opts *o, jobq_err *err) {
         const char *argv[] = {"SELECT", db};
         if (handshake(n, err, "SELECT", 2, argv) != 0) return -1;
     }
+    /* A server still loading its data answers LOADING to everything: it
+     * counts as not there yet, so callers wait and log it once. */
+    const char *ping[] = {"PING"};
+    if (handshake(n, err, "PING", 1, ping) != 0) {
+        /* With TLS 1.3 a server that wants a client certificate closes the
+         * connection only after the handshake, at the first command. */
+        if (o->tls && err->code == JOBQ_E_IO && !strstr(err->msg, "refused by"))
+            jobq_err_set(err, JOBQ_E_IO, "%s closed the TLS connection after the handshake: does it want a client "
+                                         "certificate, or refuse this one? ([redis] tls_cert_file, tls_key_file)",
+                         n->addr);
+        return -1;
+    }
     return 0;
 }
 

@@ -61,8 +61,13 @@ int jobq_outcome_build(jobq_outcome *out, struct jobq_job *job, enum jobq_outcom
     out->payload = job->raw;
     out->payload_len = job->raw_len;
     out->result_ttl = job->result_ttl;
-    if (out->kind == JOBQ_OUTCOME_RETRY && !(out->retry_payload = jobq_doc_retry_payload(job, job->error, died)))
-        out->kind = JOBQ_OUTCOME_FAILED; /* cannot carry it to a next attempt: fail it now */
+    /* NULL only when memory ran out (a job to retry parsed): failing it for
+     * good would spend the attempts it has left on a lack of memory, so it
+     * stays in flight like any outcome that cannot be built. */
+    if (out->kind == JOBQ_OUTCOME_RETRY && !(out->retry_payload = jobq_doc_retry_payload(job, job->error, died))) {
+        jobq_outcome_fini(out);
+        return -1;
+    }
     bool final = out->kind != JOBQ_OUTCOME_RETRY;
     /* A rejected payload without its own id has no result: nobody can ask. */
     bool result = out->kind != JOBQ_OUTCOME_RETRY && !(out->kind == JOBQ_OUTCOME_REJECTED && job->id_assigned);

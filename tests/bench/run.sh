@@ -275,5 +275,17 @@ bench_pid=
 if [ "$rc" -ne 0 ]; then
     say "bench.py exited with status $rc"
 fi
+
+# ---- Redis Cluster: the same no-op work over 1, 2 and 3 primaries ------------
+# (tests/bench/cluster.py starts and stops its own cluster nodes and jobqd.)
+echo "Redis Cluster, no-op jobs, one jobqd with 4 workers, two queues per primary:"
+timeout --signal=TERM --kill-after=10 240 "$py" "$bench_dir/cluster.py" --build "$root/$build" --outdir "$out" ||
+    say "cluster.py exited with status $?"
+cat "$out/cluster.txt" >>"$out/latest.txt" 2>/dev/null
+
+# ---- TLS: the no-op drain over plain TCP and over TLS ------------------------
+timeout --signal=TERM --kill-after=10 180 "$py" "$bench_dir/tls.py" --build "$root/$build" --outdir "$out" ||
+    say "tls.py exited with status $?"
+cat "$out/tls.txt" >>"$out/latest.txt" 2>/dev/null
 say "done in $((SECONDS - t_start)) s"
 exit "$rc"

@@ -314,15 +314,24 @@ class Daemon:
         return line_of(self.conf_text, needle)
 
     # process
-    def start(self, *extra_args):
+    def start(self, *extra_args, env=None):
+        """Start jobqd with the config file and extra_args. env: variables
+        to set (a value of None unsets one) on top of this process's
+        environment, for jobqd only (say, LD_PRELOAD)."""
         assert jobqd_path().exists(), "%s not built" % jobqd_path()
         if not self.conf_path.exists():
             self.write_config()
         self._log = open(self.log_path, "ab")
         argv = [*self.wrapper, str(jobqd_path()), "-c", str(self.conf_path), "--redis", self.redis_url,
                 *extra_args]
-        env = dict(os.environ)
-        env.pop("JOBQ_REDIS_URL", None)
+        env_all = dict(os.environ)
+        env_all.pop("JOBQ_REDIS_URL", None)
+        for name, value in (env or {}).items():
+            if value is None:
+                env_all.pop(name, None)
+            else:
+                env_all[name] = str(value)
+        env = env_all
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=self._log, env=env)
         STARTED.append(self)

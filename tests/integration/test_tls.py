@@ -170,7 +170,7 @@ def test_a_server_name_the_certificate_does_not_carry_is_refused(tls_redis, tmp_
 
 @needs_tls
 def test_a_missing_client_certificate_is_refused(tls_redis, tmp_path):
-    refused(tmp_path, tls_redis, "nocert", "rediss://", tls_cert_file=None, tls_key_file=None)
+    refused(tmp_path, tls_redis, "nocert", "client certificate", tls_cert_file=None, tls_key_file=None)
 
 
 @needs_tls

@@ -11,7 +11,7 @@
 set -euo pipefail
 
 PACKAGES=(
-    build-essential pkg-config
+    build-essential pkg-config clang libclang-rt-14-dev
     libev-dev libjansson-dev libcmocka-dev libcurl4-openssl-dev
     libinih-dev libsystemd-dev libssl-dev
     redis-server redis-tools

@@ -5,12 +5,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 #include <jansson.h>
 
 #include "core/job.h"
+#include "protocol/documents.h"
 #include "protocol/outcome.h"
 
 static const jobq_job_defaults defaults = {180, 3, 86400, 0};
@@ -60,22 +62,25 @@ static void test_retry_then_fail(void **state) {
     assert_true(out.retry_delay >= 0.5 && out.retry_delay < 1.0); /* equal jitter on base 1 */
     assert_true(out.retry_at == 2000 + out.retry_delay);
     assert_false(out.finished);
+    /* The second attempt borrows its payload from the first outcome's
+     * retry payload: that outcome lives until the second job is done. */
     struct jobq_job second;
     parse(&second, out.retry_payload);
-    jobq_outcome_fini(&out);
     jobq_job_fini(&job);
     assert_int_equal(second.attempt, 2);
     jobq_job_set_failed(&second, "boom again");
-    assert_int_equal(jobq_outcome_build(&out, &second, JOBQ_CAUSE_RAN, NULL, &policy, "h:1", 2001), 0);
-    assert_int_equal(out.kind, JOBQ_OUTCOME_FAILED);
-    assert_non_null(out.result_json);
-    assert_non_null(out.dead_json);
-    assert_true(out.finished && out.failed);
-    json_t *d = doc(out.dead_json);
+    jobq_outcome out2;
+    assert_int_equal(jobq_outcome_build(&out2, &second, JOBQ_CAUSE_RAN, NULL, &policy, "h:1", 2001), 0);
+    assert_int_equal(out2.kind, JOBQ_OUTCOME_FAILED);
+    assert_non_null(out2.result_json);
+    assert_non_null(out2.dead_json);
+    assert_true(out2.finished && out2.failed);
+    json_t *d = doc(out2.dead_json);
     assert_int_equal(json_array_size(json_object_get(d, "errors")), 2);
     json_decref(d);
-    jobq_outcome_fini(&out);
+    jobq_outcome_fini(&out2);
     jobq_job_fini(&second);
+    jobq_outcome_fini(&out);
 }
 
 /* A job that keeps killing its worker is given up at poison_limit deaths,
@@ -130,6 +135,61 @@ static void test_cancelled_and_timed_out(void **state) {
     jobq_job_fini(&job);
 }
 
+/* jansson's allocations, failing the one numbered fail_at (0-based). */
+static long allocations, fail_at = -1;
+
+static void *failing_malloc(size_t size) {
+    return allocations++ == fail_at ? NULL : malloc(size);
+}
+
+/* A dead entry or a retry payload built while one of jansson's allocations
+ * fails is NULL or whole: never without its id, handler, args, payload or
+ * attempt count (json_copy drops a member it cannot insert; json_dumps
+ * loses an object key it cannot write). */
+static void test_documents_whole_or_null_when_memory_runs_out(void **state) {
+    (void)state;
+    struct jobq_job job;
+    parse(&job, "{\"id\":\"m\",\"handler\":\"fail\",\"args\":{\"message\":\"boom\"},"
+                "\"_jobq\":{\"attempts\":1,\"errors\":[{\"attempt\":1,\"error\":\"x\",\"at\":1.5}]}}");
+    json_malloc_t old_malloc;
+    json_free_t old_free;
+    json_get_alloc_funcs(&old_malloc, &old_free);
+    json_set_alloc_funcs(failing_malloc, free);
+    int whole = 0;
+    for (fail_at = 0; fail_at < 200; fail_at++) {
+        allocations = 0;
+        char *retry = jobq_doc_retry_payload(&job, "boom", false);
+        char *dead = jobq_doc_dead(&job, "boom", 2000);
+        long used = allocations;
+        allocations = -1000000; /* nothing fails while checking */
+        if (retry) {
+            json_t *r = doc(retry);
+            assert_string_equal(json_string_value(json_object_get(r, "id")), "m");
+            assert_string_equal(json_string_value(json_object_get(r, "handler")), "fail");
+            assert_non_null(json_object_get(r, "args"));
+            json_t *meta = json_object_get(r, "_jobq");
+            assert_int_equal(json_integer_value(json_object_get(meta, "attempts")), 2);
+            assert_int_equal(json_array_size(json_object_get(meta, "errors")), 2);
+            json_decref(r);
+        }
+        if (dead) {
+            json_t *d = doc(dead);
+            assert_string_equal(json_string_value(json_object_get(d, "id")), "m");
+            assert_true(json_is_string(json_object_get(d, "payload")) ||
+                        json_is_string(json_object_get(d, "payload_base64")));
+            assert_int_equal(json_array_size(json_object_get(d, "errors")), 2);
+            json_decref(d);
+        }
+        whole += retry && dead;
+        free(retry);
+        free(dead);
+        if (fail_at >= used) break; /* no allocation failed: all paths seen */
+    }
+    json_set_alloc_funcs(old_malloc, old_free);
+    assert_true(whole > 0);
+    jobq_job_fini(&job);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ok),
@@ -137,6 +197,7 @@ int main(void) {
         cmocka_unit_test(test_poison),
         cmocka_unit_test(test_rejected),
         cmocka_unit_test(test_cancelled_and_timed_out),
+        cmocka_unit_test(test_documents_whole_or_null_when_memory_runs_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
