@@ -47,8 +47,8 @@ def test_every_key_follows_the_queue_schema(r, jobqd):
     assert schema_violations(r) == [], "keys outside the documented schema"
     assert old_keys(r) == [], "keys of the 0.1.0 schema written"
 
-    assert [e["id"] for e in dead_entries(r, "other")] == ["dead-o"]
     assert wait_dead(r, dead_payload, queue="other")["queue"] == "other"
+    assert [e["id"] for e in dead_entries(r, "other")] == ["dead-o"]
     assert dead_entries(r, "default") == []
     assert r.zrange(qkey("scheduled", "other"), 0, -1) == [job("noop", id="later-o")]
     assert r.type(qkey("stats", "default")) == "hash" and r.type(qkey("stats", "other")) == "hash"
