@@ -46,15 +46,16 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(TLS_LIBS) -lev -l
 # built once into an archive: each binary links only the members it uses.
 CORE_OBJS  := core/err core/log core/config core/redis_url core/json_writer core/job core/backoff \
               core/random protocol/keys protocol/node protocol/tls protocol/cluster protocol/sentinel \
-              protocol/redis protocol/scripts protocol/functions \
-              protocol/documents protocol/outcome protocol/queue protocol/daemons protocol/jobs
+              protocol/redis protocol/commands protocol/scripts protocol/functions \
+              protocol/documents protocol/outcome protocol/histo protocol/queue protocol/daemons protocol/jobs
 HANDLER_OBJS := daemon/handlers/libcurl daemon/handlers/wordcount daemon/handlers/words \
               daemon/handlers/addr_policy daemon/handlers/url_redact daemon/handlers/testing
 JOBQD_OBJS := daemon/main daemon/supervisor daemon/workers daemon/upkeep daemon/worker \
               daemon/job_run daemon/notify daemon/plugin daemon/registry daemon/slots $(HANDLER_OBJS)
-JOBQ_OBJS  := cli/main cli/util cli/jobs cli/status cli/dead cli/migrate
+JOBQ_OBJS  := cli/main cli/util cli/jobs cli/status cli/metrics cli/dead cli/migrate \
+              cli/web cli/web_api cli/web_events cli/web_page
 UNIT_TESTS := test_config test_redis_url test_job test_json_writer test_words test_backoff test_plugin \
-              test_keys test_outcome test_addr_policy test_url_redact
+              test_keys test_outcome test_histo test_addr_policy test_url_redact test_sentinel
 
 # What each unit test links besides its own object and the core archive.
 test_words_OBJS     := daemon/handlers/words
@@ -63,10 +64,17 @@ test_url_redact_OBJS := daemon/handlers/url_redact
 test_plugin_OBJS    := daemon/registry daemon/plugin $(HANDLER_OBJS)
 
 obj = $(addprefix $(BUILD)/obj/,$(addsuffix .o,$(1)))
+
+# jobq web: libmicrohttpd (and threads) for the jobq binary only; the
+# dashboard's files are embedded as arrays generated into $(BUILD)/gen.
+WEB_OBJS   := cli/web cli/web_api cli/web_events cli/web_page
+WEB_CFLAGS := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null) -pthread -I$(BUILD)/gen
+WEB_LIBS   := $(shell pkg-config --libs libmicrohttpd 2>/dev/null) -pthread
+WEB_ASSETS := index.html app.css app.js favicon.svg
 CORE_LIB := $(BUILD)/libjobq-core.a
 
 .PHONY: all deps run test unit integration unit-file check-asan bench profile install uninstall clean plugins \
-        fuzz fuzz-smoke fuzzers failmalloc
+        fuzz fuzz-smoke fuzzers failmalloc screenshot
 
 all: $(BUILD)/jobqd $(BUILD)/jobq plugins
 
@@ -97,7 +105,13 @@ $(BUILD)/jobqd: $(call obj,$(JOBQD_OBJS)) $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/jobq: $(call obj,$(JOBQ_OBJS)) $(CORE_LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(WEB_LIBS)
+
+$(call obj,$(WEB_OBJS)): CFLAGS += $(WEB_CFLAGS)
+$(call obj,cli/web_page): $(BUILD)/gen/web_assets.h
+$(BUILD)/gen/web_assets.h: src/cli/web/embed.sh $(addprefix src/cli/web/,$(WEB_ASSETS))
+	@mkdir -p $(dir $@)
+	sh src/cli/web/embed.sh $@ $(foreach f,$(WEB_ASSETS),asset_$(subst .,_,$(f))=src/cli/web/$(f))
 
 # Unit tests: one cmocka binary per module, linked with the core objects.
 $(BUILD)/tests/%.o: tests/unit/%.c $(HEADERS) $(HIREDIS_STAMP)
@@ -186,6 +200,11 @@ test: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@tests/bench/run.sh
+
+# A private redis-server, jobqd and jobq web with some jobs, and headless
+# Chromium's screenshot of the dashboard: $(BUILD)/dashboard.png.
+screenshot: all
+	@JOBQ_BUILD=$(BUILD) tests/tools/screenshot.sh
 
 # Where a no-op job's CPU goes (perf); see tests/bench/README.md.
 profile: deps

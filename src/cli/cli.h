@@ -16,6 +16,7 @@
 
 #include "core/config.h"
 
+#include "protocol/histo.h"
 #include "protocol/keys.h"
 #include "protocol/redis.h"
 
@@ -39,6 +40,10 @@ typedef struct jobq_cli {
 /* Print "jobq: <message>" as one line on stderr, its control characters
  * escaped (jobq_cli_escape). Returns JOBQ_CLI_USAGE. */
 int jobq_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The message the last jobq_cli_error of this thread printed ("" before
+ * any), unescaped, without "jobq: ". Borrowed until the next one. */
+const char *jobq_cli_last_error(void);
 
 /* Resolve the URL and prefix (--redis, $JOBQ_REDIS_URL, the config file,
  * the default) and connect. 0, or -1 after printing why. */
@@ -248,6 +253,7 @@ int jobq_cli_status(jobq_cli *c, int argc, char **argv);
 int jobq_cli_metrics(jobq_cli *c, int argc, char **argv);
 int jobq_cli_dead(jobq_cli *c, int argc, char **argv);
 int jobq_cli_migrate(jobq_cli *c, int argc, char **argv);
+int jobq_cli_web(jobq_cli *c, int argc, char **argv);
 
 /* The queue snapshot both status and metrics print: a new JSON object
  * documented in README.md (jobq status --json), or NULL after printing the
@@ -258,5 +264,46 @@ json_t *jobq_cli_snapshot(jobq_cli *c);
  * "alive" (its heartbeat key exists) and each busy worker's "running_for"
  * (seconds), or NULL after printing the error. */
 json_t *jobq_cli_daemons(jobq_cli *c);
+
+/* ---- metrics (metrics.c) ---- */
+
+/* The latency histograms of the queues of snapshot s: *hs (count *n; free
+ * with jobq_histo_free) whose queue indexes point into *names (free()
+ * the array; the names are borrowed from s). 0, or -1 after printing. */
+int jobq_cli_histograms(jobq_cli *c, json_t *s, jobq_histo_series **hs, size_t *n, const char ***names);
+
+/* Write the Prometheus text of snapshot s and its queues' histograms to
+ * out (`jobq metrics`, jobq web's /metrics). 0, or -1 after printing. */
+int jobq_cli_metrics_write(jobq_cli *c, json_t *s, FILE *out);
+
+/* ---- dead letters (dead.c) and single jobs (jobs.c) for jobq web ---- */
+
+/* The dead entries of queue (NULL: every queue's, merged newest first), at
+ * most limit (<= 0: all): a new object {"total": entries in the lists,
+ * "entries": [each entry's document with "queue" added]}, or NULL after
+ * printing. */
+json_t *jobq_cli_dead_entries(jobq_cli *c, const char *queue, long limit);
+
+/* Put dead job id (of queue, or NULL: any queue) back on its queue, as
+ * `jobq dead retry ID`. 1 done (its queue into queue_out), 0 there is no
+ * such dead job, -2 it cannot be retried (why says so), -1 after printing. */
+int jobq_cli_dead_retry_id(jobq_cli *c, const char *queue, const char *id, char *queue_out, size_t queue_size,
+                           char *why, size_t why_size);
+
+/* Delete the dead list of queue (NULL: of every queue). The count removed,
+ * or -1 after printing. */
+long long jobq_cli_dead_purge_lists(jobq_cli *c, const char *queue);
+
+/* Where job id is and what is known of it: a new object {"id", "state":
+ * "finished", "scheduled", "waiting", "running" or "unknown", "queue",
+ * "daemon" (running, when known), "result" (finished), "payload" (the
+ * decoded payload, when queued or running)}, or NULL after printing. */
+json_t *jobq_cli_job_lookup(jobq_cli *c, const char *id);
+
+/* Cancel job id as `jobq cancel ID` does: 1 done, with *how "removed" (it
+ * was waiting or scheduled) or "requested" (running: its daemon stops it)
+ * and its queue in queue_out; 0 nothing to cancel (finished, or no such
+ * job: *how says which); -1 after printing. */
+int jobq_cli_job_cancel(jobq_cli *c, const char *id, const char **how, char *queue_out, size_t queue_size);
 
 #endif

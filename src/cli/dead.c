@@ -210,29 +210,37 @@ static int retry_entry(jobq_cli *c, const dead_entry *e, char *why, size_t why_s
     return r == -1 ? jobq_cli_redis_error(c, &err) : r;
 }
 
-static int retry_one(jobq_cli *c, const jobq_cli_queues *qs, const char *id) {
+/* Re-queue dead job id found in the lists of qs, looking again when the
+ * entry changed meanwhile. As jobq_cli_dead_retry_id. */
+static int retry_in(jobq_cli *c, const jobq_cli_queues *qs, const char *id, char *queue, size_t queue_size,
+                    char *why, size_t why_size) {
     for (int tries = 0; tries < 3; tries++) {
         dead_set s;
-        if (load_entries(c, qs, 0, &s) != 0) return set_fini(&s), JOBQ_CLI_USAGE;
+        if (load_entries(c, qs, 0, &s) != 0) return set_fini(&s), -1;
         const dead_entry *e = find_entry(&s, id);
-        char why[160], queue[256];
-        int r = e ? retry_entry(c, e, why, sizeof why) : -3;
-        if (e) snprintf(queue, sizeof queue, "%s", e->queue);
+        int r = e ? retry_entry(c, e, why, why_size) : -3;
+        if (e) snprintf(queue, queue_size, "%s", e->queue);
         set_fini(&s);
-        if (r == -3) return jobq_cli_error("no dead job %s (see jobq dead list)", id);
-        if (r == -2) return jobq_cli_error("dead retry: job %s cannot be retried: %s", id, why);
-        if (r == -1) return JOBQ_CLI_USAGE;
-        if (r == 1) {
-            printf("retrying job ");
-            jobq_cli_put(stdout, id);
-            printf(" on queue ");
-            jobq_cli_put(stdout, queue);
-            putchar('\n');
-            return JOBQ_CLI_OK;
-        }
+        if (r == -3) return 0;
+        if (r != 0) return r;
         /* 0: the entry changed under us (retried by someone else?): look again */
     }
-    return jobq_cli_error("dead retry: job %s kept changing; try again", id);
+    jobq_cli_error("dead retry: job %s kept changing; try again", id);
+    return -1;
+}
+
+static int retry_one(jobq_cli *c, const jobq_cli_queues *qs, const char *id) {
+    char why[160], queue[256];
+    int r = retry_in(c, qs, id, queue, sizeof queue, why, sizeof why);
+    if (r == 0) return jobq_cli_error("no dead job %s (see jobq dead list)", id);
+    if (r == -2) return jobq_cli_error("dead retry: job %s cannot be retried: %s", id, why);
+    if (r < 0) return JOBQ_CLI_USAGE;
+    printf("retrying job ");
+    jobq_cli_put(stdout, id);
+    printf(" on queue ");
+    jobq_cli_put(stdout, queue);
+    putchar('\n');
+    return JOBQ_CLI_OK;
 }
 
 /* Every entry of every list, oldest first in each, so that the jobs queue
@@ -263,18 +271,26 @@ static int dead_retry(jobq_cli *c, const dead_opts *o, const jobq_cli_queues *qs
     return o->all ? retry_all(c, qs) : retry_one(c, qs, id);
 }
 
-static int dead_purge(jobq_cli *c, const dead_opts *o, const jobq_cli_queues *qs, const char *id) {
-    (void)o, (void)id;
-    long long removed = 0;
+/* Delete the dead lists of qs; the count removed into *removed (also of
+ * the lists deleted before a failure). 0, or -1 after printing. */
+static int purge_in(jobq_cli *c, const jobq_cli_queues *qs, long long *removed) {
+    *removed = 0;
     for (size_t i = 0; i < qs->n; i++) {
         if (!has_dead_list(&qs->q[i])) continue;
         jobq_err err;
         long n = jobq_jobs_dead_purge(c->r, c->key_prefix, qs->q[i].name, &err);
-        if (n < 0) {
-            printf("removed %lld dead job(s) before the error\n", removed);
-            return jobq_cli_redis_error(c, &err), JOBQ_CLI_USAGE;
-        }
-        removed += n;
+        if (n < 0) return jobq_cli_redis_error(c, &err);
+        *removed += n;
+    }
+    return 0;
+}
+
+static int dead_purge(jobq_cli *c, const dead_opts *o, const jobq_cli_queues *qs, const char *id) {
+    (void)o, (void)id;
+    long long removed;
+    if (purge_in(c, qs, &removed) != 0) {
+        printf("removed %lld dead job(s) before the error\n", removed);
+        return JOBQ_CLI_USAGE;
     }
     printf("removed %lld dead job(s)\n", removed);
     return JOBQ_CLI_OK;
@@ -312,6 +328,48 @@ static int dead_queues(jobq_cli *c, const dead_opts *o, jobq_cli_queues *qs) {
     if (!q) return jobq_cli_error("out of memory"), -1;
     q->kinds |= 1u << JOBQ_KEY_DEAD;
     return 0;
+}
+
+/* ---- for jobq web ---- */
+
+json_t *jobq_cli_dead_entries(jobq_cli *c, const char *queue, long limit) {
+    dead_opts o = {queue, false, false, 0};
+    jobq_cli_queues qs;
+    if (dead_queues(c, &o, &qs) != 0) return jobq_cli_queues_fini(&qs), NULL;
+    dead_set s;
+    json_t *out = NULL;
+    if (load_entries(c, &qs, limit, &s) == 0) {
+        size_t shown = limit > 0 && s.n > (size_t)limit ? (size_t)limit : s.n;
+        json_t *list = json_array();
+        for (size_t i = 0; list && i < shown; i++) {
+            json_t *d = json_copy(s.e[i].doc);
+            json_object_set_new(d, "queue", json_string(s.e[i].queue));
+            json_array_append_new(list, d);
+        }
+        out = json_pack("{s:I, s:o}", "total", (json_int_t)s.total, "entries", list);
+        if (!out) jobq_cli_error("out of memory");
+    }
+    set_fini(&s);
+    jobq_cli_queues_fini(&qs);
+    return out;
+}
+
+int jobq_cli_dead_retry_id(jobq_cli *c, const char *queue, const char *id, char *queue_out, size_t queue_size,
+                           char *why, size_t why_size) {
+    dead_opts o = {queue, false, false, 0};
+    jobq_cli_queues qs;
+    int r = dead_queues(c, &o, &qs) == 0 ? retry_in(c, &qs, id, queue_out, queue_size, why, why_size) : -1;
+    jobq_cli_queues_fini(&qs);
+    return r;
+}
+
+long long jobq_cli_dead_purge_lists(jobq_cli *c, const char *queue) {
+    dead_opts o = {queue, false, false, 0};
+    jobq_cli_queues qs;
+    long long removed = -1;
+    if (dead_queues(c, &o, &qs) == 0 && purge_in(c, &qs, &removed) != 0) removed = -1;
+    jobq_cli_queues_fini(&qs);
+    return removed;
 }
 
 int jobq_cli_dead(jobq_cli *c, int argc, char **argv) {

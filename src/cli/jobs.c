@@ -531,8 +531,8 @@ static const char cancel_usage[] =
     "Exit status: 0 cancelled (or requested), 1 with --wait: it finished otherwise,\n"
     "2 no such job (or an error), 3 --wait timed out.\n";
 
-/* Why there is nothing to cancel: it finished, or there is no such job.
- * Returns JOBQ_CLI_USAGE. */
+/* Print why there is nothing to cancel: 0 it finished, 1 there is no such
+ * job, -1 an error (printed too). */
 static int nothing_to_cancel(jobq_cli *c, const char *id) {
     json_t *result = NULL;
     int got = get_result(c, id, &result);
@@ -543,7 +543,7 @@ static int nothing_to_cancel(jobq_cli *c, const char *id) {
     } else if (got > 0) {
         jobq_cli_error("no job %s is waiting, scheduled or running", id);
     }
-    return JOBQ_CLI_USAGE;
+    return got;
 }
 
 /* Cancel the job found in f. 1 done, 0 it moved meanwhile (look again), -1
@@ -573,6 +573,57 @@ static int cancel_found(jobq_cli *c, const char *id, const found *f, bool quiet)
     return done;
 }
 
+/* Find job id and cancel it, looking again a few times when it moves
+ * (taken, promoted) between finding and removing it; quiet: no message
+ * on success. 1 done (*f says where it was), 0 nothing to cancel (after
+ * printing why; *gone: "finished" or "unknown"), -1 after printing. */
+static int find_and_cancel(jobq_cli *c, const char *id, bool quiet, found *f, const char **gone) {
+    int done = 0;
+    memset(f, 0, sizeof *f);
+    for (int tries = 0; tries < 5 && done == 0; tries++) {
+        found_fini(f);
+        if (find_job(c, id, f) != 0) return -1;
+        if (f->kind == FOUND_NONE) {
+            int got = nothing_to_cancel(c, id);
+            if (got < 0) return -1;
+            *gone = got == 0 ? "finished" : "unknown";
+            return 0;
+        }
+        if ((done = cancel_found(c, id, f, quiet)) < 0) return -1;
+    }
+    if (!done) return jobq_cli_error("job %s kept moving; try again", id), -1;
+    return 1;
+}
+
+int jobq_cli_job_cancel(jobq_cli *c, const char *id, const char **how, char *queue_out, size_t queue_size) {
+    found f;
+    int rc = find_and_cancel(c, id, true, &f, how);
+    if (rc == 1) {
+        *how = f.kind == FOUND_RUNNING ? "requested" : "removed";
+        snprintf(queue_out, queue_size, "%s", f.queue);
+    }
+    found_fini(&f);
+    return rc;
+}
+
+json_t *jobq_cli_job_lookup(jobq_cli *c, const char *id) {
+    json_t *result = NULL;
+    int rc = get_result(c, id, &result);
+    if (rc < 0) return NULL;
+    if (rc == 0) return json_pack("{s:s, s:s, s:o}", "id", id, "state", "finished", "result", result);
+    found f;
+    if (find_job(c, id, &f) != 0) return found_fini(&f), NULL;
+    static const char *const states[] = {"unknown", "scheduled", "waiting", "running"};
+    json_t *out = json_pack("{s:s, s:s}", "id", id, "state", states[f.kind]);
+    if (out && f.queue[0]) json_object_set_new(out, "queue", json_string(f.queue));
+    if (out && f.daemon[0]) json_object_set_new(out, "daemon", json_string(f.daemon));
+    if (out && f.job) json_object_set(out, "payload", f.job);
+    else if (out && f.raw) json_object_set(out, "payload_text", f.raw);
+    found_fini(&f);
+    if (!out) jobq_cli_error("out of memory");
+    return out;
+}
+
 int jobq_cli_cancel(jobq_cli *c, int argc, char **argv) {
     const char *id = NULL;
     jobq_cli_wait wait;
@@ -581,23 +632,10 @@ int jobq_cli_cancel(jobq_cli *c, int argc, char **argv) {
     if (jobq_cli_connect(c) != 0) return JOBQ_CLI_USAGE;
     jobq_redis *sub = NULL;
     if (wait.on && !(sub = jobq_cli_subscribe(c, NULL))) return JOBQ_CLI_USAGE;
-    int rc = JOBQ_CLI_USAGE, done = 0;
-    found f = {0};
-    /* A job may move (be taken, promoted) between finding and removing it:
-     * look again a few times. */
-    for (int tries = 0; tries < 5 && done == 0; tries++) {
-        found_fini(&f);
-        if (find_job(c, id, &f) != 0) goto out;
-        if (f.kind == FOUND_NONE) {
-            nothing_to_cancel(c, id);
-            goto out;
-        }
-        if ((done = cancel_found(c, id, &f, wait.on)) < 0) goto out;
-    }
-    if (!done) {
-        jobq_cli_error("job %s kept moving; try again", id);
-        goto out;
-    }
+    int rc = JOBQ_CLI_USAGE;
+    found f;
+    const char *gone;
+    if (find_and_cancel(c, id, wait.on, &f, &gone) != 1) goto out;
     rc = JOBQ_CLI_OK;
     if (wait.on) {
         json_t *result = NULL;

@@ -1,7 +1,8 @@
 /*
  * jobq, the command-line client: entry point, where Redis is, the event
  * subscription (jobq events and every --wait) and jobq functions. The other
- * subcommands live in jobs.c, status.c, dead.c and migrate.c.
+ * subcommands live in jobs.c, status.c, metrics.c, dead.c, migrate.c and
+ * web.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -311,6 +312,8 @@ static const char usage[] =
     "  cancel ID                        remove a waiting job, stop a running one\n"
     "  events [--json]                  follow job events, one line each\n"
     "  metrics [-o FILE]                Prometheus text exposition\n"
+    "  web [--listen ADDR:PORT] [--token-file FILE]\n"
+    "                                   the dashboard, /metrics and the JSON API\n"
     "  functions [--load]               the Redis function library (FCALL jobq_enqueue)\n"
     "  migrate [--dry-run]              move jobs from the keys of jobq 0.1.0\n\n"
     "Options (accepted anywhere on the line):\n"
@@ -336,6 +339,7 @@ static const subcommand subcommands[] = {
     {"enqueue", jobq_cli_enqueue}, {"result", jobq_cli_result},   {"status", jobq_cli_status},
     {"dead", jobq_cli_dead},       {"cancel", jobq_cli_cancel},   {"events", cmd_events},
     {"metrics", jobq_cli_metrics}, {"functions", cmd_functions}, {"migrate", jobq_cli_migrate},
+    {"web", jobq_cli_web},
 };
 
 int main(int argc, char **argv) {

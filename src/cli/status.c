@@ -1,8 +1,9 @@
 /*
- * jobq status and jobq metrics: one snapshot of the queues (found with SCAN,
- * each counted from its own keys), the daemons and workers from the registry
- * (a daemon without its heartbeat key is dead) and the counters of every
- * queue's stats hash, printed for humans, as JSON, or as Prometheus text.
+ * jobq status: one snapshot of the queues (found with SCAN, each counted
+ * from its own keys), the daemons and workers from the registry (a daemon
+ * without its heartbeat key is dead) and the counters of every queue's
+ * stats hash, printed for humans or as JSON. The same snapshot feeds
+ * jobq metrics (metrics.c) and jobq web.
  */
 #include <errno.h>
 #include <math.h>
@@ -54,40 +55,74 @@ json_t *jobq_cli_daemons(jobq_cli *c) { return daemons(c, jobq_now(), NULL); }
 /* The counts of one queue, each command run only for the keys the scan
  * found. */
 typedef struct queue_counts {
-    long long waiting, inflight, scheduled, dead, processed, failed;
+    long long waiting, inflight, scheduled, dead;
+    long long processed, failed, retried, rejected, cancelled; /* the stats counters, in this order */
 } queue_counts;
 
-/* "processed" and "failed" of the stats hash: HMGET. */
-static int stats_of(jobq_cli *c, const char *key, queue_counts *n) {
-    const char *argv[] = {"HMGET", key, JOBQ_STATS_PROCESSED, JOBQ_STATS_FAILED};
-    json_t *r;
-    if (jobq_cli_command(c, &r, 4, argv, NULL) != 0) return -1;
-    const char *p = json_string_value(json_array_get(r, 0)), *f = json_string_value(json_array_get(r, 1));
-    n->processed = p ? strtoll(p, NULL, 10) : 0;
-    n->failed = f ? strtoll(f, NULL, 10) : 0;
-    json_decref(r);
-    return 0;
-}
+/* One count to make: a command on one key of queue q, whose reply goes to
+ * the field at offset (an in-flight list adds to inflight; the stats hash
+ * fills the five counters). */
+typedef struct count_cmd {
+    size_t q;
+    enum { COUNT_SET, COUNT_ADD, COUNT_STATS } how;
+    size_t offset;
+    int argc;
+    const char *argv[7];
+    char key[JOBQ_KEY_MAX];
+} count_cmd;
 
-/* A count (LLEN, ZCARD) of key argv[1]; a key of another type (someone
- * SET it) counts 0, with a warning, instead of failing the whole status. */
-static int count_of(jobq_cli *c, long long *out, const char **argv) {
-    json_t *r;
-    jobq_err err;
-    *out = 0;
-    if (jobq_redis_command_json(c->r, &r, &err, 2, argv, NULL) != 0) {
-        if (err.code != JOBQ_E_REPLY || !strstr(err.msg, "WRONGTYPE")) return jobq_cli_redis_error(c, &err), -1;
+#define COUNT_BATCH 512 /* commands per pipeline */
+
+/* Store the reply v of command k into counts. A key of another type (someone
+ * SET it) counts 0, with a warning, instead of failing the whole status.
+ * 0, or -1 after printing. */
+static int take_count(const count_cmd *k, json_t *v, queue_counts *counts) {
+    queue_counts *n = &counts[k->q];
+    const char *error = json_string_value(json_object_get(v, "error"));
+    if (error && !strstr(error, "WRONGTYPE")) return jobq_cli_error("Redis error: %s", error), -1;
+    if (error) {
         char shown[300];
         fprintf(stderr, "jobq: warning: %s holds another type of value (counted as 0)\n",
-                jobq_cli_escape(shown, sizeof shown, argv[1], strlen(argv[1])));
+                jobq_cli_escape(shown, sizeof shown, k->argv[1], strlen(k->argv[1])));
         return 0;
     }
-    *out = json_integer_value(r);
-    json_decref(r);
+    if (k->how == COUNT_STATS) {
+        long long *fields[] = {&n->processed, &n->failed, &n->retried, &n->rejected, &n->cancelled};
+        for (size_t i = 0; i < 5; i++) {
+            const char *s = json_string_value(json_array_get(v, i));
+            *fields[i] = s ? strtoll(s, NULL, 10) : 0;
+        }
+        return 0;
+    }
+    long long *field = (long long *)((char *)n + k->offset);
+    if (k->how == COUNT_ADD) *field += json_integer_value(v);
+    else *field = json_integer_value(v);
     return 0;
 }
 
-static int count_queue(jobq_cli *c, const jobq_cli_queue *q, queue_counts *n) {
+/* Run the counts cmds[0..n) in one pipeline. 0, or -1 after printing. */
+static int run_counts(jobq_cli *c, const count_cmd *cmds, size_t n, queue_counts *counts) {
+    int argcs[COUNT_BATCH] = {0};
+    const char *const *argvs[COUNT_BATCH] = {0};
+    json_t *replies[COUNT_BATCH];
+    for (size_t i = 0; i < n; i++) {
+        argcs[i] = cmds[i].argc;
+        argvs[i] = cmds[i].argv;
+    }
+    jobq_err err;
+    if (jobq_redis_commands_json(c->r, n, argcs, argvs, replies, &err) != 0) return jobq_cli_redis_error(c, &err);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0) rc = take_count(&cmds[i], replies[i], counts);
+        json_decref(replies[i]);
+    }
+    return rc;
+}
+
+/* Count every queue of qs from its own keys (each command only for the
+ * keys the scan found), COUNT_BATCH commands per round trip, into
+ * counts[i] (zeroed here). 0, or -1 after printing. */
+static int count_queues(jobq_cli *c, const jobq_cli_queues *qs, queue_counts *counts) {
     static const struct {
         enum jobq_key_kind kind;
         const char *command;
@@ -97,23 +132,40 @@ static int count_queue(jobq_cli *c, const jobq_cli_queue *q, queue_counts *n) {
         {JOBQ_KEY_SCHEDULED, "ZCARD", offsetof(queue_counts, scheduled)},
         {JOBQ_KEY_DEAD, "LLEN", offsetof(queue_counts, dead)},
     };
-    char key[JOBQ_KEY_MAX];
-    memset(n, 0, sizeof *n);
-    for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
-        if (!(q->kinds & (1u << lengths[i].kind))) continue;
-        const char *argv[] = {lengths[i].command, jobq_cli_key(c, key, lengths[i].kind, q->name)};
-        if (count_of(c, (long long *)((char *)n + lengths[i].offset), argv) != 0) return -1;
+    count_cmd *cmds = calloc(COUNT_BATCH, sizeof *cmds);
+    if (!cmds) return jobq_cli_error("out of memory"), -1;
+    memset(counts, 0, qs->n * sizeof *counts);
+    size_t n = 0;
+    int rc = 0;
+    for (size_t q = 0; rc == 0 && q < qs->n; q++) {
+        const jobq_cli_queue *queue = &qs->q[q];
+        size_t ninflight = json_array_size(queue->inflight);
+        /* The keys of this queue: its lengths, in-flight lists, stats. */
+        for (size_t j = 0; rc == 0 && j < 3 + ninflight + 1; j++) {
+            count_cmd *k = &cmds[n];
+            if (j < 3) {
+                if (!(queue->kinds & (1u << lengths[j].kind))) continue;
+                *k = (count_cmd){q, COUNT_SET, lengths[j].offset, 2, {lengths[j].command, NULL}, ""};
+                jobq_cli_key(c, k->key, lengths[j].kind, queue->name);
+            } else if (j < 3 + ninflight) {
+                *k = (count_cmd){q, COUNT_ADD, offsetof(queue_counts, inflight), 2, {"LLEN", NULL}, ""};
+                snprintf(k->key, sizeof k->key, "%s", json_string_value(json_array_get(queue->inflight, j - 3)));
+            } else {
+                if (!(queue->kinds & (1u << JOBQ_KEY_STATS))) continue;
+                *k = (count_cmd){q, COUNT_STATS, 0, 7, {"HMGET", NULL, JOBQ_STATS_PROCESSED, JOBQ_STATS_FAILED,
+                                                        JOBQ_STATS_RETRIED, JOBQ_STATS_REJECTED, JOBQ_STATS_CANCELLED}, ""};
+                jobq_cli_key(c, k->key, JOBQ_KEY_STATS, queue->name);
+            }
+            k->argv[1] = k->key;
+            if (++n == COUNT_BATCH) {
+                rc = run_counts(c, cmds, n, counts);
+                n = 0;
+            }
+        }
     }
-    size_t i;
-    json_t *k;
-    json_array_foreach(q->inflight, i, k) {
-        const char *argv[] = {"LLEN", json_string_value(k)};
-        long long len;
-        if (count_of(c, &len, argv) != 0) return -1;
-        n->inflight += len;
-    }
-    if (q->kinds & (1u << JOBQ_KEY_STATS)) return stats_of(c, jobq_cli_key(c, key, JOBQ_KEY_STATS, q->name), n);
-    return 0;
+    if (rc == 0 && n) rc = run_counts(c, cmds, n, counts);
+    free(cmds);
+    return rc;
 }
 
 /* Rates and worker counts over the live daemons. */
@@ -150,16 +202,24 @@ json_t *jobq_cli_snapshot(jobq_cli *c) {
     double now = jobq_now();
     jobq_cli_queues qs;
     json_t *ds = NULL, *list = json_array();
-    queue_counts total = {0};
+    queue_counts total = {0}, *counts = NULL;
     if (jobq_cli_queues_scan(c, &qs) != 0 || !(ds = daemons(c, now, &qs))) goto fail;
     jobq_cli_queues_sort(&qs);
+    counts = calloc(qs.n ? qs.n : 1, sizeof *counts);
+    if (!counts) {
+        jobq_cli_error("out of memory");
+        goto fail;
+    }
+    if (count_queues(c, &qs, counts) != 0) goto fail;
     for (size_t i = 0; i < qs.n; i++) {
-        queue_counts n;
-        if (count_queue(c, &qs.q[i], &n) != 0) goto fail;
-        json_array_append_new(list, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "name", qs.q[i].name,
-                                              "waiting", (json_int_t)n.waiting, "inflight", (json_int_t)n.inflight,
-                                              "scheduled", (json_int_t)n.scheduled, "dead", (json_int_t)n.dead,
-                                              "processed", (json_int_t)n.processed, "failed", (json_int_t)n.failed));
+        const queue_counts n = counts[i];
+        json_array_append_new(
+            list, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "name", qs.q[i].name, "waiting",
+                            (json_int_t)n.waiting, "inflight", (json_int_t)n.inflight, "scheduled",
+                            (json_int_t)n.scheduled, "dead", (json_int_t)n.dead, "processed",
+                            (json_int_t)n.processed, "failed", (json_int_t)n.failed, "retried",
+                            (json_int_t)n.retried, "rejected", (json_int_t)n.rejected, "cancelled",
+                            (json_int_t)n.cancelled));
         total.waiting += n.waiting;
         total.inflight += n.inflight;
         total.scheduled += n.scheduled;
@@ -168,6 +228,7 @@ json_t *jobq_cli_snapshot(jobq_cli *c) {
         total.failed += n.failed;
     }
     jobq_cli_queues_fini(&qs);
+    free(counts);
     daemon_totals t;
     sum_daemons(ds, &t);
     return json_pack("{s:f, s:s, s:s, s:o, s:{s:I, s:I, s:I, s:I}, s:b, s:o, s:{s:I, s:I},"
@@ -181,6 +242,7 @@ json_t *jobq_cli_snapshot(jobq_cli *c) {
                      "failed_per_minute", t.have_rates ? json_real(t.per_minute[1]) : json_null(), "rate_window",
                      t.have_rates ? json_real(t.window) : json_null());
 fail:
+    free(counts);
     jobq_cli_queues_fini(&qs);
     json_decref(ds);
     json_decref(list);
@@ -349,136 +411,4 @@ int jobq_cli_status(jobq_cli *c, int argc, char **argv) {
             }
         }
     }
-}
-
-/* ---- metrics ---- */
-
-static const char metrics_usage[] =
-    "Usage: jobq metrics [-o FILE]\n"
-    "Print queue depths, in-flight, scheduled and dead jobs, the processed and\n"
-    "failed counters and the workers in the Prometheus text format.\n\n"
-    "  -o, --output FILE  write FILE atomically instead (for node_exporter's\n"
-    "                     textfile collector: FILE ends in .prom)\n";
-
-/* A label value with \, " and newline escaped. */
-static void label(FILE *out, const char *s) {
-    for (; s && *s; s++) {
-        if (*s == '\\' || *s == '"') fputc('\\', out);
-        if (*s == '\n')
-            fputs("\\n", out);
-        else
-            fputc(*s, out);
-    }
-}
-
-static void help(FILE *out, const char *name, const char *type, const char *text) {
-    fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
-}
-
-static void write_metrics(json_t *s, FILE *out) {
-    size_t i;
-    json_t *q, *d;
-    static const struct {
-        const char *name, *field, *help;
-    } per_queue[] = {
-        {"jobq_queue_waiting", "waiting", "Jobs waiting in the queue."},
-        {"jobq_queue_inflight", "inflight", "Jobs of the queue taken by a worker and not finished."},
-    };
-    for (size_t m = 0; m < 2; m++) {
-        help(out, per_queue[m].name, "gauge", per_queue[m].help);
-        json_array_foreach(json_object_get(s, "queues"), i, q) {
-            fprintf(out, "%s{queue=\"", per_queue[m].name);
-            label(out, json_string_value(json_object_get(q, "name")));
-            fprintf(out, "\"} %lld\n",
-                    (long long)json_integer_value(json_object_get(q, per_queue[m].field)));
-        }
-    }
-    json_t *totals = json_object_get(s, "totals"), *jobs = json_object_get(s, "jobs");
-    help(out, "jobq_scheduled", "gauge", "Delayed jobs and retries waiting for their time.");
-    fprintf(out, "jobq_scheduled %lld\n",
-            (long long)json_integer_value(json_object_get(totals, "scheduled")));
-    help(out, "jobq_dead", "gauge", "Jobs in the dead-letter list.");
-    fprintf(out, "jobq_dead %lld\n", (long long)json_integer_value(json_object_get(totals, "dead")));
-    help(out, "jobq_jobs_processed_total", "counter", "Jobs finished, succeeded or failed for good.");
-    fprintf(out, "jobq_jobs_processed_total %lld\n",
-            (long long)json_integer_value(json_object_get(jobs, "processed")));
-    help(out, "jobq_jobs_failed_total", "counter", "Jobs that failed for good.");
-    fprintf(out, "jobq_jobs_failed_total %lld\n",
-            (long long)json_integer_value(json_object_get(jobs, "failed")));
-
-    /* Workers of live daemons, summed per host. */
-    json_t *hosts = json_object();
-    long long alive = 0, dead = 0;
-    json_array_foreach(json_object_get(s, "daemons"), i, d) {
-        if (!json_is_true(json_object_get(d, "alive"))) {
-            dead++;
-            continue;
-        }
-        alive++;
-        const char *host = json_string_value(json_object_get(d, "host"));
-        json_t *h = json_object_get(hosts, host ? host : "");
-        if (!h) json_object_set_new(hosts, host ? host : "", h = json_pack("[i, i]", 0, 0));
-        json_t *ws = json_object_get(d, "workers");
-        json_array_set_new(
-            h, 0,
-            json_integer(json_integer_value(json_array_get(h, 0)) + (json_int_t)json_array_size(ws)));
-        json_array_set_new(h, 1,
-                           json_integer(json_integer_value(json_array_get(h, 1)) +
-                                        json_integer_value(json_object_get(d, "busy"))));
-    }
-    static const char *const wnames[] = {"jobq_workers", "jobq_workers_busy"};
-    static const char *const whelp[] = {"Worker processes of live daemons.", "Workers running a job."};
-    for (int m = 0; m < 2; m++) {
-        help(out, wnames[m], "gauge", whelp[m]);
-        const char *host;
-        json_t *h;
-        json_object_foreach(hosts, host, h) {
-            fprintf(out, "%s{host=\"", wnames[m]);
-            label(out, host);
-            fprintf(out, "\"} %lld\n", (long long)json_integer_value(json_array_get(h, (size_t)m)));
-        }
-    }
-    json_decref(hosts);
-    help(out, "jobq_daemons", "gauge", "Live daemons (heartbeat present).");
-    fprintf(out, "jobq_daemons %lld\n", alive);
-    help(out, "jobq_daemons_dead", "gauge", "Registered daemons whose heartbeat has expired.");
-    fprintf(out, "jobq_daemons_dead %lld\n", dead);
-}
-
-typedef struct metrics_opts {
-    const char *path;
-} metrics_opts;
-
-int jobq_cli_metrics(jobq_cli *c, int argc, char **argv) {
-    static const jobq_cli_opt opts[] = {JOBQ_CLI_OPT_STRING("output", 'o', metrics_opts, path), JOBQ_CLI_OPT_END};
-    metrics_opts o = {NULL};
-    int nargs;
-    const jobq_cli_spec spec = {metrics_usage, opts, &o, NULL, 0, NULL};
-    int parsed = jobq_cli_parse(c, &spec, argc, argv, &nargs);
-    if (parsed != JOBQ_CLI_PARSED) return parsed;
-    const char *path = o.path;
-    if (jobq_cli_connect(c) != 0) return JOBQ_CLI_USAGE;
-    json_t *s = jobq_cli_snapshot(c);
-    if (!s) return JOBQ_CLI_USAGE;
-    if (!path) {
-        write_metrics(s, stdout);
-        json_decref(s);
-        return JOBQ_CLI_OK;
-    }
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        json_decref(s);
-        return jobq_cli_error("metrics: cannot write %s: %s", tmp, strerror(errno));
-    }
-    write_metrics(s, f);
-    json_decref(s);
-    bool failed = ferror(f) != 0;
-    if (fclose(f) != 0 || failed || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return jobq_cli_error("metrics: cannot write %s: %s", path, strerror(e));
-    }
-    return JOBQ_CLI_OK;
 }

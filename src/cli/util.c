@@ -17,6 +17,11 @@
 #include "core/job.h"
 #include "core/redis_url.h"
 
+/* The last message of jobq_cli_error in this thread (jobq web answers with it). */
+static _Thread_local char last_error[512];
+
+const char *jobq_cli_last_error(void) { return last_error; }
+
 int jobq_cli_error(const char *fmt, ...) {
     va_list ap;
     char stack[1024], *msg = stack;
@@ -29,6 +34,9 @@ int jobq_cli_error(const char *fmt, ...) {
         va_end(ap);
     }
     if (!msg) msg = stack;
+    size_t len = strlen(msg) < sizeof last_error - 1 ? strlen(msg) : sizeof last_error - 1;
+    memcpy(last_error, msg, len);
+    last_error[len] = '\0';
     fflush(stdout);
     fputs("jobq: ", stderr);
     jobq_cli_put(stderr, msg);

@@ -109,6 +109,8 @@ static int read_meta(struct jobq_job *job, json_t *meta, jobq_err *err) {
         bad = "id must be a string of 1 to 128 bytes without control characters";
     else if ((v = json_object_get(meta, "enqueued_at")) && positive_number(v, 1e12, &d) != 0)
         bad = "enqueued_at must be a positive number";
+    else if ((v = json_object_get(meta, "queued_at")) && positive_number(v, 1e12, &d) != 0)
+        bad = "queued_at must be a positive number";
     else if ((v = json_object_get(meta, "unique")) && !json_is_boolean(v))
         bad = "unique must be true or false";
     else if ((v = json_object_get(meta, "errors")) && (!json_is_array(v) || json_array_size(v) > 1000))
@@ -121,6 +123,7 @@ static int read_meta(struct jobq_job *job, json_t *meta, jobq_err *err) {
     job->errors = json_object_get(meta, "errors");
     job->unique = json_is_true(json_object_get(meta, "unique"));
     if (positive_number(json_object_get(meta, "enqueued_at"), 1e12, &d) == 0) job->enqueued_at = d;
+    if (positive_number(json_object_get(meta, "queued_at"), 1e12, &d) == 0) job->queued_at = d;
     return 0;
 }
 

@@ -50,6 +50,8 @@ struct jobq_job {
     int deaths;           /* times this job took its worker down before */
     bool unique;          /* queued by jobq_enqueue_unique: its hold ends with it */
     double enqueued_at;   /* from the payload, else the time it was taken */
+    double queued_at;     /* when this attempt was queued again (_jobq.queued_at: a retry's
+                           * due time, a dead job's retry), else 0 */
     double started_at, finished_at, deadline; /* Unix seconds */
     /* outcome, set by the handler through the plugin API */
     json_t *result;       /* owned, NULL = JSON null */

@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "core/config.h"
-#include "daemon/handlers/handlers.h"
 #include "core/log.h"
 #include "protocol/redis.h"
 #include "protocol/tls.h"
@@ -124,13 +123,7 @@ static int run_daemon(options *o) {
         return 0;
     }
     jobq_log_set_level(cfg.log_level);
-    char why[300];
-    jobq_wordcount_settings wc = {.max_body = cfg.wordcount_max_body,
-                                  .connect_timeout = cfg.wordcount_connect_timeout,
-                                  .deny_private = cfg.wordcount_deny_private,
-                                  .preload = cfg.wordcount_preload};
-    if (jobq_wordcount_configure(&wc, why, sizeof why) != 0)
-        jobq_log_warn("wordcount: preload: %s; workers will try again", why);
+    jobq_supervisor_configure_handlers(&cfg);
     int status = 1;
     if (jobq_plugin_load_all(cfg.test_handlers, cfg.plugins_dir, &err) < 0) {
         jobq_log_err("%s", err.msg);

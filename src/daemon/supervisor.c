@@ -105,8 +105,10 @@ static void step_heartbeat(jobq_supervisor *s, double now) {
     update_status(s);
 }
 
-/* Sentinel: when the master changes, move at once (the supervisor and,
- * through SIGUSR1, every worker), instead of waiting for errors. */
+/* Sentinel: when a new master takes over (the replica a failover leader
+ * selected says ROLE master, or a sentinel names it), move at once (the
+ * supervisor and, through SIGUSR1, every worker), instead of waiting for
+ * errors. */
 static void step_failover(jobq_supervisor *s, double now) {
     (void)now;
     char msg[512];
@@ -122,6 +124,16 @@ static void step_watchdog(jobq_supervisor *s, double now) {
     (void)s;
     (void)now;
     jobq_notify_watchdog();
+}
+
+void jobq_supervisor_configure_handlers(const jobq_config *cfg) {
+    char why[300];
+    jobq_wordcount_settings wc = {.max_body = cfg->wordcount_max_body,
+                                  .connect_timeout = cfg->wordcount_connect_timeout,
+                                  .deny_private = cfg->wordcount_deny_private,
+                                  .preload = cfg->wordcount_preload};
+    if (jobq_wordcount_configure(&wc, why, sizeof why) != 0)
+        jobq_log_warn("wordcount: preload: %s; workers will try again", why);
 }
 
 static void finish_stop(jobq_supervisor *s) {
@@ -252,13 +264,7 @@ static void do_reload(jobq_supervisor *s) {
     }
     jobq_plugin_unload_all();
     if (jobq_plugin_load_all(fresh.test_handlers, fresh.plugins_dir, &err) < 0) jobq_log_err("%s", err.msg);
-    char why[300];
-    jobq_wordcount_settings wc = {.max_body = fresh.wordcount_max_body,
-                                  .connect_timeout = fresh.wordcount_connect_timeout,
-                                  .deny_private = fresh.wordcount_deny_private,
-                                  .preload = fresh.wordcount_preload};
-    if (jobq_wordcount_configure(&wc, why, sizeof why) != 0)
-        jobq_log_warn("wordcount: preload: %s; workers will try again", why);
+    jobq_supervisor_configure_handlers(&fresh);
     jobq_log_set_level(fresh.log_level);
     jobq_config_fini(&s->cfg);
     s->cfg = fresh;

@@ -27,4 +27,8 @@ int jobq_supervisor_run(jobq_supervisor *s);
 
 void jobq_supervisor_free(jobq_supervisor *s);
 
+/* Give the built-in handlers their settings from cfg ([wordcount]), before
+ * workers fork: at start and on every reload. */
+void jobq_supervisor_configure_handlers(const jobq_config *cfg);
+
 #endif

@@ -146,7 +146,21 @@ static void add_rates(jobq_supervisor *s, double now, json_t *info) {
     json_object_set_new(info, "rate_window", json_real(window));
 }
 
-/* The registry entry: host, pid, version, queues, workers and their jobs. */
+/* The resident memory of process pid in bytes (/proc/PID/statm), or -1. */
+static long long rss_of(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    unsigned long long size, resident;
+    int got = fscanf(f, "%llu %llu", &size, &resident);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return got == 2 && page > 0 ? (long long)(resident * (unsigned long long)page) : -1;
+}
+
+/* The registry entry: host, pid, version, queues, workers and their jobs
+ * and resident memory. */
 static char *daemon_info(jobq_supervisor *s, double now) {
     json_t *workers = json_array();
     int busy = 0;
@@ -162,6 +176,8 @@ static char *daemon_info(jobq_supervisor *s, double now) {
             json_object_set_new(o, "job_started_at", json_real(job.started_at));
         }
         json_object_set_new(o, "jobs_done", json_integer((json_int_t)atomic_load(&sl->jobs_done)));
+        long long rss = rss_of(w->pid);
+        if (rss >= 0) json_object_set_new(o, "rss_bytes", json_integer((json_int_t)rss));
         json_array_append_new(workers, o);
     }
     json_t *queues = json_array();
@@ -169,6 +185,8 @@ static char *daemon_info(jobq_supervisor *s, double now) {
     json_t *info = json_pack("{s:s, s:i, s:f, s:f, s:s, s:o, s:o, s:i}", "host", s->host, "pid", (int)getpid(),
                              "started_at", s->started_at, "heartbeat_at", now, "version", JOBQ_VERSION,
                              "queues", queues, "workers", workers, "busy", busy);
+    long long rss = rss_of(getpid());
+    if (info && rss >= 0) json_object_set_new(info, "rss_bytes", json_integer((json_int_t)rss));
     if (info) add_rates(s, now, info);
     char *str = info ? json_dumps(info, JSON_COMPACT) : NULL;
     json_decref(info);

@@ -119,9 +119,11 @@ typedef struct worker {
 
 static worker *progress_worker; /* for the plugin API's progress hook */
 
+/* Sleep s seconds, or less when told to stop or to reconnect (the master
+ * changed: a commit waiting out a backoff is sent to the new one at once). */
 static void sleep_seconds(double s) {
     struct timespec ts = {(time_t)s, (long)((s - floor(s)) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !stop_requested) {
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !stop_requested && !reconnect_requested) {
     }
 }
 
@@ -136,10 +138,18 @@ static bool orphaned(const worker *w) { return getppid() != w->p->supervisor_pid
  * queue is then re-registered and its in-flight list put back before its
  * next take: a take whose reply was lost may have moved jobs there. */
 static int ensure_connected(worker *w) {
+    int short_of_memory = 0;
     while (!jobq_redis_connected(w->redis)) {
         if (stop_requested || orphaned(w)) return -1;
         jobq_err err;
-        if (jobq_redis_connect(w->redis, &err) == 0) {
+        if (jobq_redis_connect(w->redis, &err) != 0 && err.code == JOBQ_E_NOMEM && ++short_of_memory >= 3) {
+            /* This process, not Redis, is short of memory: a fresh worker
+             * does better than backing off here. */
+            jobq_log_err("cannot connect to Redis: %s; leaving this worker's jobs to a fresh one", err.msg);
+            w->must_exit = true;
+            return -1;
+        }
+        if (jobq_redis_connected(w->redis)) {
             if (w->redis_down) jobq_log_info("connected to Redis again at %s", jobq_redis_url_redacted(w->redis));
             w->redis_down = false;
             w->connect_failures = 0;
@@ -149,7 +159,7 @@ static int ensure_connected(worker *w) {
         if (!w->redis_down) jobq_log_warn("Redis unavailable (%s); retrying with backoff", err.msg);
         w->redis_down = true;
         w->connect_failures++;
-        sleep_seconds(jobq_backoff_delay(w->connect_failures, 0.05, 2.0));
+        sleep_seconds(err.code == JOBQ_E_NOMEM ? 0.01 : jobq_backoff_delay(w->connect_failures, 0.05, 2.0));
     }
     return 0;
 }
@@ -509,7 +519,10 @@ int jobq_worker_main(const jobq_worker_params *p) {
             jobq_err moved = {JOBQ_E_IO, "the master changed"};
             lost_connection(&w, &moved);
         }
-        if (ensure_connected(&w) != 0) break;
+        if (ensure_connected(&w) != 0) {
+            if (w.must_exit) status = 1;
+            break;
+        }
         jobq_taken taken;
         /* The supervisor kills a worker that stays in a take far longer than
          * a take can last (stopped, wedged): what it took goes back. */

@@ -13,7 +13,7 @@
  * pipeline; the first error reply wins. */
 static int pipeline(jobq_redis *r, jobq_err *err, const char *what, int n, const int *argcs,
                     const char **const *argvs) {
-    jobq_cmd cmds[4];
+    jobq_cmd cmds[4] = {0};
     redisReply *replies[4];
     for (int i = 0; i < n; i++) cmds[i] = (jobq_cmd){.route = argvs[i][1], .argc = argcs[i], .argv = (const char **)argvs[i]};
     if (jobq_redis_pipeline(r, err, what, cmds, (size_t)n, 0, replies) != 0) return -1;

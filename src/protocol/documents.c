@@ -156,7 +156,7 @@ char *jobq_doc_dead(const struct jobq_job *job, const char *error, double now) {
     return s;
 }
 
-char *jobq_doc_retry_payload(const struct jobq_job *job, const char *error, bool died) {
+char *jobq_doc_retry_payload(const struct jobq_job *job, const char *error, bool died, double due_at) {
     if (!job->root || !json_is_object(job->root)) return NULL;
     bool ok = true;
     json_t *copy = copy_object(job->root, &ok); /* shallow: members shared, meta replaced */
@@ -170,6 +170,7 @@ char *jobq_doc_retry_payload(const struct jobq_job *job, const char *error, bool
     set(meta, "attempts", json_integer(job->attempt), &ok);
     set(meta, "deaths", json_integer(job->deaths + (died ? 1 : 0)), &ok);
     set(meta, "enqueued_at", json_real(job->enqueued_at), &ok);
+    if (due_at > 0) set(meta, "queued_at", json_real(due_at), &ok);
     if (job->id_assigned) set(meta, "id", json_string(job->id), &ok);
     set(meta, "errors", errors_with(job, error, jobq_now(), &ok), &ok);
     set(copy, JOBQ_META_FIELD, meta, &ok);

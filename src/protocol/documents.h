@@ -37,8 +37,9 @@ char *jobq_doc_progress(const struct jobq_job *job, const char *worker, double n
 char *jobq_doc_dead(const struct jobq_job *job, const char *error, double now);
 
 /* The payload of the next attempt: the original with the attempt count,
- * deaths, enqueued_at, the assigned id and this attempt's error recorded
- * under "_jobq". NULL when the job never parsed. */
-char *jobq_doc_retry_payload(const struct jobq_job *job, const char *error, bool died);
+ * deaths, enqueued_at, the assigned id, this attempt's error and the next
+ * attempt's due time (queued_at; not when due_at <= 0) recorded under
+ * "_jobq". NULL when the job never parsed. */
+char *jobq_doc_retry_payload(const struct jobq_job *job, const char *error, bool died, double due_at);
 
 #endif

@@ -149,6 +149,10 @@ static char *fresh_payload(json_t *entry, const char **id, const char **handler,
         json_object_del(meta, "deaths");
         json_object_del(meta, "errors");
     }
+    /* Its wait (jobq_job_wait_seconds) counts from now, not from when it
+     * was first enqueued. */
+    if (!json_is_object(meta)) json_object_set_new(payload, JOBQ_META_FIELD, meta = json_object());
+    json_object_set_new(meta, "queued_at", json_real(jobq_now()));
     const char *own_id = json_string_value(json_object_get(payload, "id"));
     bool ok = true;
     if (!own_id || !*own_id) {

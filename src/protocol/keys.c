@@ -16,6 +16,7 @@ static const char *const kind_names[JOBQ_KEY_KIND_COUNT] = {
     [JOBQ_KEY_STATS] = "stats",       [JOBQ_KEY_CANCEL] = "cancel",
     [JOBQ_KEY_UNIQUE] = "unique",     [JOBQ_KEY_IDS] = "ids",
     [JOBQ_KEY_PROBE] = "probe",       [JOBQ_KEY_EVENTS] = "events",
+    [JOBQ_KEY_HISTO] = "histo",
 };
 
 char *jobq_key(char *buf, size_t size, const char *prefix, enum jobq_key_kind kind, const char *queue,
@@ -131,6 +132,7 @@ void jobq_qkeys_init(jobq_qkeys *k, const jobq_redis *r, const char *prefix, con
     jobq_key(k->stats, sizeof k->stats, prefix, JOBQ_KEY_STATS, queue, NULL);
     jobq_key(k->cancel, sizeof k->cancel, prefix, JOBQ_KEY_CANCEL, queue, NULL);
     jobq_key(k->unique, sizeof k->unique, prefix, JOBQ_KEY_UNIQUE, queue, NULL);
+    jobq_key(k->histo, sizeof k->histo, prefix, JOBQ_KEY_HISTO, queue, NULL);
     if (worker_id) jobq_key(k->inflight, sizeof k->inflight, prefix, JOBQ_KEY_INFLIGHT, queue, worker_id);
     else k->inflight[0] = '\0';
     bool sharded = r && jobq_redis_is_cluster(r);

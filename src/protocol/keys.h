@@ -25,12 +25,13 @@ enum jobq_key_kind {
     JOBQ_KEY_INFLIGHT,  /* list (with a worker id): jobs one worker has taken */
     JOBQ_KEY_HOLDERS,   /* hash: in-flight list -> id of the daemon it belongs to */
     JOBQ_KEY_LEASES,    /* sorted set: daemon id -> lease expiry (Redis time, ms) */
-    JOBQ_KEY_STATS,     /* hash: processed, failed */
+    JOBQ_KEY_STATS,     /* hash: processed, failed, retried, rejected, cancelled */
     JOBQ_KEY_CANCEL,    /* sorted set: ids of running jobs to cancel, by request time */
     JOBQ_KEY_UNIQUE,    /* sorted set: ids held by jobq_enqueue_unique -> expiry */
     JOBQ_KEY_IDS,       /* string: counter for ids assigned by jobq_enqueue */
     JOBQ_KEY_PROBE,     /* (with a type suffix) scratch keys of the start-up permission check */
     JOBQ_KEY_EVENTS,    /* sharded pub/sub channel of the queue's events (Redis Cluster) */
+    JOBQ_KEY_HISTO,     /* hash: latency histogram bucket counters (protocol/histo.h) */
     JOBQ_KEY_KIND_COUNT
 };
 
@@ -65,7 +66,10 @@ bool jobq_key_parse(const char *key, const char *prefix, char *queue, size_t que
 
 /* The fields of a queue's stats hash (the commit script writes the same). */
 #define JOBQ_STATS_PROCESSED "processed" /* jobs finished: ok, or failed for good */
-#define JOBQ_STATS_FAILED "failed"       /* of which failed */
+#define JOBQ_STATS_FAILED "failed"       /* of which failed (for good, or rejected) */
+#define JOBQ_STATS_RETRIED "retried"     /* attempts that failed and were scheduled again */
+#define JOBQ_STATS_REJECTED "rejected"   /* of the failed: payloads dead-lettered without running */
+#define JOBQ_STATS_CANCELLED "cancelled" /* running jobs stopped by jobq cancel */
 
 #define JOBQ_QKEY_MAX 160     /* a queue-scoped key */
 #define JOBQ_INFLIGHT_MAX 480 /* an in-flight list key (with a worker id) */
@@ -75,7 +79,8 @@ typedef struct jobq_qkeys {
     char name[65];        /* the queue */
     char prefix[65];      /* the key prefix */
     char queue[JOBQ_QKEY_MAX], scheduled[JOBQ_QKEY_MAX], dead[JOBQ_QKEY_MAX], holders[JOBQ_QKEY_MAX],
-        leases[JOBQ_QKEY_MAX], stats[JOBQ_QKEY_MAX], cancel[JOBQ_QKEY_MAX], unique[JOBQ_QKEY_MAX];
+        leases[JOBQ_QKEY_MAX], stats[JOBQ_QKEY_MAX], cancel[JOBQ_QKEY_MAX], unique[JOBQ_QKEY_MAX],
+        histo[JOBQ_QKEY_MAX];
     char inflight[JOBQ_INFLIGHT_MAX]; /* worker worker_id's list; "" without one */
     char events[JOBQ_QKEY_MAX];       /* the events channel: <prefix>:events, or on a cluster
                                        * the queue's sharded <prefix>:{<q>}:events */

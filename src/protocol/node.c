@@ -52,8 +52,9 @@ void jobq_node_close(jobq_node *n) {
 
 /* After a failed call: record why and drop the broken connection. */
 static int fail_io(jobq_node *n, jobq_err *err, const char *what) {
-    jobq_err_set(err, JOBQ_E_IO, "%s: %s (%s)", what, n->ctx && n->ctx->errstr[0] ? n->ctx->errstr : "connection lost",
-                 n->addr);
+    /* hiredis short of memory is this process's trouble, not the server's. */
+    jobq_err_set(err, n->ctx && n->ctx->err == REDIS_ERR_OOM ? JOBQ_E_NOMEM : JOBQ_E_IO, "%s: %s (%s)", what,
+                 n->ctx && n->ctx->errstr[0] ? n->ctx->errstr : "connection lost", n->addr);
     jobq_node_close(n);
     return -1;
 }
@@ -82,7 +83,8 @@ int jobq_node_connect(jobq_node *n, const jobq_node_opts *o, jobq_err *err) {
         return -1;
     }
     if (c->err) {
-        jobq_err_set(err, JOBQ_E_IO, "cannot connect to %s: %s", n->addr, c->errstr);
+        jobq_err_set(err, c->err == REDIS_ERR_OOM ? JOBQ_E_NOMEM : JOBQ_E_IO, "cannot connect to %s: %s", n->addr,
+                     c->errstr);
         redisFree(c);
         return -1;
     }

@@ -64,9 +64,14 @@ int jobq_outcome_build(jobq_outcome *out, struct jobq_job *job, enum jobq_outcom
     /* NULL only when memory ran out (a job to retry parsed): failing it for
      * good would spend the attempts it has left on a lack of memory, so it
      * stays in flight like any outcome that cannot be built. */
-    if (out->kind == JOBQ_OUTCOME_RETRY && !(out->retry_payload = jobq_doc_retry_payload(job, job->error, died))) {
-        jobq_outcome_fini(out);
-        return -1;
+    if (out->kind == JOBQ_OUTCOME_RETRY) {
+        out->retry_delay = jobq_backoff_retry(job->attempt, policy->backoff_base, policy->backoff_max,
+                                              jobq_random01());
+        out->retry_at = now + out->retry_delay;
+        if (!(out->retry_payload = jobq_doc_retry_payload(job, job->error, died, out->retry_at))) {
+            jobq_outcome_fini(out);
+            return -1;
+        }
     }
     bool final = out->kind != JOBQ_OUTCOME_RETRY;
     /* A rejected payload without its own id has no result: nobody can ask. */
@@ -79,15 +84,21 @@ int jobq_outcome_build(jobq_outcome *out, struct jobq_job *job, enum jobq_outcom
     }
     if (dead) out->dead_json = jobq_doc_dead(job, job->error, now);
     out->event_json = jobq_doc_event(job, jobq_outcome_event_name(out->kind), worker, now);
-    if (out->kind == JOBQ_OUTCOME_RETRY) {
-        out->retry_delay = jobq_backoff_retry(job->attempt, policy->backoff_base, policy->backoff_max,
-                                              jobq_random01());
-        out->retry_at = now + out->retry_delay;
-    }
     /* The counters count jobs that ran to an end; a cancelled one did not. */
     out->finished = final && out->kind != JOBQ_OUTCOME_CANCELLED;
     out->failed = out->finished && out->kind != JOBQ_OUTCOME_OK;
     if (final && job->unique) out->unique_id = job->id;
+    out->wait_seconds = out->run_seconds = -1;
+    if (out->kind != JOBQ_OUTCOME_REJECTED && job->handler && job->started_at > 0) {
+        out->handler = job->handler;
+        /* The wait of this attempt: since it was queued again (a retry's
+         * due time, a dead job's retry), else since enqueued. A payload
+         * without enqueued_at (a plain RPUSH) was given its start time as
+         * parsed: its wait is not known. */
+        double since = job->queued_at > 0 ? job->queued_at : job->enqueued_at != job->started_at ? job->enqueued_at : 0;
+        if (since > 0) out->wait_seconds = job->started_at > since ? job->started_at - since : 0;
+        out->run_seconds = job->finished_at > job->started_at ? job->finished_at - job->started_at : 0;
+    }
     if ((result && !out->result_json) || (dead && !out->dead_json)) {
         jobq_outcome_fini(out);
         return -1;

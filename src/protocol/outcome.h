@@ -53,6 +53,10 @@ typedef struct jobq_outcome {
     const char *unique_id;   /* borrowed: id whose unique hold ends; NULL: none */
     bool finished;           /* counts as processed */
     bool failed;             /* counts as failed */
+    const char *handler;     /* borrowed: the handler that ran, for the latency histograms
+                              * (protocol/histo.h); NULL when it did not run */
+    double wait_seconds;     /* enqueued -> handler start of a first attempt; < 0: not observed */
+    double run_seconds;      /* handler start -> end; < 0: not observed */
 } jobq_outcome;
 
 /*

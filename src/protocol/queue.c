@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/job.h"
+#include "protocol/histo.h"
 #include "protocol/keys.h"
 #include "protocol/redis_internal.h"
 
@@ -225,6 +226,18 @@ out:
     return rc;
 }
 
+/* The counter flags of an outcome (see the commit script). */
+static const char *outcome_flags(const jobq_outcome *o) {
+    switch (o->kind) {
+    case JOBQ_OUTCOME_OK: return o->finished ? "f" : "";
+    case JOBQ_OUTCOME_RETRY: return "r";
+    case JOBQ_OUTCOME_FAILED: return "fx";
+    case JOBQ_OUTCOME_REJECTED: return "fxd";
+    case JOBQ_OUTCOME_CANCELLED: return "c";
+    }
+    return "";
+}
+
 int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n, bool verify,
                       size_t *skipped, jobq_err *err) {
     if (skipped) *skipped = 0;
@@ -237,7 +250,13 @@ int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *ou
     int wrote = verify && still_held(r, k, outs, n, held, err) != 0 ? -1 : write_results(r, k, outs, held, n, err);
     free(held);
     if (wrote != 0) return -1;
-    size_t nargs = 3 + 7 * n;
+    char **histo = NULL;
+    size_t nhisto = 0;
+    if (jobq_histo_batch(outs, n, &histo, &nhisto) != 0) {
+        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+        return -1;
+    }
+    size_t njobs = 3 + 7 * n, nargs = njobs + nhisto;
     const char **args = calloc(nargs, sizeof *args);
     size_t *lens = calloc(nargs, sizeof *lens);
     char *dues = calloc(n, 32);
@@ -246,6 +265,7 @@ int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *ou
         free(args);
         free(lens);
         free(dues);
+        jobq_histo_args_free(histo, nhisto);
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
         return -1;
     }
@@ -259,20 +279,22 @@ int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *ou
         char *due = dues + 32 * i;
         if (o->retry_payload) snprintf(due, 32, "%.6f", o->retry_at);
         a[0] = o->payload;
-        a[1] = o->finished ? (o->failed ? "fx" : "f") : "";
+        a[1] = outcome_flags(o);
         a[2] = o->dead_json ? o->dead_json : "";
         a[3] = due;
         a[4] = o->retry_payload ? o->retry_payload : "";
         a[5] = o->event_json ? o->event_json : "";
         a[6] = o->unique_id ? o->unique_id : "";
     }
+    for (size_t i = 0; i < nhisto; i++) args[njobs + i] = histo[i];
     for (size_t i = 0; i < nargs; i++) lens[i] = strlen(args[i]);
     for (size_t i = 0; i < n; i++) lens[3 + 7 * i] = outs[i].payload_len;
-    const char *keys[] = {k->inflight, k->dead, k->scheduled, k->stats, k->unique};
-    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_COMMIT, 5, keys, (int)nargs, args, lens);
+    const char *keys[] = {k->inflight, k->dead, k->scheduled, k->stats, k->unique, k->histo};
+    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_COMMIT, 6, keys, (int)nargs, args, lens);
     free(args);
     free(lens);
     free(dues);
+    jobq_histo_args_free(histo, nhisto);
     if (!reply) return -1;
     int rc = 0;
     if (reply->type != REDIS_REPLY_ARRAY) rc = unexpected(err, "commit");

@@ -27,6 +27,8 @@
 
 #define MAX_NODES 256
 #define MAX_REDIRECTS 5
+/* Sentinel announcements read per jobq_redis_master_switched call at most. */
+#define MAX_ANNOUNCEMENTS 64
 
 struct jobq_redis {
     jobq_redis_url url;       /* owned */
@@ -48,8 +50,9 @@ struct jobq_redis {
     int wait_replicas;        /* WAIT after durable writes; 0 = none */
     double wait_timeout;      /* seconds */
     bool subscribed[MAX_NODES];
-    jobq_node *watch;         /* sentinel: subscribed to +switch-master, or NULL */
-    double watch_retry_at;    /* monotonic seconds */
+    jobq_sentinel_watch *watch; /* sentinel: owned, made on first use, or NULL */
+    char master_host[256];    /* sentinel: the master last found or announced ("" none yet) */
+    int master_port;
 };
 
 /* ---- handles ---- */
@@ -148,7 +151,7 @@ void jobq_redis_set_password(jobq_redis *r, const char *password) {
 
 void jobq_redis_free(jobq_redis *r) {
     if (!r) return;
-    jobq_node_free(r->watch);
+    jobq_sentinel_watch_free(r->watch);
     for (int i = 0; i < r->nnodes; i++) jobq_node_free(r->nodes[i]);
     jobq_tls_free(r->tls);
     jobq_redis_url_fini(&r->url);
@@ -232,11 +235,15 @@ static int discover_cluster(jobq_redis *r, jobq_err *err) {
     return -1;
 }
 
-/* Ask the sentinels for the master and connect nodes[0] to it. */
-static int connect_master(jobq_redis *r, jobq_err *err) {
-    char host[256];
-    int port;
-    if (jobq_sentinel_find_master(&r->url, &r->sentinel_opts, host, sizeof host, &port, err) != 0) return -1;
+/* Remember the sentinels' master, so that an announcement of it is not
+ * taken for a change. */
+static void remember_master(jobq_redis *r, const char *host, int port) {
+    snprintf(r->master_host, sizeof r->master_host, "%s", host);
+    r->master_port = port;
+}
+
+/* Point nodes[0] at host:port, connect, and check that it is a master. */
+static int use_master(jobq_redis *r, const char *host, int port, jobq_err *err) {
     jobq_node *n = r->nodes[0];
     if (!n || !n->host || strcmp(n->host, host) != 0 || n->port != port) {
         jobq_node *fresh = jobq_node_new(host, port, NULL);
@@ -254,7 +261,19 @@ static int connect_master(jobq_redis *r, jobq_err *err) {
         jobq_node_close(n);
         return -1;
     }
+    remember_master(r, host, port);
     return 0;
+}
+
+/* Ask the sentinels for the master and connect nodes[0] to it. A replica
+ * that a failover is promoting and that already says it is a master comes
+ * first: the old master's writes are lost with it from then on. */
+static int connect_master(jobq_redis *r, jobq_err *err) {
+    jobq_sentinel_master m;
+    if (jobq_sentinel_find_master(&r->url, &r->sentinel_opts, &m, err) != 0) return -1;
+    bool promoting = m.promoted_port && (m.promoted_port != m.port || strcmp(m.promoted_host, m.host) != 0);
+    if (promoting && use_master(r, m.promoted_host, m.promoted_port, err) == 0) return 0;
+    return use_master(r, m.host, m.port, err);
 }
 
 int jobq_redis_connect(jobq_redis *r, jobq_err *err) {
@@ -700,23 +719,22 @@ int jobq_redis_publish_nowait(jobq_redis *r, const char *channel, const char *me
 
 int jobq_redis_master_switched(jobq_redis *r, char *msg, size_t msg_size) {
     if (r->url.kind != JOBQ_REDIS_SENTINEL) return 0;
+    if (!r->watch && !(r->watch = jobq_sentinel_watch_new(&r->url))) return 0; /* out of memory: next time */
     double now = jobq_monotonic();
-    if (!r->watch) {
-        if (now < r->watch_retry_at) return 0;
-        jobq_err ignored;
-        if (jobq_sentinel_watch(&r->url, &r->sentinel_opts, &r->watch, &ignored) != 0) {
-            r->watch_retry_at = now + 1;
-            return 0;
-        }
+    jobq_sentinel_watch_subscribe(r->watch, &r->sentinel_opts, now);
+    int changed = 0;
+    jobq_sentinel_event ev;
+    for (int k = 0; k < MAX_ANNOUNCEMENTS && jobq_sentinel_watch_next(r->watch, &r->opts, now, &ev) == 1; k++) {
+        /* The promoted replica's ROLE, the leader's +promoted-slave, then
+         * each sentinel's +switch-master name the same new master: only the
+         * first is a change. */
+        if (ev.port == r->master_port && strcmp(ev.host, r->master_host) == 0) continue;
+        remember_master(r, ev.host, ev.port);
+        snprintf(msg, msg_size, "%s from sentinel %s: the master is now %s:%d", ev.channel, ev.sentinel, ev.host,
+                 ev.port);
+        changed = 1;
     }
-    int rc = jobq_sentinel_switched(r->watch, r->url.master_name, msg, msg_size);
-    if (rc < 0) {
-        jobq_node_free(r->watch);
-        r->watch = NULL;
-        r->watch_retry_at = now + 1;
-        return 0;
-    }
-    return rc;
+    return changed;
 }
 
 /* ---- pub/sub ---- */
@@ -770,13 +788,14 @@ static jobq_node *ready_node(jobq_redis *r, double timeout, bool *timed_out, red
     return NULL;
 }
 
-int jobq_redis_read_json(jobq_redis *r, double timeout, json_t **out, jobq_err *err) {
+/* jobq_redis_read_json; keep: a timeout leaves the subscription open. */
+static int read_json(jobq_redis *r, double timeout, bool keep, json_t **out, jobq_err *err) {
     *out = NULL;
     bool timed_out;
     redisReply *reply = NULL;
     jobq_node *n = ready_node(r, timeout, &timed_out, &reply, err);
     if (!n) {
-        if (timed_out) jobq_redis_disconnect(r);
+        if (timed_out && !keep) jobq_redis_disconnect(r);
         return timed_out ? 1 : -1;
     }
     if (!reply) {
@@ -791,4 +810,12 @@ int jobq_redis_read_json(jobq_redis *r, double timeout, json_t **out, jobq_err *
     else if (!(*out = jobq_reply_to_json(reply))) rc = -1, jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
     freeReplyObject(reply);
     return rc;
+}
+
+int jobq_redis_read_json(jobq_redis *r, double timeout, json_t **out, jobq_err *err) {
+    return read_json(r, timeout, false, out, err);
+}
+
+int jobq_redis_poll_json(jobq_redis *r, double timeout, json_t **out, jobq_err *err) {
+    return read_json(r, timeout, true, out, err);
 }

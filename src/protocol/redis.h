@@ -67,9 +67,13 @@ const char *jobq_redis_url_redacted(const jobq_redis *r);
  * (SPUBLISH), and SCAN must visit every primary. */
 bool jobq_redis_is_cluster(const jobq_redis *r);
 
-/* A sentinel URL: has a sentinel announced that our master changed? Opens
- * (and reopens) a +switch-master subscription as needed and never blocks.
- * 1 with what it said in msg, 0 otherwise (also for other URL kinds). */
+/* A sentinel URL: has a master other than the one last found or announced
+ * taken over? That is: the replica a failover leader selected now says
+ * ROLE master, or the leader said +promoted-slave, or a sentinel said
+ * +switch-master. Subscribes to every sentinel (again to one whose
+ * subscription broke) and waits on nothing but connect timeouts and one
+ * ROLE round trip. 1 with what happened in msg, 0 otherwise (also for
+ * other URL kinds). */
 int jobq_redis_master_switched(jobq_redis *r, char *msg, size_t msg_size);
 
 /* Primaries to visit for SCAN-like commands (1 unless a cluster); valid
@@ -89,6 +93,14 @@ int jobq_redis_command_json(jobq_redis *r, json_t **out, jobq_err *err, int argc
 int jobq_redis_command_json_at(jobq_redis *r, int primary, json_t **out, jobq_err *err, int argc,
                                const char **argv, const size_t *lens);
 
+/* Run n commands (argcs[i] arguments in argvs[i], C strings, each routed
+ * by its argv[1] taken as a key) in one pipeline per node: out[i] is a new
+ * reference to the reply of command i as JSON (as above), or {"error":
+ * message} for an error reply. 0, or -1 with err (a broken connection:
+ * JOBQ_E_IO) and nothing in out. */
+int jobq_redis_commands_json(jobq_redis *r, size_t n, const int *argcs, const char *const *const *argvs,
+                             json_t **out, jobq_err *err);
+
 /* Publish message on channel without waiting for the reply (read before
  * that of the next command on that node): PUBLISH, or SPUBLISH on a
  * cluster. With send_now it is written at once; otherwise it leaves with
@@ -105,5 +117,9 @@ int jobq_redis_subscribe(jobq_redis *r, const char *channel, jobq_err *err);
  * seconds. 0 with *out set; 1 when the time ran out (the subscription is
  * then closed: subscribe again); -1 with err. */
 int jobq_redis_read_json(jobq_redis *r, double timeout, json_t **out, jobq_err *err);
+
+/* The same, but when the time runs out (1) the subscription stays open:
+ * nothing was read, so the next call goes on where this one stopped. */
+int jobq_redis_poll_json(jobq_redis *r, double timeout, json_t **out, jobq_err *err);
 
 #endif

@@ -186,13 +186,19 @@ static const char requeue_lua[] = LUA_COMMON
     "return n\n";
 
 /* Record the outcomes of a batch (the results were written just before).
- * ARGV: events channel, its publish command, n, then per job 7 from index 4: payload, flags (f: counts as processed,
- * x: as failed), dead entry, retry due time, retry payload, event, id whose
- * unique hold ends ('' for none). A job is recorded only while it is still
- * in the in-flight list: a commit that is sent again after a lost reply,
- * or for a job another daemon reclaimed, writes nothing twice; those jobs
- * are returned. The LREM comes first: once a script has written, Redis
- * lets it finish even past maxmemory, so an outcome is never half done. */
+ * ARGV: events channel, its publish command, n, then per job 7 from index
+ * 4: payload, flags (f: counts as processed, x: as failed, r: retried, d:
+ * rejected, c: cancelled), dead entry, retry due time, retry payload,
+ * event, id whose unique hold ends ('' for none); then the latency
+ * histogram increments of the batch in pairs (field, increment; a field
+ * ending in |sum takes a decimal), applied when every job of the batch was
+ * recorded, and skipped when the histo key holds another type (metrics
+ * never block jobs). A job is recorded only while it is still in the
+ * in-flight list: a commit that is sent again after a lost reply, or for a
+ * job another daemon reclaimed, writes nothing twice; those jobs are
+ * returned. The LREM comes first: once a script has written, Redis lets it
+ * finish even past maxmemory, so an outcome is never half done. Counters
+ * are tallied per distinct flags string, one HINCRBY per counter. */
 static const char commit_lua[] = LUA_COMMON
     "local n = tonumber(ARGV[3])\n"
     "local need_dead, need_sched, need_unique = false, false, false\n"
@@ -206,7 +212,7 @@ static const char commit_lua[] = LUA_COMMON
     "if need_sched and not key_is(KEYS[3], 'zset') then return wrongtype(KEYS[3], 'zset') end\n"
     "if not key_is(KEYS[4], 'hash') then return wrongtype(KEYS[4], 'hash') end\n"
     "if need_unique and not key_is(KEYS[5], 'zset') then return wrongtype(KEYS[5], 'zset') end\n"
-    "local processed, failed, skipped = 0, 0, {}\n"
+    "local tally, skipped = {}, {}\n"
     "for i = 0, n - 1 do\n"
     "  local b = 4 + i * 7\n"
     "  if redis.call('LREM', KEYS[1], 1, ARGV[b]) == 1 then\n"
@@ -214,14 +220,28 @@ static const char commit_lua[] = LUA_COMMON
     "    if ARGV[b + 4] ~= '' then redis.call('ZADD', KEYS[3], ARGV[b + 3], ARGV[b + 4]) end\n"
     "    if ARGV[b + 6] ~= '' then redis.call('ZREM', KEYS[5], ARGV[b + 6]) end\n"
     "    if ARGV[b + 5] ~= '' then publish(ARGV[2], ARGV[1], ARGV[b + 5]) end\n"
-    "    if string.find(ARGV[b + 1], 'f', 1, true) then processed = processed + 1 end\n"
-    "    if string.find(ARGV[b + 1], 'x', 1, true) then failed = failed + 1 end\n"
+    "    local f = ARGV[b + 1]\n"
+    "    tally[f] = (tally[f] or 0) + 1\n"
     "  else\n"
     "    skipped[#skipped + 1] = i + 1\n"
     "  end\n"
     "end\n"
-    "if processed > 0 then redis.call('HINCRBY', KEYS[4], '" JOBQ_STATS_PROCESSED "', processed) end\n"
-    "if failed > 0 then redis.call('HINCRBY', KEYS[4], '" JOBQ_STATS_FAILED "', failed) end\n"
+    "local counters = {f = '" JOBQ_STATS_PROCESSED "', x = '" JOBQ_STATS_FAILED "', r = '" JOBQ_STATS_RETRIED "',\n"
+    "  d = '" JOBQ_STATS_REJECTED "', c = '" JOBQ_STATS_CANCELLED "'}\n"
+    "local sums = {}\n"
+    "for f, count in pairs(tally) do\n"
+    "  for l in string.gmatch(f, '.') do\n"
+    "    if counters[l] then sums[l] = (sums[l] or 0) + count end\n"
+    "  end\n"
+    "end\n"
+    "for l, count in pairs(sums) do redis.call('HINCRBY', KEYS[4], counters[l], count) end\n"
+    "local h = 4 + n * 7\n"
+    "if #skipped == 0 and #ARGV > h and key_is(KEYS[6], 'hash') then\n"
+    "  for i = h, #ARGV - 1, 2 do\n"
+    "    if string.sub(ARGV[i], -4) == '|sum' then redis.call('HINCRBYFLOAT', KEYS[6], ARGV[i], ARGV[i + 1])\n"
+    "    else redis.call('HINCRBY', KEYS[6], ARGV[i], ARGV[i + 1]) end\n"
+    "  end\n"
+    "end\n"
     "return skipped\n";
 
 /* Move due scheduled jobs (score <= now) to the queue, at most ARGV[1];
@@ -398,6 +418,7 @@ static const char probe_lua[] = LUA_COMMON
     "try('HSET', KEYS[3], 'a', 'b')\n"
     "try('HGET', KEYS[3], 'a')\n"
     "try('HINCRBY', KEYS[3], 'n', 1)\n"
+    "try('HINCRBYFLOAT', KEYS[3], 's', '0.5')\n"
     "try('HDEL', KEYS[3], 'a')\n"
     "try('INCR', KEYS[4])\n"
     "try(ARGV[3] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', ARGV[1], ARGV[2])\n"

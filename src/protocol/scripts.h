@@ -22,8 +22,9 @@ enum jobq_script {
                                after BLMOVE: 1, or 0 after putting the list back */
     JOBQ_SCRIPT_REQUEUE,    /* KEYS in-flight, queue, holders; ARGV unregister (0|1).
                                Moves the list to the queue's head; count */
-    JOBQ_SCRIPT_COMMIT,     /* KEYS in-flight, dead, scheduled, stats, unique; ARGV
-                               channel, publish command, n, then 7 per job.
+    JOBQ_SCRIPT_COMMIT,     /* KEYS in-flight, dead, scheduled, stats, unique, histo;
+                               ARGV channel, publish command, n, then 7 per job, then
+                               histogram (field, increment) pairs.
                                {skipped job numbers} */
     JOBQ_SCRIPT_PROMOTE,    /* KEYS scheduled, queue, cancel; ARGV limit.
                                {moved, next due or false, bad type or false, cancels...} */

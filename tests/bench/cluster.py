@@ -19,13 +19,14 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 
 import redis
+
+from proclib import stop, stop_session, wait
 
 SLOTS = 16384
 
@@ -47,13 +48,6 @@ def free_port(used):
     raise RuntimeError("no free port pair")
 
 
-def wait(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise RuntimeError("timed out waiting for %s" % what)
 
 
 class Cluster:
@@ -122,14 +116,7 @@ class Cluster:
         for c in getattr(self, "clients", []):
             c.close()
         for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            stop(p)
 
 
 def queues_per_primary(c, per):
@@ -201,13 +188,8 @@ def run_size(args, n):
             line += " (jobqd exited early: see %s/jobqd.log)" % directory
         return line
     finally:
-        if jobqd and jobqd.poll() is None:
-            os.killpg(jobqd.pid, signal.SIGTERM)
-            try:
-                jobqd.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(jobqd.pid, signal.SIGKILL)
-                jobqd.wait()
+        if jobqd:
+            stop_session(jobqd)
         c.stop()
 
 

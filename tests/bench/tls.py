@@ -12,13 +12,14 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 
 import redis
+
+from proclib import stop, stop_session, wait
 
 
 def free_port():
@@ -27,13 +28,6 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise RuntimeError("timed out waiting for %s" % what)
 
 
 def openssl(d, *args):
@@ -97,13 +91,7 @@ def drain(args, d, port, tls):
              args.timeout, "the drain")
         return time.monotonic() - t0
     finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        stop_session(p)
         r.close()
 
 
@@ -145,13 +133,8 @@ def main():
         line = ("TLS: %d no-op jobs, 4 workers, 127.0.0.1, best of %d: plain TCP %.0f jobs/s, TLS %.0f jobs/s "
                 "(TLS costs %.0f %%)" % (args.jobs, args.rounds, plain, secure, 100 * (1 - secure / plain)))
     finally:
-        for s in servers:
-            s.send_signal(signal.SIGTERM)
-            try:
-                s.wait(10)
-            except subprocess.TimeoutExpired:
-                s.kill()
-                s.wait()
+        for server in servers:
+            stop(server)
     print(line)
     with open(out, "w") as f:
         f.write(line + "\n")

@@ -389,9 +389,10 @@ def test_status_json(r, jq, jobqd):
     s = wait_busy(jq, "runner")
     queues = {q["name"]: q for q in s["queues"]}
     assert queues["parked"] == {"name": "parked", "waiting": 2, "inflight": 0, "scheduled": 1,
-                                "dead": 0, "processed": 0, "failed": 0}
+                                "dead": 0, "processed": 0, "failed": 0, "retried": 0,
+                                "rejected": 0, "cancelled": 0}
+    assert queues["default"]["processed"] == 1 and queues["default"]["failed"] == 1
     assert queues["default"]["inflight"] == 1 and queues["default"]["dead"] == 1
-    assert queues["default"]["failed"] == 1
     assert s["totals"] == {"waiting": 2, "inflight": 1, "scheduled": 1, "dead": 1}
     assert s["prefix"] == "jobq"
     [daemon] = s["daemons"]
@@ -486,7 +487,8 @@ def parse_metrics(text):
         assert line.strip(), "blank line in metrics output"
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split()
-            assert kind in ("gauge", "counter"), line
+            assert kind in ("gauge", "counter", "histogram"), line
+            assert name not in typed, "two TYPE lines for %s" % name
             typed[name] = kind
             continue
         if line.startswith("# HELP "):
@@ -496,7 +498,8 @@ def parse_metrics(text):
         m = METRIC_LINE.match(line)
         assert m, "not a metric line: %r" % line
         name, labels, value = m.group(1), m.group(2) or "", m.group(4)
-        assert name in typed, "%s has no # TYPE line before it" % name
+        family = re.sub(r"_(bucket|sum|count)$", "", name) if name not in typed else name
+        assert family in typed, "%s has no # TYPE line before it" % name
         v = float(value)
         assert math.isfinite(v), line
         samples[(name, labels)] = v
@@ -507,18 +510,25 @@ def test_metrics(r, jq, jobqd, tmp_path):
     setup_queues(r, jq, jobqd)
     wait_busy(jq, "runner")
     samples, typed = parse_metrics(ok(jq("metrics")))
-    assert samples[("jobq_queue_waiting", '{queue="parked"}')] == 2
-    assert samples[("jobq_queue_waiting", '{queue="default"}')] == 0
-    assert samples[("jobq_queue_inflight", '{queue="default"}')] == 1
-    assert samples[("jobq_scheduled", "")] == 1
-    assert samples[("jobq_dead", "")] == 1
-    assert samples[("jobq_jobs_processed_total", "")] == 1
-    assert samples[("jobq_jobs_failed_total", "")] == 1
-    assert samples[("jobq_workers", '{host="%s"}' % HOST)] == 2
-    assert samples[("jobq_workers_busy", '{host="%s"}' % HOST)] == 1
+    assert samples[("jobq_queue_jobs", '{queue="parked",state="waiting"}')] == 2
+    assert samples[("jobq_queue_jobs", '{queue="parked",state="scheduled"}')] == 1
+    assert samples[("jobq_queue_jobs", '{queue="default",state="waiting"}')] == 0
+    assert samples[("jobq_queue_jobs", '{queue="default",state="running"}')] == 1
+    assert samples[("jobq_queue_jobs", '{queue="default",state="dead"}')] == 1
+    assert samples[("jobq_jobs_total", '{queue="default",outcome="failed"}')] == 1
+    assert samples[("jobq_jobs_total", '{queue="default",outcome="ok"}')] == 0
+    assert samples[("jobq_jobs_total", '{queue="default",outcome="dead"}')] == 0
+    assert samples[("jobq_workers", '{state="busy"}')] == 1
+    assert samples[("jobq_workers", '{state="idle"}')] == 1
     assert samples[("jobq_daemons", "")] == 1
-    assert typed["jobq_jobs_processed_total"] == "counter"
-    assert typed["jobq_queue_waiting"] == "gauge"
+    assert typed["jobq_jobs_total"] == "counter"
+    assert typed["jobq_queue_jobs"] == "gauge"
+    assert typed["jobq_job_run_seconds"] == "histogram"
+    # The failed job ran once: one observation of each kind.
+    labels = '{queue="default",handler="fail"}'
+    assert samples[("jobq_job_run_seconds_count", labels)] == 1
+    assert samples[("jobq_job_wait_seconds_count", labels)] == 1
+    assert samples[("jobq_job_run_seconds_bucket", '{queue="default",handler="fail",le="+Inf"}')] == 1
     # -o writes the same, atomically, for the textfile collector.
     out = tmp_path / "jobq.prom"
     assert ok(jq("metrics", "-o", str(out))) == ""
@@ -530,7 +540,7 @@ def test_metrics(r, jq, jobqd, tmp_path):
 def test_metrics_escapes_labels(r, jq):
     r.rpush(qkey('we"ird\\q', "queue"), job("noop"))
     samples, _ = parse_metrics(ok(jq("metrics")))
-    assert samples[("jobq_queue_waiting", '{queue="we\\"ird\\\\q"}')] == 1
+    assert samples[("jobq_queue_jobs", '{queue="we\\"ird\\\\q",state="waiting"}')] == 1
     assert samples[("jobq_daemons", "")] == 0
 
 

@@ -4,6 +4,8 @@
 # `make test`, `make bench`).
 #
 # - All present: exits 0 at once (one dpkg-query call, no network).
+#   (chromium and prometheus are for the tests of jobq web: the browser
+#   test and promtool; the prometheus service is never started, see below.)
 # - Some missing, root: apt-get update, then apt-get install of just those,
 #   without starting any service (the Debian redis-server unit in particular:
 #   jobq never uses it, its tests and `make run` start private servers).
@@ -13,8 +15,9 @@ set -euo pipefail
 PACKAGES=(
     build-essential pkg-config clang libclang-rt-14-dev
     libev-dev libjansson-dev libcmocka-dev libcurl4-openssl-dev
-    libinih-dev libsystemd-dev libssl-dev
+    libinih-dev libsystemd-dev libssl-dev libmicrohttpd-dev
     redis-server redis-tools
+    chromium prometheus
     python3 python3-pytest python3-redis
     curl valgrind procps
     systemd
@@ -81,8 +84,8 @@ echo "jobq: installing missing packages: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 
 # Keep maintainer scripts from starting services (redis-server would
-# otherwise come up on :6379 where systemd runs). Only when no policy is in
-# place already; ours is removed again on exit.
+# otherwise come up on :6379 where systemd runs, prometheus on :9090). Only
+# when no policy is in place already; ours is removed again on exit.
 policy=/usr/sbin/policy-rc.d
 own_policy=
 cleanup() {

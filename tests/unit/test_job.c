@@ -197,14 +197,14 @@ static void test_retry_payload_carries_attempts(void **state) {
     assert_int_equal(parse(&job, "{\"handler\":\"fail\",\"args\":{\"m\":1}}", &err), 0);
     char first_id[40];
     strcpy(first_id, job.id);
-    char *retry = jobq_doc_retry_payload(&job, "boom 1", true);
+    char *retry = jobq_doc_retry_payload(&job, "boom 1", true, 0);
     jobq_job_fini(&job);
     /* the second attempt parses the retried payload */
     assert_int_equal(parse(&job, retry, &err), 0);
     assert_int_equal(job.attempt, 2);
     assert_int_equal(job.deaths, 1);
     assert_string_equal(job.id, first_id); /* the assigned id survives retries */
-    char *retry2 = jobq_doc_retry_payload(&job, "boom 2", false);
+    char *retry2 = jobq_doc_retry_payload(&job, "boom 2", false, 0);
     jobq_job_fini(&job);
     assert_int_equal(parse(&job, retry2, &err), 0);
     assert_int_equal(job.attempt, 3);

@@ -158,7 +158,7 @@ static void test_documents_whole_or_null_when_memory_runs_out(void **state) {
     int whole = 0;
     for (fail_at = 0; fail_at < 200; fail_at++) {
         allocations = 0;
-        char *retry = jobq_doc_retry_payload(&job, "boom", false);
+        char *retry = jobq_doc_retry_payload(&job, "boom", false, 2001);
         char *dead = jobq_doc_dead(&job, "boom", 2000);
         long used = allocations;
         allocations = -1000000; /* nothing fails while checking */
