@@ -8,6 +8,8 @@
   jobqtest.Daemon whose config is the base config with overrides
   {section: {key: value}}; stopped with SIGTERM at teardown (the test fails
   if it had to be killed, exited non-zero or its log has a sanitizer report).
+  A jobqd a test starts itself (jobqtest.Daemon.start) gets the same checks
+  at teardown, and is stopped if the test left it running.
 
 Every test is bounded by JOBQ_TEST_TIMEOUT seconds (default 120), enforced
 with SIGALRM since pytest-timeout may be missing. jobqd's log is attached to
@@ -29,10 +31,23 @@ class JobTestTimeout(Exception):
 
 
 @pytest.fixture(autouse=True)
-def _forget_daemons():
+def _forget_daemons(request):
+    """Every jobqd a test started outside the jobqd fixture (the cluster,
+    sentinel and one-slot tests start their own) is stopped if the test left
+    it running, and its log is checked for a sanitizer report, as the
+    fixture does for its own."""
     jobqtest.STARTED.clear()
     yield
+    owned = {id(d) for d in getattr(request.node, "jobq_daemons", [])}
+    others = [d for d in jobqtest.STARTED if id(d) not in owned]
     jobqtest.STARTED.clear()
+    left = [d.name for d in others if d.running()]
+    problems = jobqtest.stop_daemons(others)
+    if left:
+        problems.insert(0, "the test left %s running" % ", ".join(left))
+    call = getattr(request.node, "rep_call", None)
+    if problems and not (call and call.failed):  # a failed test already says so
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 @pytest.fixture(autouse=True)
@@ -104,6 +119,7 @@ def jobqd(request, tmp_path, redis_server):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
     if rep.failed:
         for d in getattr(item, "jobq_daemons", []):
             rep.sections.append(("%s log (%s)" % (d.name, d.log_path), d.log_tail()))

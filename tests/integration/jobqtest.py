@@ -37,7 +37,7 @@ def makefile_version():
 
 # The kinds of queue-scoped keys: "jobq:{<queue>}:<kind>" (README.md, "Redis
 # keys"); the in-flight lists add ":<host>:<worker pid>".
-QUEUE_KINDS = ("queue", "scheduled", "dead", "inflight", "holders", "leases", "stats", "cancel",
+QUEUE_KINDS = ("queue", "scheduled", "dead", "inflight", "holders", "leases", "stats", "histo", "cancel",
                "unique", "ids", "parked", "waiters", "batch", "paused", "running", "starts", "cronticks")
 # The keys outside any queue's hash slot.
 GLOBAL_KINDS = ("result", "events", "daemons", "daemon", "progress", "cron")
@@ -494,6 +494,7 @@ KEY_SCHEMA = (
     (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:holders" % PREFIX, "hash"),
     (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:leases" % PREFIX, "zset"),
     (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:stats" % PREFIX, "hash"),
+    (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:histo" % PREFIX, "hash"),
     (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:cancel" % PREFIX, "zset"),
     (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:unique" % PREFIX, "zset"),
     (r"%s:\{[A-Za-z0-9_.:-]{1,64}\}:ids" % PREFIX, "string"),

@@ -190,8 +190,9 @@ def test_queues_on_every_shard_and_the_cli(cluster, tmp_path):
     queues = queues_on_every_primary(cluster)
     assert len({primary_of(cluster, "jobq:{%s}:queue" % q).port for q in queues}) == 3
     d = start_jobqd(tmp_path, cluster, queues)
-    events = EventLog(cluster.url, tmp_path / "events.json")
+    events = None
     try:
+        events = EventLog(cluster.url, tmp_path / "events.json")
         wait_for(lambda: len(jq(cluster, "status", "--json").stdout) > 0, 10, 0.1, "status")
         # jobq enqueue --wait on each shard; FCALL through redis-cli -c.
         for q in queues:
@@ -215,7 +216,8 @@ def test_queues_on_every_shard_and_the_cli(cluster, tmp_path):
         wait_for(lambda: {e["id"] for e in events.events() if e.get("event") == "queued"} >=
                  {"f-" + q for q in queues}, 10, 0.2, "queued events of the FCALL jobs")
     finally:
-        events.stop()
+        if events:
+            events.stop()
         d.stop()
     assert "error" not in d.log(), d.log_tail()
 
@@ -345,3 +347,39 @@ def test_slot_migration_while_jobs_flow(cluster, tmp_path):
     d.assert_running()
     d.stop()
     figure("cluster slot migration: %d jobs pushed while slot %d moved, lost 0" % (len(ids), slot))
+
+
+def test_supervisor_survives_losing_the_node_of_its_heartbeat(tmp_path):
+    """The heartbeat writes jobq:daemon:<id> and jobq:daemons (two slots,
+    maybe two primaries) in one pipeline. The primary of jobq:daemon:<id>
+    is SIGKILLed (3 primaries, no replicas): the supervisor must log it and
+    go on, not crash, and serve the queues of the other primaries; once
+    the node is back its heartbeat key is written there again."""
+    c = clusterlib.RedisCluster(tmp_path / "cluster", nodes=3, replicas=0).start()
+    d = None
+    try:
+        queues = queues_on_every_primary(c, per_primary=1)
+        d = start_jobqd(tmp_path, c, queues, daemon={"heartbeat_interval": "0.2", "heartbeat_ttl": "3"},
+                        redis={"wait_replicas": "0"})
+        d_id = "%s:%d" % (os.uname().nodename, d.pid)
+        hb = "jobq:daemon:%s" % d_id
+        victim = primary_of(c, hb)
+        wait_for(lambda: victim.cli("EXISTS", hb) == "1", 5, 0.05, "the heartbeat key on its primary")
+        others = [q for q in queues if primary_of(c, "jobq:{%s}:queue" % q) is not victim]
+        victim.proc.send_signal(signal.SIGKILL)
+        victim.proc.wait(10)
+        time.sleep(1.0)  # five heartbeats, well inside cluster-node-timeout (2 s)
+        d.assert_running()
+        assert d.sanitizer_report() is None, d.sanitizer_report()
+        victim.start()
+        wait_for(c.ok, 30, 0.1, "cluster_state:ok again")
+        wait_for(lambda: victim.cli("EXISTS", hb) == "1", 10, 0.1, "the heartbeat key written again")
+        for q in others:
+            p = jq(c, "enqueue", "-q", q, "--wait=20", "echo", '"%s"' % q)
+            assert p.returncode == 0 and json.loads(p.stdout)["result"] == q, p.stdout + p.stderr
+        d.assert_running()
+    finally:
+        if d:
+            d.stop()
+        c.stop()
+    assert d.sanitizer_report() is None, d.sanitizer_report()

@@ -369,7 +369,7 @@ def test_hung_handler_killed_at_timeout(r, jobqd):
     # SIGTERM at 1 s; the hang handler dies of it (else SIGKILL at 1 + 1 s).
     assert 1.0 <= took <= 1.0 + 1.0 + 0.5, "killed %.2f s after its start, want ~1 s" % took
     assert not faultlib.alive(pid_of_worker(res["worker"])), "the hung worker is still alive"
-    dead = [e for e in dead_entries(r) if e.get("id") == "h1"]
+    dead = wait_for(lambda: [e for e in dead_entries(r) if e.get("id") == "h1"], 5, 0.02, "h1's dead entry")
     assert len(dead) == 1 and "timed out after 1" in dead[0]["error"], dead
     # A new worker replaced it and the daemon goes on.
     ready(r, d, "after-hang")
@@ -784,7 +784,8 @@ def test_retry_backoff_with_jitter_is_honoured(r, jobqd, events):
     assert base / 2 <= delay1 <= base + 1e-3, "first retry delay %.3f s, want %.2f..%.2f" % (delay1, base / 2, base)
     res = get_result(r, "b1", timeout=15)
     assert res["status"] == "failed" and res["attempts"] == 3, res
-    entry = [e for e in dead_entries(r) if e.get("id") == "b1"][0]
+    # The result is written just before the commit that adds the dead entry.
+    entry = wait_for(lambda: [e for e in dead_entries(r) if e.get("id") == "b1"], 5, 0.02, "b1's dead entry")[0]
     at = [e["at"] for e in entry["errors"]]
     gap1 = at[1] - at[0]            # >= start of attempt 2 - end of attempt 1
     gap2 = res["started_at"] - at[1]  # start of attempt 3 - end of attempt 2

@@ -47,8 +47,8 @@ def test_every_key_follows_the_queue_schema(r, jobqd):
     assert schema_violations(r) == [], "keys outside the documented schema"
     assert old_keys(r) == [], "keys of the 0.1.0 schema written"
 
-    assert [e["id"] for e in dead_entries(r, "other")] == ["dead-o"]
     assert wait_dead(r, dead_payload, queue="other")["queue"] == "other"
+    assert [e["id"] for e in dead_entries(r, "other")] == ["dead-o"]
     assert dead_entries(r, "default") == []
     assert r.zrange(qkey("scheduled", "other"), 0, -1) == [job("noop", id="later-o")]
     assert r.type(qkey("stats", "default")) == "hash" and r.type(qkey("stats", "other")) == "hash"
@@ -179,7 +179,8 @@ def test_queue_names_with_colons_dots_and_dashes(r, jobqd):
     and holders work like any other, and a dead worker's job goes back to
     its own queue."""
     q1, q2 = "mail:out.v2", "img-resize_hi"
-    d = jobqd({"daemon": {"queues": "%s,%s" % (q1, q2), "workers": 2, "test_handlers": "yes"},
+    d = jobqd({"daemon": {"queues": "%s,%s" % (q1, q2), "workers": 2, "test_handlers": "yes",
+                          "shutdown_timeout": 1},
                "jobs": {"retry_backoff_base": 0, "poison_limit": 5}})
     push(r, job("echo", id="m1", args=[1]), queue=q1)
     push(r, job("echo", id="i1", args=[2]), queue=q2)
@@ -224,7 +225,7 @@ def test_due_job_for_a_queue_key_of_the_wrong_type_goes_to_that_queues_dead_list
     other cannot be delivered, so it goes to jobq:{other}:dead with the
     reason, and default goes on."""
     r.set(qkey("queue", "other"), "oops")
-    jobqd(TWO_QUEUES)
+    jobqd({"daemon": dict(TWO_QUEUES["daemon"], shutdown_timeout=1)})
     payload = schedule(r, job("noop", id="undeliverable"), time.time() - 1, queue="other")
     entry = wait_dead(r, payload, queue="other")
     assert entry["queue"] == "other" and entry["id"] == "undeliverable", entry
