@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -130,6 +131,22 @@ static void step_watchdog(jobq_supervisor *s, double now) {
     (void)s;
     (void)now;
     jobq_notify_watchdog();
+}
+
+/* libev aborts the process when its allocator fails. A short shortage is
+ * waited out here instead (100 tries, 1 ms apart); after that libev still
+ * aborts, with its message. */
+static void *loop_realloc(void *ptr, long size) {
+    if (size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    for (int i = 0; i < 100; i++) {
+        void *p = realloc(ptr, (size_t)size);
+        if (p) return p;
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    return NULL;
 }
 
 void jobq_supervisor_configure_handlers(const jobq_config *cfg) {
@@ -337,8 +354,9 @@ jobq_supervisor *jobq_supervisor_new(jobq_config *cfg, jobq_config_loader reload
         jobq_err_set(err, JOBQ_E_NOMEM, "cannot map worker slots: %s", strerror(errno));
         goto fail;
     }
-    s->redis = jobq_redis_open_config(&s->cfg, 2.0, err);
+    s->redis = jobq_redis_open_config(&s->cfg, JOBQ_SUPERVISOR_IO_TIMEOUT, err);
     if (!s->redis || jobq_upkeep_set_keys(s, err) != 0) goto fail;
+    ev_set_allocator(loop_realloc);
     s->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
     if (!s->loop) {
         jobq_err_set(err, JOBQ_E_IO, "cannot create the event loop: %s (too few file descriptors?)",

@@ -49,6 +49,7 @@ typedef struct wrec {
 } wrec;
 
 #define JOBQ_SUPERVISOR_STEPS 12 /* the periodic steps of supervisor.c */
+#define JOBQ_SUPERVISOR_IO_TIMEOUT 2.0 /* seconds a Redis reply to the supervisor may take */
 #define RATE_SAMPLES 64   /* totals kept for the rates, at most one a second */
 #define RATE_WINDOW 60.0  /* seconds */
 

@@ -35,10 +35,9 @@
 /* A job whose handler runs this long counts as slow: batches shrink to one
  * job, and the unstarted rest of a batch goes back to its queue. */
 #define SLOW_JOB_SECONDS 0.002
-/* How long before its lease's end (as it stood at the take) a batch's
- * commit starts checking that its jobs are still in flight: covers the
- * take's round trip and the clocks' drift. */
-#define LEASE_MARGIN_SECONDS 1.0
+/* Seconds a Redis reply may take (beyond a blocking command's own time),
+ * at most: see io_timeout(). */
+#define IO_TIMEOUT_SECONDS 5.0
 /* Flow control: how soon a paused queue, a queue at its concurrency limit,
  * and an empty limited queue (never blocked on) are looked at again. */
 #define PAUSED_RECHECK_SECONDS 0.25
@@ -123,6 +122,7 @@ typedef struct worker {
     int batch;               /* current adaptive batch size */
     bool redis_down;         /* for logging once per state change */
     bool fenced;             /* the daemon's lease lapsed: for logging once */
+    double lease_needed;     /* seconds of lease a commit needs to write its results */
     struct qstate {
         double down_until;   /* its cluster shard is away: skip the queue until then */
         int failures;        /* consecutive ones, for the backoff */
@@ -388,17 +388,19 @@ static int take_batch(worker *w, jobq_taken *t) {
  * in flight for the supervisor). A refusal (maxmemory, a missing
  * permission, a key of the wrong type) is retried with backoff, and no job
  * is taken meanwhile. lease_until: when the daemon's lease, as it stood at
- * the take, ends; past it (or on a second try) the jobs may have been put
+ * the take, ends; near it (or on a second try) the jobs may have been put
  * back and handed to another daemon, so the commit first checks which are
- * still in flight and writes no result for the others. */
+ * still in flight and that the lease runs long enough, and writes no
+ * result for the others. */
 static bool commit_batch(worker *w, int qi, size_t n, double lease_until) {
     bool late = false; /* sent again after Redis failed or refused: time has passed */
     for (int tries = 0; n > 0; tries++) {
         if (ensure_connected(w) != 0) return false;
         jobq_err err;
         size_t skipped = 0;
-        bool verify = late || jobq_monotonic() >= lease_until - LEASE_MARGIN_SECONDS;
-        if (jobq_queue_commit(w->redis, &w->keys[qi], w->outs, n, verify, &skipped, &err) == 0) {
+        jobq_commit_check check = {w->p->daemon_id, w->lease_needed};
+        bool verify = late || jobq_monotonic() >= lease_until - w->lease_needed;
+        if (jobq_queue_commit(w->redis, &w->keys[qi], w->outs, n, verify ? &check : NULL, &skipped, &err) == 0) {
             if (w->refusals) jobq_log_info("outcomes recorded again after %d refused commit(s)", w->refusals);
             bool retried_durable = w->unacked; /* the first try was recorded but not yet replicated */
             w->refusals = 0;
@@ -422,6 +424,17 @@ static bool commit_batch(worker *w, int qi, size_t n, double lease_until) {
             late = true;
             if (stop_requested || orphaned(w)) return false;
             if (jobq_redis_connected(w->redis)) sleep_seconds(w->qs[qi].down_until - jobq_now());
+            continue;
+        }
+        if (err.code == JOBQ_E_FENCED) {
+            /* The lease is about to lapse (a stalled supervisor): wait for
+             * its renewal, or for the jobs to be reclaimed (then nothing is
+             * written for them). */
+            if (!w->fenced) jobq_log_warn("%s", err.msg);
+            w->fenced = true;
+            late = true;
+            if (stop_requested || orphaned(w)) return false;
+            sleep_seconds(0.2);
             continue;
         }
         if (err.code == JOBQ_E_NOMEM) {
@@ -569,6 +582,16 @@ static void child_group(void *ctx, int pgid);
 static int enqueue_followup(void *ctx, jobq_job *job, const char *queue, const char *job_json, int flags,
                             char *id, size_t id_size, jobq_err *err);
 
+/* The reply timeout: short enough that a write that hangs (a cut link) is
+ * abandoned, its socket reset (node.c), well before the lease, renewed
+ * every heartbeat_interval for heartbeat_ttl, can lapse and the job be
+ * reclaimed by another daemon. A commit writes its results only while the
+ * lease still runs twice this (lease_needed). */
+static double io_timeout(const jobq_config *cfg) {
+    double span = (cfg->heartbeat_ttl - cfg->heartbeat_interval) / 3;
+    return span < IO_TIMEOUT_SECONDS ? (span > 0.1 ? span : 0.1) : IO_TIMEOUT_SECONDS;
+}
+
 static int worker_init(worker *w, const jobq_worker_params *p) {
     memset(w, 0, sizeof *w);
     const jobq_config *cfg = p->cfg;
@@ -583,7 +606,8 @@ static int worker_init(worker *w, const jobq_worker_params *p) {
     w->jobs = calloc((size_t)cfg->batch_size, sizeof *w->jobs);
     w->outs = calloc((size_t)cfg->batch_size, sizeof *w->outs);
     jobq_err err;
-    w->redis = jobq_redis_open_config(cfg, 5.0, &err);
+    w->lease_needed = 2 * io_timeout(cfg);
+    w->redis = jobq_redis_open_config(cfg, io_timeout(cfg), &err);
     if (!w->keys || !w->jobs || !w->outs || !w->redis) {
         jobq_log_err("cannot start: %s", w->redis ? "out of memory" : err.msg);
         return -1;

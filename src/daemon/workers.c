@@ -296,7 +296,9 @@ static int settle_running_job(jobq_supervisor *s, wrec *w, const jobq_qkeys *k, 
             else
                 jobq_log_warn("job %s %s after %d attempt(s): %s", job.id, jobq_outcome_event_name(out.kind),
                               job.attempt, job.error);
-            if (jobq_queue_commit(s->redis, k, &out, 1, true, NULL, &err) != 0) {
+            /* The job may have been reclaimed meanwhile: check first. */
+            jobq_commit_check check = {s->daemon_id, JOBQ_SUPERVISOR_IO_TIMEOUT + 1.0};
+            if (jobq_queue_commit(s->redis, k, &out, 1, &check, NULL, &err) != 0) {
                 jobq_upkeep_failed(s, &err, "recording a dead worker's job");
                 rc = -1;
             }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include "protocol/tls.h"
@@ -50,12 +51,24 @@ void jobq_node_close(jobq_node *n) {
     memset(n->sha, 0, sizeof n->sha);
 }
 
+/* Drop a connection that failed, abortively: what the kernel still holds
+ * to send (a result write whose reply timed out, say) is discarded, not
+ * retransmitted once a cut link heals, by which time another daemon may
+ * have run the job again and recorded its own outcome. */
+static void abort_connection(jobq_node *n) {
+    if (n->ctx && n->ctx->fd >= 0 && !n->socket_path) {
+        struct linger now = {.l_onoff = 1, .l_linger = 0};
+        (void)setsockopt(n->ctx->fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);
+    }
+    jobq_node_close(n);
+}
+
 /* After a failed call: record why and drop the broken connection. */
 static int fail_io(jobq_node *n, jobq_err *err, const char *what) {
     /* hiredis short of memory is this process's trouble, not the server's. */
     jobq_err_set(err, n->ctx && n->ctx->err == REDIS_ERR_OOM ? JOBQ_E_NOMEM : JOBQ_E_IO, "%s: %s (%s)", what,
                  n->ctx && n->ctx->errstr[0] ? n->ctx->errstr : "connection lost", n->addr);
-    jobq_node_close(n);
+    abort_connection(n);
     return -1;
 }
 
@@ -171,7 +184,7 @@ int jobq_node_read_within(jobq_node *n, double timeout, redisReply **reply, jobq
     if (redisGetReply(n->ctx, &r) != REDIS_OK) {
         bool timed_out = n->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
         if (timed_out) {
-            jobq_node_close(n);
+            abort_connection(n);
             return 1;
         }
         return fail_io(n, err, "read");

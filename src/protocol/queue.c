@@ -205,13 +205,17 @@ out:
     return rc;
 }
 
-/* held[i]: is outs[i]'s job still in k's in-flight list? One pipeline. */
-static int still_held(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n, bool *held,
-                      jobq_err *err) {
-    jobq_cmd *cmds = calloc(n, sizeof *cmds);
-    redisReply **replies = calloc(n, sizeof *replies);
-    const char *(*argvs)[3] = calloc(n, sizeof *argvs);
-    size_t(*lens)[3] = calloc(n, sizeof *lens);
+/* held[i]: is outs[i]'s job still in k's in-flight list? And how long does
+ * check->daemon_id's lease on the queue still run (Redis time)? One
+ * pipeline: an LPOS per job, the lease's ZSCORE and TIME, all on the
+ * queue's node. */
+static int check_flight(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
+                        const jobq_commit_check *check, bool *held, double *lease_left, jobq_err *err) {
+    size_t m = n + 2;
+    jobq_cmd *cmds = calloc(m, sizeof *cmds);
+    redisReply **replies = calloc(m, sizeof *replies);
+    const char *(*argvs)[3] = calloc(m, sizeof *argvs);
+    size_t(*lens)[3] = calloc(m, sizeof *lens);
     int rc = -1;
     if (!cmds || !replies || !argvs || !lens) {
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
@@ -226,14 +230,25 @@ static int still_held(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *ou
         lens[i][2] = outs[i].payload_len;
         cmds[i] = (jobq_cmd){.route = k->inflight, .argc = 3, .argv = argvs[i], .lens = lens[i]};
     }
-    if (jobq_redis_pipeline(r, err, "checking jobs in flight", cmds, n, 0, replies) != 0) goto out;
+    argvs[n][0] = "ZSCORE";
+    argvs[n][1] = k->leases;
+    argvs[n][2] = check->daemon_id;
+    cmds[n] = (jobq_cmd){.route = k->leases, .argc = 3, .argv = argvs[n]};
+    argvs[n + 1][0] = "TIME";
+    cmds[n + 1] = (jobq_cmd){.route = k->leases, .argc = 1, .argv = argvs[n + 1]};
+    if (jobq_redis_pipeline(r, err, "checking jobs in flight", cmds, m, 0, replies) != 0) goto out;
     rc = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < m; i++)
         if (replies[i]->type == REDIS_REPLY_ERROR && rc == 0)
             rc = jobq_redis_reply_error(err, "checking jobs in flight", replies[i]);
-        held[i] = replies[i]->type == REDIS_REPLY_INTEGER;
-        freeReplyObject(replies[i]);
-    }
+    for (size_t i = 0; i < n; i++) held[i] = replies[i]->type == REDIS_REPLY_INTEGER;
+    const redisReply *lease = replies[n], *time = replies[n + 1];
+    *lease_left = -1;
+    if (rc == 0 && jobq_reply_is_string(lease) && jobq_reply_is_array(time, 2) &&
+        jobq_reply_is_string(time->element[0]) && jobq_reply_is_string(time->element[1]))
+        *lease_left = (strtod(lease->str, NULL) - (strtod(time->element[0]->str, NULL) * 1000 +
+                                                   strtod(time->element[1]->str, NULL) / 1000)) / 1000;
+    for (size_t i = 0; i < m; i++) freeReplyObject(replies[i]);
 out:
     free(cmds);
     free(replies);
@@ -254,16 +269,27 @@ static const char *outcome_flags(const jobq_outcome *o) {
     return "";
 }
 
-int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n, bool verify,
-                      size_t *skipped, jobq_err *err) {
+int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
+                      const jobq_commit_check *check, size_t *skipped, jobq_err *err) {
     if (skipped) *skipped = 0;
     if (n == 0) return 0;
-    bool *held = verify ? calloc(n, sizeof *held) : NULL;
-    if (verify && !held) {
+    bool *held = check ? calloc(n, sizeof *held) : NULL;
+    if (check && !held) {
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
         return -1;
     }
-    int wrote = verify && still_held(r, k, outs, n, held, err) != 0 ? -1 : write_results(r, k, outs, held, n, err);
+    double lease_left = 0;
+    int wrote = check ? check_flight(r, k, outs, n, check, held, &lease_left, err) : 0;
+    bool any_held = false;
+    for (size_t i = 0; check && i < n; i++) any_held = any_held || held[i];
+    if (wrote == 0 && check && any_held && lease_left < check->min_lease) {
+        /* A result write that hangs past the lease could land after
+         * another daemon recorded the job's outcome: wait for the renewal. */
+        jobq_err_set(err, JOBQ_E_FENCED, "the lease on queue %s runs %.1f s more, under the %.1f s a write may "
+                     "take: outcomes wait for its renewal", k->name, lease_left, check->min_lease);
+        wrote = -1;
+    }
+    if (wrote == 0) wrote = write_results(r, k, outs, held, n, err);
     free(held);
     if (wrote != 0) return -1;
     char **histo = NULL;

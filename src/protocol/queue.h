@@ -64,6 +64,12 @@ void jobq_taken_fini(jobq_taken *t);
  * put its jobs back if this one dies. */
 int jobq_queue_register(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, jobq_err *err);
 
+/* What a late commit checks first (see jobq_queue_commit). */
+typedef struct jobq_commit_check {
+    const char *daemon_id; /* whose lease on the queue */
+    double min_lease;      /* seconds it must still run for the results to be written */
+} jobq_commit_check;
+
 /*
  * Commit the outcomes of n jobs of k's in-flight list: first the results
  * (a job's result is written before its job leaves the in-flight list, so
@@ -71,17 +77,19 @@ int jobq_queue_register(jobq_redis *r, const jobq_qkeys *k, const char *daemon_i
  * records the rest for each job still in flight. *skipped (may be NULL)
  * counts the jobs no longer there (reclaimed by another daemon, or already
  * committed by an earlier try whose reply was lost): nothing is written
- * for them twice. With verify, the results too are written only for the
- * jobs still in flight (one more round trip; for outcomes that may be late:
- * a lease that may have lapsed meanwhile, a commit sent again). With
- * [redis] wait_replicas, the results and then the commit wait for that
- * many replicas. 0, or -1 with err: JOBQ_E_IO
- * (nothing known; send it again after reconnecting), a refusal such as
- * JOBQ_E_OOM (no job left its in-flight list), or JOBQ_E_REPLICAS (not
- * durable yet: send it again, jobs already recorded are skipped).
+ * for them twice. With check, the results too are written only for the
+ * jobs still in flight, and only while check->daemon_id's lease still runs
+ * check->min_lease seconds (else -1 with JOBQ_E_FENCED: retry once it was
+ * renewed); one more round trip, for outcomes that may be late (a lease
+ * that may end soon, a commit sent again). With [redis] wait_replicas, the
+ * results and then the commit wait for that many replicas. 0, or -1 with
+ * err: JOBQ_E_IO (nothing known; send it again after reconnecting), a
+ * refusal such as JOBQ_E_OOM (no job left its in-flight list), or
+ * JOBQ_E_REPLICAS (not durable yet: send it again, jobs already recorded
+ * are skipped).
  */
-int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n, bool verify,
-                      size_t *skipped, jobq_err *err);
+int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
+                      const jobq_commit_check *check, size_t *skipped, jobq_err *err);
 
 /* Move every job of k's in-flight list back to the head of its queue, in
  * order; with unregister, forget the list in the same step. The count, or

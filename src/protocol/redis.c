@@ -521,8 +521,8 @@ int jobq_redis_pipeline(jobq_redis *r, jobq_err *err, const char *what, const jo
         return -1;
     }
     int rc = 0;
+    for (size_t i = 0; i < n; i++) replies[i] = NULL; /* the error path frees them all */
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        replies[i] = NULL;
         if (!(at[i] = node_for(r, cmds[i].route, err)) ||
             jobq_node_append(at[i], err, cmds[i].argc, cmds[i].argv, cmds[i].lens) != 0)
             rc = -1;
