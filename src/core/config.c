@@ -731,6 +731,11 @@ static jobq_config_queue_section *find_queue_section(const jobq_config *cfg, con
     return NULL;
 }
 
+double jobq_config_io_timeout(const jobq_config *cfg, double cap) {
+    double span = (cfg->heartbeat_ttl - cfg->heartbeat_interval) / 3;
+    return span < cap ? (span > 0.1 ? span : 0.1) : cap;
+}
+
 void jobq_config_queue_settings(const jobq_config *cfg, const char *queue, jobq_queue_settings *out) {
     memset(out, 0, sizeof *out);
     snprintf(out->name, sizeof out->name, "%s", queue ? queue : "");

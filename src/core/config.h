@@ -177,6 +177,13 @@ void jobq_config_set_string(char **member, const char *value);
  * out->name is queue, cut at JOBQ_MAX_QUEUE_NAME characters. */
 void jobq_config_queue_settings(const jobq_config *cfg, const char *queue, jobq_queue_settings *out);
 
+/* Seconds a Redis reply may take, at most cap: short enough that a write
+ * that hangs (a cut link) is abandoned, its socket reset, well before this
+ * daemon's lease (renewed every heartbeat_interval for heartbeat_ttl) can
+ * lapse and another daemon reclaim its jobs. A commit writes results only
+ * while the lease still runs twice this. */
+double jobq_config_io_timeout(const jobq_config *cfg, double cap);
+
 /* Read the Redis password into cfg->redis_password: from
  * $CREDENTIALS_DIRECTORY/redis-password when that variable is set and the
  * file exists, else from [redis] password_file when set; with neither,

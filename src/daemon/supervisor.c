@@ -112,6 +112,12 @@ static void step_heartbeat(jobq_supervisor *s, double now) {
     update_status(s);
 }
 
+/* Stopping: the leases are kept while the workers' jobs are settled and
+ * put back (a settle writes only under a lease that still runs). */
+static void step_lease(jobq_supervisor *s, double now) {
+    if (s->workers && jobq_upkeep_connect(s, now)) jobq_upkeep_heartbeat(s, now);
+}
+
 /* Sentinel: when a new master takes over (the replica a failover leader
  * selected says ROLE master, or a sentinel names it), move at once (the
  * supervisor and, through SIGUSR1, every worker), instead of waiting for
@@ -208,6 +214,7 @@ static const struct step steps[JOBQ_SUPERVISOR_STEPS] = {
     {"heartbeat", RUNNING, HEARTBEAT_PERIOD, step_heartbeat},
     {"watchdog", ALWAYS, WATCHDOG_PERIOD, step_watchdog},
     {"failover", ALWAYS, TICK, step_failover},
+    {"lease", STOPPING, HEARTBEAT_PERIOD, step_lease},
     {"drain", STOPPING, TICK, step_drain},
 };
 
@@ -354,7 +361,7 @@ jobq_supervisor *jobq_supervisor_new(jobq_config *cfg, jobq_config_loader reload
         jobq_err_set(err, JOBQ_E_NOMEM, "cannot map worker slots: %s", strerror(errno));
         goto fail;
     }
-    s->redis = jobq_redis_open_config(&s->cfg, JOBQ_SUPERVISOR_IO_TIMEOUT, err);
+    s->redis = jobq_redis_open_config(&s->cfg, jobq_config_io_timeout(&s->cfg, JOBQ_SUPERVISOR_IO_TIMEOUT), err);
     if (!s->redis || jobq_upkeep_set_keys(s, err) != 0) goto fail;
     ev_set_allocator(loop_realloc);
     s->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);

@@ -48,8 +48,8 @@ typedef struct wrec {
     struct wrec *next;
 } wrec;
 
-#define JOBQ_SUPERVISOR_STEPS 12 /* the periodic steps of supervisor.c */
-#define JOBQ_SUPERVISOR_IO_TIMEOUT 2.0 /* seconds a Redis reply to the supervisor may take */
+#define JOBQ_SUPERVISOR_STEPS 13 /* the periodic steps of supervisor.c */
+#define JOBQ_SUPERVISOR_IO_TIMEOUT 2.0 /* seconds a Redis reply to the supervisor may take, at most */
 #define RATE_SAMPLES 64   /* totals kept for the rates, at most one a second */
 #define RATE_WINDOW 60.0  /* seconds */
 

@@ -36,7 +36,7 @@
  * job, and the unstarted rest of a batch goes back to its queue. */
 #define SLOW_JOB_SECONDS 0.002
 /* Seconds a Redis reply may take (beyond a blocking command's own time),
- * at most: see io_timeout(). */
+ * at most: see jobq_config_io_timeout. */
 #define IO_TIMEOUT_SECONDS 5.0
 /* Flow control: how soon a paused queue, a queue at its concurrency limit,
  * and an empty limited queue (never blocked on) are looked at again. */
@@ -582,16 +582,6 @@ static void child_group(void *ctx, int pgid);
 static int enqueue_followup(void *ctx, jobq_job *job, const char *queue, const char *job_json, int flags,
                             char *id, size_t id_size, jobq_err *err);
 
-/* The reply timeout: short enough that a write that hangs (a cut link) is
- * abandoned, its socket reset (node.c), well before the lease, renewed
- * every heartbeat_interval for heartbeat_ttl, can lapse and the job be
- * reclaimed by another daemon. A commit writes its results only while the
- * lease still runs twice this (lease_needed). */
-static double io_timeout(const jobq_config *cfg) {
-    double span = (cfg->heartbeat_ttl - cfg->heartbeat_interval) / 3;
-    return span < IO_TIMEOUT_SECONDS ? (span > 0.1 ? span : 0.1) : IO_TIMEOUT_SECONDS;
-}
-
 static int worker_init(worker *w, const jobq_worker_params *p) {
     memset(w, 0, sizeof *w);
     const jobq_config *cfg = p->cfg;
@@ -606,8 +596,8 @@ static int worker_init(worker *w, const jobq_worker_params *p) {
     w->jobs = calloc((size_t)cfg->batch_size, sizeof *w->jobs);
     w->outs = calloc((size_t)cfg->batch_size, sizeof *w->outs);
     jobq_err err;
-    w->lease_needed = 2 * io_timeout(cfg);
-    w->redis = jobq_redis_open_config(cfg, io_timeout(cfg), &err);
+    w->lease_needed = 2 * jobq_config_io_timeout(cfg, IO_TIMEOUT_SECONDS);
+    w->redis = jobq_redis_open_config(cfg, jobq_config_io_timeout(cfg, IO_TIMEOUT_SECONDS), &err);
     if (!w->keys || !w->jobs || !w->outs || !w->redis) {
         jobq_log_err("cannot start: %s", w->redis ? "out of memory" : err.msg);
         return -1;
