@@ -961,6 +961,12 @@ static int on_pair(void *user, const char *section, const char *name, const char
              name);
         return 0;
     }
+    if (value && (*value == ';' || *value == '#')) {
+        /* "key =#x" would print back as "key = #x", which reads as empty. */
+        fail(ld, JOBQ_E_CONFIG, "the value of '%s' starts with '%c', which after a space starts a comment", name,
+             *value);
+        return 0;
+    }
     if (ld->qsec >= 0) return on_queue_pair(ld, name, value);
     if (ld->nkind != JOBQ_NAMED_NONE) {
         char why[224];

@@ -335,6 +335,9 @@ static void test_comments(void **state) {
     expect_bad_value("[daemon]\nbatch_size = 9#x\n", 2, "daemon", "batch_size", "got '9#x'");
     /* a value that is only a comment is empty */
     expect_bad_value("[daemon]\nworkers = ; four\n", 2, "daemon", "workers", "got ''");
+    /* ...but not at its start: printed back as "key = #x" it would read as empty */
+    expect_error("[plugin.p]\nroot =#/srv\n", 2, "the value of 'root' starts with '#', which after a space starts a comment");
+    expect_error("[plugins]\ndir =;x\n", 2, "the value of 'dir' starts with ';', which after a space starts a comment");
 }
 
 static void test_later_lines_win(void **state) {
