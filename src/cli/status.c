@@ -293,15 +293,9 @@ static const char status_usage[] =
     "      --json   one JSON document (with --watch: one per line)\n"
     "  -w, --watch  refresh every second until interrupted\n";
 
-static void print_status(json_t *s) {
-    char buf[64], buf2[64];
-    double now = json_number_value(json_object_get(s, "time"));
-    jobq_cli_time(buf, sizeof buf, now, false);
-    printf("jobq %s  redis %s  prefix %s  %s\n\n", JOBQ_VERSION,
-           json_string_value(json_object_get(s, "redis")),
-           json_string_value(json_object_get(s, "prefix")), buf);
-
-    /* A STATE column only when some queue is paused. */
+/* The queue table: one row per queue plus the totals; a STATE column only
+ * when some queue is paused. */
+static void print_queues(json_t *s) {
     size_t i;
     json_t *q;
     bool any_paused = false;
@@ -313,105 +307,121 @@ static void print_status(json_t *s) {
     char n[4][24];
     json_array_foreach(json_object_get(s, "queues"), i, q) {
         for (int j = 0; j < 4; j++)
-            snprintf(n[j], sizeof n[j], "%lld",
-                     (long long)json_integer_value(json_object_get(q, cols[j])));
+            snprintf(n[j], sizeof n[j], "%lld", (long long)json_integer_value(json_object_get(q, cols[j])));
         jobq_cli_table_add(&t, json_string_value(json_object_get(q, "name")), n[0], n[1], n[2], n[3],
                            json_is_true(json_object_get(q, "paused")) ? "paused" : "");
     }
     json_t *totals = json_object_get(s, "totals");
     for (int j = 0; j < 4; j++)
-        snprintf(n[j], sizeof n[j], "%lld",
-                 (long long)json_integer_value(json_object_get(totals, cols[j])));
+        snprintf(n[j], sizeof n[j], "%lld", (long long)json_integer_value(json_object_get(totals, cols[j])));
     jobq_cli_table_add(&t, "(total)", n[0], n[1], n[2], n[3], "");
     jobq_cli_table_print(&t, stdout, 0);
     jobq_cli_table_fini(&t);
+}
 
-    json_t *ds = json_object_get(s, "daemons"), *d;
-    putchar('\n');
-    if (json_array_size(ds) == 0) printf("no daemons registered\n");
-    jobq_cli_table wt;
-    /* A PROGRESS column only when some running job reported progress. */
+/* One row of the daemon table for d. */
+static void add_daemon_row(jobq_cli_table *t, json_t *d, double now) {
+    bool alive = json_is_true(json_object_get(d, "alive"));
+    json_t *hb = json_object_get(d, "heartbeat_at"), *st = json_object_get(d, "started_at");
+    char up[32] = "-", beat[80] = "-", ago[64], nw[16] = "-", nb[16] = "-", qs[256] = "";
+    if (alive && json_is_number(st)) jobq_cli_duration(up, sizeof up, now - json_number_value(st));
+    if (json_is_number(hb)) {
+        jobq_cli_duration(ago, sizeof ago, now - json_number_value(hb));
+        snprintf(beat, sizeof beat, "%s ago", ago);
+    }
+    if (alive) {
+        snprintf(nw, sizeof nw, "%zu", json_array_size(json_object_get(d, "workers")));
+        snprintf(nb, sizeof nb, "%lld", (long long)json_integer_value(json_object_get(d, "busy")));
+    }
+    size_t j;
+    json_t *q;
+    json_array_foreach(json_object_get(d, "queues"), j, q) {
+        size_t len = strlen(qs);
+        snprintf(qs + len, sizeof qs - len, "%s%s", len ? "," : "", json_string_value(q) ? json_string_value(q) : "");
+    }
+    jobq_cli_table_add(t, json_string_value(json_object_get(d, "id")), alive ? "alive" : "dead",
+                       json_string_value(json_object_get(d, "version")), up, beat, nw, nb, qs);
+}
+
+/* One row of the worker table for worker w of daemon id. */
+static void add_worker_row(jobq_cli_table *wt, const char *id, json_t *w) {
+    char name[400], pid[16], running[32] = "", done[24], progress[300] = "";
+    snprintf(name, sizeof name, "%s #%lld", id, (long long)json_integer_value(json_object_get(w, "number")));
+    snprintf(pid, sizeof pid, "%lld", (long long)json_integer_value(json_object_get(w, "pid")));
+    snprintf(done, sizeof done, "%lld", (long long)json_integer_value(json_object_get(w, "jobs_done")));
+    const char *job = json_string_value(json_object_get(w, "job"));
+    json_t *rf = json_object_get(w, "running_for"), *p = json_object_get(w, "progress");
+    if (job && json_is_number(rf)) jobq_cli_duration(running, sizeof running, json_number_value(rf));
+    if (job && p) {
+        const char *m = json_string_value(json_object_get(p, "message"));
+        snprintf(progress, sizeof progress, "%.0f%%%s%.200s", json_number_value(json_object_get(p, "fraction")) * 100,
+                 m ? " " : "", m ? m : "");
+    }
+    jobq_cli_table_add(wt, name, pid, job ? "busy" : "idle", job ? json_string_value(json_object_get(w, "queue")) : "",
+                       job ? job : "", running, done, progress);
+}
+
+/* The daemon table, then the workers of the live ones; a PROGRESS column
+ * only when some running job reported progress. */
+static void print_daemons(json_t *s) {
+    double now = json_number_value(json_object_get(s, "time"));
+    json_t *ds = json_object_get(s, "daemons"), *d, *w;
+    size_t i, j;
+    if (json_array_size(ds) == 0) {
+        printf("no daemons registered\n");
+        return;
+    }
     bool any_progress = false;
     json_array_foreach(ds, i, d) {
-        size_t j;
-        json_t *w;
         json_array_foreach(json_object_get(d, "workers"), j, w) any_progress = any_progress || json_object_get(w, "progress");
     }
+    jobq_cli_table t, wt;
     jobq_cli_table_init(&t, 8, 0x60);
     jobq_cli_table_init(&wt, any_progress ? 8 : 7, 0x62);
     jobq_cli_table_add(&t, "DAEMON", "STATE", "VERSION", "UP", "HEARTBEAT", "WORKERS", "BUSY", "QUEUES");
     jobq_cli_table_add(&wt, "WORKER", "PID", "STATE", "QUEUE", "JOB", "RUNNING", "DONE", "PROGRESS");
     json_array_foreach(ds, i, d) {
-        bool alive = json_is_true(json_object_get(d, "alive"));
+        add_daemon_row(&t, d, now);
+        if (!json_is_true(json_object_get(d, "alive"))) continue;
         const char *id = json_string_value(json_object_get(d, "id"));
-        json_t *hb = json_object_get(d, "heartbeat_at"), *st = json_object_get(d, "started_at");
-        char up[32] = "-", beat[80] = "-", nw[16] = "-", nb[16] = "-", qs[256] = "";
-        if (alive && json_is_number(st)) jobq_cli_duration(up, sizeof up, now - json_number_value(st));
-        if (json_is_number(hb)) {
-            jobq_cli_duration(buf, sizeof buf, now - json_number_value(hb));
-            snprintf(beat, sizeof beat, "%s ago", buf);
-        }
-        json_t *workers = json_object_get(d, "workers"), *w;
-        if (alive) {
-            snprintf(nw, sizeof nw, "%zu", json_array_size(workers));
-            snprintf(nb, sizeof nb, "%lld", (long long)json_integer_value(json_object_get(d, "busy")));
-        }
-        size_t j;
-        json_array_foreach(json_object_get(d, "queues"), j, q) {
-            size_t len = strlen(qs);
-            snprintf(qs + len, sizeof qs - len, "%s%s", len ? "," : "",
-                     json_string_value(q) ? json_string_value(q) : "");
-        }
-        jobq_cli_table_add(&t, id, alive ? "alive" : "dead",
-                           json_string_value(json_object_get(d, "version")), up, beat, nw, nb, qs);
-        if (!alive) continue;
-        json_array_foreach(workers, j, w) {
-            char name[400], pid[16], running[32] = "", done[24];
-            snprintf(name, sizeof name, "%s #%lld", id,
-                     (long long)json_integer_value(json_object_get(w, "number")));
-            snprintf(pid, sizeof pid, "%lld", (long long)json_integer_value(json_object_get(w, "pid")));
-            snprintf(done, sizeof done, "%lld",
-                     (long long)json_integer_value(json_object_get(w, "jobs_done")));
-            const char *job = json_string_value(json_object_get(w, "job"));
-            json_t *rf = json_object_get(w, "running_for");
-            if (job && json_is_number(rf))
-                jobq_cli_duration(running, sizeof running, json_number_value(rf));
-            char progress[300] = "";
-            json_t *p = json_object_get(w, "progress");
-            if (job && p) {
-                const char *m = json_string_value(json_object_get(p, "message"));
-                snprintf(progress, sizeof progress, "%.0f%%%s%.200s",
-                         json_number_value(json_object_get(p, "fraction")) * 100, m ? " " : "", m ? m : "");
-            }
-            jobq_cli_table_add(&wt, name, pid, job ? "busy" : "idle",
-                               job ? json_string_value(json_object_get(w, "queue")) : "", job ? job : "",
-                               running, done, progress);
-        }
+        json_array_foreach(json_object_get(d, "workers"), j, w) add_worker_row(&wt, id, w);
     }
-    if (json_array_size(ds)) {
-        jobq_cli_table_print(&t, stdout, 0);
-        putchar('\n');
-        if (wt.rows > 1)
-            jobq_cli_table_print(&wt, stdout, 0);
-        else
-            printf("no live workers\n");
-    }
+    jobq_cli_table_print(&t, stdout, 0);
+    putchar('\n');
+    if (wt.rows > 1)
+        jobq_cli_table_print(&wt, stdout, 0);
+    else
+        printf("no live workers\n");
     jobq_cli_table_fini(&t);
     jobq_cli_table_fini(&wt);
+}
 
+/* The processed/failed counters and the rates of the last minute. */
+static void print_job_totals(json_t *s) {
     json_t *jobs = json_object_get(s, "jobs");
-    json_t *pr = json_object_get(jobs, "processed_per_minute"),
-           *fr = json_object_get(jobs, "failed_per_minute");
-    printf("\njobs: %lld processed, %lld failed",
-           (long long)json_integer_value(json_object_get(jobs, "processed")),
+    json_t *pr = json_object_get(jobs, "processed_per_minute"), *fr = json_object_get(jobs, "failed_per_minute");
+    printf("jobs: %lld processed, %lld failed", (long long)json_integer_value(json_object_get(jobs, "processed")),
            (long long)json_integer_value(json_object_get(jobs, "failed")));
     if (json_is_number(pr) && json_is_number(fr)) {
-        jobq_cli_duration(buf2, sizeof buf2, json_number_value(json_object_get(jobs, "rate_window")));
-        printf("; last minute: %.1f/min processed, %.1f/min failed (measured over %s)\n",
-               json_number_value(pr), json_number_value(fr), buf2);
+        char window[64];
+        jobq_cli_duration(window, sizeof window, json_number_value(json_object_get(jobs, "rate_window")));
+        printf("; last minute: %.1f/min processed, %.1f/min failed (measured over %s)\n", json_number_value(pr),
+               json_number_value(fr), window);
     } else {
         printf("; rate: n/a (no live daemon reports one yet)\n");
     }
+}
+
+static void print_status(json_t *s) {
+    char when[64];
+    jobq_cli_time(when, sizeof when, json_number_value(json_object_get(s, "time")), false);
+    printf("jobq %s  redis %s  prefix %s  %s\n\n", JOBQ_VERSION, json_string_value(json_object_get(s, "redis")),
+           json_string_value(json_object_get(s, "prefix")), when);
+    print_queues(s);
+    putchar('\n');
+    print_daemons(s);
+    putchar('\n');
+    print_job_totals(s);
 }
 
 typedef struct status_opts {

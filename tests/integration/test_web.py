@@ -157,12 +157,21 @@ def test_dashboard_in_chromium(r, redis_server, jobqd, web, browser):
               '{"message": "disk full"}').returncode == 1
     for _ in range(3):
         assert jq(redis_server, "enqueue", "-q", "parked", "noop").returncode == 0
+    assert jq(redis_server, "pause", "parked").returncode == 0
+    # A job that reports its progress (100%: done) and then keeps running a while.
+    assert jq(redis_server, "enqueue", "--id", "halfway", "progress",
+              '{"steps": 2, "seconds": 0.1, "after": 6}').returncode == 0
     w = web()
     browser.goto(w.base + "/")
     browser.wait_for("document.querySelector('#queues tr[data-queue=\"parked\"]')", 15, "the queue table")
     row = lambda q: browser.eval(  # noqa: E731
         "[...document.querySelector('#queues tr[data-queue=\"%s\"]').cells].map(c => c.textContent)" % q)
-    assert row("parked")[:5] == ["parked", "3", "0", "0", "0"]
+    assert row("parked")[:5] == ["parkedpaused", "3", "0", "0", "0"]
+    assert row("mail")[0] == "mail"  # not paused: no pill
+    # The running job's progress bar, in its worker's row.
+    browser.wait_for("[...document.querySelectorAll('#daemons td')].some(td => td.textContent.includes('halfway')"
+                     " && td.querySelector('.progress') && td.textContent.includes('100% done'))", 15,
+                     "the running job's progress")
     assert row("default")[0] == "default" and row("default")[4] == "1"
     assert row("mail")[0] == "mail"
     browser.wait_for("document.querySelector('#dead tr[data-id=\"broken-1\"]')", 15, "the dead job")
@@ -178,12 +187,13 @@ def test_dashboard_in_chromium(r, redis_server, jobqd, web, browser):
                      "the retry button")
     before = json.loads(r.get("jobq:result:broken-1"))
     browser.eval("document.querySelector('#dead tr[data-id=\"broken-1\"] button').click()")
+
     # It ran again: a new result (the retry deleted the old one), and the
     # live events in the page show it.
-    after = wait_for(lambda: (lambda t: t and json.loads(t))(r.get("jobq:result:broken-1")), 15,
-                     what="the retried job's new result")
-    wait_for(lambda: json.loads(r.get("jobq:result:broken-1"))["finished_at"] > before["finished_at"], 15,
-             what="a newer result")
+    def newer_result():
+        t = r.get("jobq:result:broken-1")  # None between the retry's delete and the new result
+        return t and json.loads(t)["finished_at"] > before["finished_at"] and json.loads(t)
+    after = wait_for(newer_result, 15, what="the retried job's newer result")
     browser.wait_for("[...document.querySelectorAll('#events li')].some(li => li.textContent.includes('broken-1')"
                      " && li.textContent.includes('started'))", 15, "the job's events in the page")
     assert after["error"] == "disk full"

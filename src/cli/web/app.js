@@ -221,7 +221,7 @@ function renderQueues() {
     const r = rateOf(q.name, 60);
     const w = el("td", {class: "n mono", text: latencyOf(q.name, "wait"), title: latencyTitle(q.name, "wait") || null});
     const run = el("td", {class: "n mono", text: latencyOf(q.name, "run"), title: latencyTitle(q.name, "run") || null});
-    tb.append(el("tr", {"data-queue": q.name}, el("td", {class: "name", text: q.name}), cell(q.waiting), cell(q.inflight),
+    tb.append(el("tr", {"data-queue": q.name}, el("td", {class: "name"}, q.name, q.paused ? el("span", {class: "pill warn", text: "paused", title: "jobq resume " + q.name + " lets workers take its jobs again"}) : null), cell(q.waiting), cell(q.inflight),
       cell(q.scheduled), cell(q.dead, true), el("td", {class: "n", text: r ? rate(r.p) : "–"}),
       el("td", {class: "n" + (r && r.f > 0 ? " hot" : ""), text: r ? rate(r.f) : "–"}), w, run, el("td", {}, sparkline(q.name))));
   }
@@ -256,6 +256,15 @@ function renderCards() {
   $("c-daemons").textContent = num(alive) + (alive < s.daemons.length ? " (+" + (s.daemons.length - alive) + " dead)" : "");
 }
 
+// A running job's reported progress: a bar, the percentage, the message.
+function progressBar(p) {
+  const pct = Math.max(0, Math.min(100, Math.round((p.fraction || 0) * 100)));
+  const fill = el("span");
+  fill.style.width = pct + "%"; // through the CSSOM: the CSP forbids style attributes
+  return el("div", {class: "progress", title: (p.message || "") + (p.time ? " (reported " + ago(p.time) + ")" : "")},
+    el("span", {class: "bar"}, fill), el("span", {class: "muted", text: pct + "%" + (p.message ? " " + p.message : "")}));
+}
+
 function renderDaemons() {
   const box = $("daemons"), s = state.snap;
   box.replaceChildren();
@@ -280,7 +289,8 @@ function renderDaemons() {
         tb.append(el("tr", {}, el("td", {text: "#" + w.number}), el("td", {class: "n mono", text: w.pid}),
           el("td", {}, el("span", {class: "pill " + (busy ? "info" : ""), text: busy ? "busy" : "idle"})),
           el("td", {text: busy ? (w.queue || "") : ""}),
-          el("td", {class: "mono cut", title: busy ? w.job : null}, busy ? el("a", {href: "#", text: w.job, onclick: (e) => { e.preventDefault(); lookup(w.job); }}) : ""),
+          el("td", {class: "mono cut", title: busy ? w.job : null}, busy ? el("a", {href: "#", text: w.job, onclick: (e) => { e.preventDefault(); lookup(w.job); }}) : "",
+            busy && w.progress ? progressBar(w.progress) : null),
           el("td", {class: "n", text: busy ? dur(w.running_for) : ""}), el("td", {class: "n", text: num(w.jobs_done)}),
           el("td", {class: "n", text: w.rss_bytes ? bytes(w.rss_bytes) : "–"})));
       }
