@@ -269,14 +269,95 @@ static const char *outcome_flags(const jobq_outcome *o) {
     return "";
 }
 
-int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
-                      const jobq_commit_check *check, size_t *skipped, jobq_err *err) {
-    if (skipped) *skipped = 0;
-    if (n == 0) return 0;
+/* The commit script's KEYS and ARGV for n outcomes, and their storage. */
+typedef struct commit_call {
+    const char **args, **keys;
+    size_t *lens, nargs, nkeys;
+    char *dues;
+    char (*flags)[12];
+    char (*links)[JOBQ_KEY_MAX]; /* per job: its waiters, its batch */
+    char **histo;
+    size_t nhisto;
+    char count[24];
+} commit_call;
+
+static void commit_call_free(commit_call *c) {
+    free(c->args);
+    free(c->lens);
+    free(c->dues);
+    free(c->flags);
+    free(c->keys);
+    free(c->links);
+    jobq_histo_args_free(c->histo, c->nhisto);
+}
+
+static int commit_call_make(commit_call *c, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
+                            jobq_err *err) {
+    memset(c, 0, sizeof *c);
+    if (jobq_histo_batch(outs, n, &c->histo, &c->nhisto) != 0) {
+        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+        return -1;
+    }
+    /* ARGV: 3, 7 per job, the n ids, the histogram pairs; KEYS: 9 fixed,
+     * then per job its waiters and its batch (see the commit script). */
+    size_t njobs = 3 + 8 * n;
+    c->nargs = njobs + c->nhisto;
+    c->nkeys = 9 + 2 * n;
+    c->args = calloc(c->nargs, sizeof *c->args);
+    c->lens = calloc(c->nargs, sizeof *c->lens);
+    c->dues = calloc(n, 32);
+    c->flags = calloc(n, sizeof *c->flags);
+    c->keys = calloc(c->nkeys, sizeof *c->keys);
+    c->links = calloc(2 * n, sizeof *c->links);
+    if (!c->args || !c->lens || !c->dues || !c->flags || !c->keys || !c->links) {
+        commit_call_free(c);
+        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+        return -1;
+    }
+    snprintf(c->count, sizeof c->count, "%zu", n);
+    c->args[0] = k->events;
+    c->args[1] = k->publish;
+    c->args[2] = c->count;
+    for (size_t i = 0; i < n; i++) {
+        const jobq_outcome *o = &outs[i];
+        const char **a = c->args + 3 + 7 * i;
+        char *due = c->dues + 32 * i;
+        if (o->retry_payload) snprintf(due, 32, "%.6f", o->retry_at);
+        a[0] = o->payload;
+        bool ended = o->ended && o->id; /* with an id: others may wait for it */
+        snprintf(c->flags[i], sizeof c->flags[i], "%s%s%s%s", outcome_flags(o), ended ? "e" : "",
+                 ended && o->kind == JOBQ_OUTCOME_OK ? "k" : "", ended && o->batch_id ? "b" : "");
+        a[1] = c->flags[i];
+        a[2] = o->dead_json ? o->dead_json : "";
+        a[3] = due;
+        a[4] = o->retry_payload ? o->retry_payload : "";
+        a[5] = o->event_json ? o->event_json : "";
+        a[6] = o->unique_id ? o->unique_id : "";
+        c->args[3 + 7 * n + i] = ended ? o->id : "";
+        jobq_key(c->links[2 * i], JOBQ_KEY_MAX, k->prefix, JOBQ_KEY_WAITERS, k->name, ended ? o->id : "");
+        jobq_key(c->links[2 * i + 1], JOBQ_KEY_MAX, k->prefix, JOBQ_KEY_BATCH, k->name,
+                 ended && o->batch_id ? o->batch_id : "");
+        c->keys[9 + 2 * i] = c->links[2 * i];
+        c->keys[10 + 2 * i] = c->links[2 * i + 1];
+    }
+    for (size_t i = 0; i < c->nhisto; i++) c->args[njobs + i] = c->histo[i];
+    for (size_t i = 0; i < c->nargs; i++) c->lens[i] = strlen(c->args[i]);
+    for (size_t i = 0; i < n; i++) c->lens[3 + 7 * i] = outs[i].payload_len;
+    const char *fixed[] = {k->inflight, k->dead, k->scheduled, k->stats, k->unique,
+                           k->histo, k->queue, k->parked, k->running};
+    memcpy(c->keys, fixed, sizeof fixed);
+    return 0;
+}
+
+/* The commit's round trips: with check, which jobs are still held and how
+ * long the lease runs; the results (and their WAIT); then the script c.
+ * The script's reply, or NULL with err. */
+static redisReply *write_and_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
+                                   const jobq_commit_check *check, const commit_call *c, jobq_err *err) {
     bool *held = check ? calloc(n, sizeof *held) : NULL;
     if (check && !held) {
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
-        return -1;
+        return NULL;
     }
     double lease_left = 0;
     int wrote = check ? check_flight(r, k, outs, n, check, held, &lease_left, err) : 0;
@@ -291,74 +372,23 @@ int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *ou
     }
     if (wrote == 0) wrote = write_results(r, k, outs, held, n, err);
     free(held);
-    if (wrote != 0) return -1;
-    char **histo = NULL;
-    size_t nhisto = 0;
-    if (jobq_histo_batch(outs, n, &histo, &nhisto) != 0) {
-        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
-        return -1;
-    }
-    /* ARGV: 3, 7 per job, the n ids, the histogram pairs; KEYS: 9 fixed,
-     * then per job its waiters and its batch (see the commit script). */
-    size_t njobs = 3 + 8 * n, nargs = njobs + nhisto, nkeys = 9 + 2 * n;
-    const char **args = calloc(nargs, sizeof *args);
-    size_t *lens = calloc(nargs, sizeof *lens);
-    char *dues = calloc(n, 32);
-    char (*flags)[12] = calloc(n, sizeof *flags);
-    const char **keys = calloc(nkeys, sizeof *keys);
-    char (*links)[JOBQ_KEY_MAX] = calloc(2 * n, sizeof *links); /* per job: its waiters, its batch */
-    char count[24];
-    int rc = -1;
-    if (!args || !lens || !dues || !flags || !keys || !links) {
-        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
-        goto out;
-    }
-    snprintf(count, sizeof count, "%zu", n);
-    args[0] = k->events;
-    args[1] = k->publish;
-    args[2] = count;
-    for (size_t i = 0; i < n; i++) {
-        const jobq_outcome *o = &outs[i];
-        const char **a = args + 3 + 7 * i;
-        char *due = dues + 32 * i;
-        if (o->retry_payload) snprintf(due, 32, "%.6f", o->retry_at);
-        a[0] = o->payload;
-        bool ended = o->ended && o->id; /* with an id: others may wait for it */
-        snprintf(flags[i], sizeof flags[i], "%s%s%s%s", outcome_flags(o), ended ? "e" : "",
-                 ended && o->kind == JOBQ_OUTCOME_OK ? "k" : "", ended && o->batch_id ? "b" : "");
-        a[1] = flags[i];
-        a[2] = o->dead_json ? o->dead_json : "";
-        a[3] = due;
-        a[4] = o->retry_payload ? o->retry_payload : "";
-        a[5] = o->event_json ? o->event_json : "";
-        a[6] = o->unique_id ? o->unique_id : "";
-        args[3 + 7 * n + i] = ended ? o->id : "";
-        jobq_key(links[2 * i], JOBQ_KEY_MAX, k->prefix, JOBQ_KEY_WAITERS, k->name, ended ? o->id : "");
-        jobq_key(links[2 * i + 1], JOBQ_KEY_MAX, k->prefix, JOBQ_KEY_BATCH, k->name,
-                 ended && o->batch_id ? o->batch_id : "");
-        keys[9 + 2 * i] = links[2 * i];
-        keys[10 + 2 * i] = links[2 * i + 1];
-    }
-    for (size_t i = 0; i < nhisto; i++) args[njobs + i] = histo[i];
-    for (size_t i = 0; i < nargs; i++) lens[i] = strlen(args[i]);
-    for (size_t i = 0; i < n; i++) lens[3 + 7 * i] = outs[i].payload_len;
-    const char *fixed[] = {k->inflight, k->dead, k->scheduled, k->stats, k->unique,
-                           k->histo, k->queue, k->parked, k->running};
-    memcpy(keys, fixed, sizeof fixed);
-    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_COMMIT, (int)nkeys, keys, (int)nargs, args, lens);
-    if (!reply) goto out;
-    rc = 0;
+    if (wrote != 0) return NULL;
+    return jobq_redis_eval(r, err, JOBQ_SCRIPT_COMMIT, (int)c->nkeys, c->keys, (int)c->nargs, c->args, c->lens);
+}
+
+int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
+                      const jobq_commit_check *check, size_t *skipped, jobq_err *err) {
+    if (skipped) *skipped = 0;
+    if (n == 0) return 0;
+    commit_call call;
+    if (commit_call_make(&call, k, outs, n, err) != 0) return -1;
+    redisReply *reply = write_and_commit(r, k, outs, n, check, &call, err);
+    commit_call_free(&call);
+    if (!reply) return -1;
+    int rc = 0;
     if (reply->type != REDIS_REPLY_ARRAY) rc = unexpected(err, "commit");
     else if (skipped) *skipped = reply->elements;
     freeReplyObject(reply);
-out:
-    free(args);
-    free(lens);
-    free(dues);
-    free(flags);
-    free(keys);
-    free(links);
-    jobq_histo_args_free(histo, nhisto);
     const char *route = k->inflight;
     return rc == 0 ? jobq_redis_wait(r, &route, 1, err) : rc;
 }
