@@ -39,6 +39,12 @@
     "local function publish(cmd, channel, message)\n" \
     "  redis.call(cmd == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', channel, message)\n" \
     "end\n" \
+    "-- Does anyone listen to channel here: a subscriber of it, or (PUBLISH)\n" \
+    "-- of any pattern? A batch's events that nobody can hear are not sent.\n" \
+    "local function heard(cmd, channel)\n" \
+    "  if cmd == 'SPUBLISH' then return redis.call('PUBSUB', 'SHARDNUMSUB', channel)[2] > 0 end\n" \
+    "  return redis.call('PUBSUB', 'NUMSUB', channel)[2] > 0 or redis.call('PUBSUB', 'NUMPAT') > 0\n" \
+    "end\n" \
     "-- The queued event, the one builder of it.\n" \
     "local function queued_event(id, queue, handler, time, due)\n" \
     "  local e = {event = 'queued', id = id, queue = queue, handler = handler, time = time}\n" \
@@ -295,8 +301,11 @@ static const char requeue_lua[] = LUA_COMMON
  * batch (LUA_ENDED). A job is recorded only while it is still in the
  * in-flight list: a commit that is sent again after a lost reply, or for a
  * job another daemon reclaimed, writes nothing twice; those jobs are
- * returned. The LREM comes first: once a script has written, Redis lets it
- * finish even past maxmemory, so an outcome is never half done. Counters
+ * returned. The removal from the in-flight list comes first (one LTRIM
+ * when the batch is its head, in order, else an LREM per job): once a
+ * script has written, Redis lets it finish even past maxmemory, so an
+ * outcome is never half done. Events go out only when someone listens
+ * (heard), and waiters are looked for with one EXISTS per batch. Counters
  * are tallied per distinct flags string, one HINCRBY per counter. Last, the
  * in-flight list's concurrency count (KEYS[9]) is set to what it still
  * holds, so a finished job frees its slot in the same step. */
@@ -314,17 +323,31 @@ static const char commit_lua[] = LUA_COMMON LUA_ENDED
     "if not key_is(KEYS[4], 'hash') then return wrongtype(KEYS[4], 'hash') end\n"
     "if need_unique and not key_is(KEYS[5], 'zset') then return wrongtype(KEYS[5], 'zset') end\n"
     "local tally, skipped = {}, {}\n"
+    "local loud = heard(ARGV[2], ARGV[1])\n"
+    "-- One EXISTS for the whole batch: are any jobs waiting for these?\n"
+    "local waiters = {}\n"
+    "for i = 0, n - 1 do waiters[i + 1] = KEYS[10 + 2 * i] end\n"
+    "local awaited = redis.call('EXISTS', unpack(waiters)) > 0\n"
+    "-- The usual case: the batch is the head of the in-flight list, in\n"
+    "-- order; one LTRIM then removes it all.\n"
+    "local head = redis.call('LRANGE', KEYS[1], 0, n - 1)\n"
+    "local in_order = #head == n\n"
+    "for i = 0, n - 1 do\n"
+    "  if not in_order then break end\n"
+    "  in_order = head[i + 1] == ARGV[4 + i * 7]\n"
+    "end\n"
+    "if in_order then redis.call('LTRIM', KEYS[1], n, -1) end\n"
     "for i = 0, n - 1 do\n"
     "  local b = 4 + i * 7\n"
-    "  if redis.call('LREM', KEYS[1], 1, ARGV[b]) == 1 then\n"
+    "  if in_order or redis.call('LREM', KEYS[1], 1, ARGV[b]) == 1 then\n"
     "    if ARGV[b + 2] ~= '' then redis.call('LPUSH', KEYS[2], ARGV[b + 2]) end\n"
     "    if ARGV[b + 4] ~= '' then redis.call('ZADD', KEYS[3], ARGV[b + 3], ARGV[b + 4]) end\n"
     "    if ARGV[b + 6] ~= '' then redis.call('ZREM', KEYS[5], ARGV[b + 6]) end\n"
-    "    if ARGV[b + 5] ~= '' then publish(ARGV[2], ARGV[1], ARGV[b + 5]) end\n"
+    "    if loud and ARGV[b + 5] ~= '' then publish(ARGV[2], ARGV[1], ARGV[b + 5]) end\n"
     "    local f = ARGV[b + 1]\n"
     "    tally[f] = (tally[f] or 0) + 1\n"
     "    if string.find(f, 'e', 1, true) then\n"
-    "      release_waiters(KEYS[10 + 2 * i], KEYS[8], KEYS[7])\n"
+    "      if awaited then release_waiters(KEYS[10 + 2 * i], KEYS[8], KEYS[7]) end\n"
     "      if string.find(f, 'b', 1, true) then\n"
     "        batch_ended(KEYS[11 + 2 * i], ARGV[4 + 7 * n + i], string.find(f, 'k', 1, true), KEYS[7],\n"
     "          ARGV[1], ARGV[2])\n"
