@@ -502,8 +502,9 @@ static int gate_job(void *udata, int qi, struct jobq_job *job, char *why, size_t
 
 /* Run the batch t of queue qi and commit it. Adapts the batch size. */
 static void run_batch(worker *w, int qi, jobq_taken *t) {
+    /* No "started" events that nobody would hear (see the take script). */
     jobq_run_ctx ctx = {w->p->slot, w->id, &w->policy, qi, w->cfg->queues[qi], &w->defaults[qi],
-                        &w->settings[qi], publish_event, w, &w->host, gate_job};
+                        &w->settings[qi], t->unheard ? NULL : publish_event, w, &w->host, gate_job};
     w->running_qi = qi;
     double lease_until = jobq_monotonic() + t->lease_left;
     size_t done = 0;

@@ -66,8 +66,8 @@ int jobq_queue_take(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, i
     snprintf(rate_n, sizeof rate_n, "%ld", limits->rate_n > 0 ? limits->rate_n : 0);
     snprintf(rate_ms, sizeof rate_ms, "%.3f", limits->rate_period * 1000);
     const char *keys[] = {k->queue, k->inflight, k->leases, k->paused, k->running, k->starts};
-    const char *args[] = {maxs, shares, daemon_id, conc, rate_n, rate_ms};
-    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_TAKE, 6, keys, 6, args, NULL);
+    const char *args[] = {maxs, shares, daemon_id, conc, rate_n, rate_ms, k->events, k->publish};
+    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_TAKE, 6, keys, 8, args, NULL);
     if (!reply) return -1;
     long long left, lease_ms = 0, wait = 0;
     if (!jobq_reply_is_array(reply, 1) || !jobq_reply_integer(reply->element[0], &left) ||
@@ -84,11 +84,14 @@ int jobq_queue_take(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, i
     out->lease_left = (double)lease_ms / 1000;
     out->paused = wait < 0;
     out->wait = wait > 0 ? (double)wait / 1000 : 0;
-    if (reply->elements == 3) {
+    long long heard = 1;
+    bool empty = reply->elements == 3; /* nothing taken */
+    if (empty || !jobq_reply_integer(reply->element[3], &heard)) {
         freeReplyObject(reply);
-        return 0;
+        return empty ? 0 : unexpected(err, "take");
     }
-    if (hold_items(out, reply, 3, err) != 0) {
+    out->unheard = heard == 0;
+    if (hold_items(out, reply, 4, err) != 0) {
         jobq_taken_fini(out);
         return -1;
     }

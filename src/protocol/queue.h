@@ -28,6 +28,7 @@ typedef struct jobq_taken {
     bool paused;             /* the queue is paused: nothing was taken */
     double wait;             /* > 0: a limit of the queue is reached; seconds until a
                               * take may succeed again (nothing was taken) */
+    bool unheard;            /* nobody listened to the events channel at the take */
 } jobq_taken;
 
 /* The flow limits of a queue a take enforces ([queue.NAME]); 0: none. */

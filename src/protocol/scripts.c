@@ -197,9 +197,11 @@
  * list; this list's own entry is set from its length here); with a rate
  * limit ARGV[5] > 0, no more takes than that in any ARGV[6] ms, each take
  * a member of KEYS[6] scored by Redis time in microseconds. Returns {jobs
- * left, ms the lease still runs, wait, jobs...}: wait is 0, -1 while
- * paused, or the ms after which a take may succeed again when a limit is
- * reached. */
+ * left, ms the lease still runs, wait}, with jobs taken {..., heard,
+ * jobs...}: wait is 0, -1 while paused, or the ms after which a take may
+ * succeed again when a limit is reached; heard is 1 when someone listens
+ * to the events channel ARGV[7] (published with ARGV[8]), else 0: the
+ * worker then sends no "started" events for these jobs. */
 static const char take_lua[] = LUA_COMMON
     "local lease, now = redis.call('ZSCORE', KEYS[3], ARGV[3]), now_ms()\n"
     "if not lease or tonumber(lease) < now then return {-1} end\n"
@@ -251,8 +253,8 @@ static const char take_lua[] = LUA_COMMON
     "  redis.call('ZADD', KEYS[6], unpack(starts))\n"
     "  redis.call('PEXPIRE', KEYS[6], math.ceil(period / 1000) + 1000)\n"
     "end\n"
-    "local out = {len - #items, left, 0}\n"
-    "for i = 1, #items do out[i + 3] = items[i] end\n"
+    "local out = {len - #items, left, 0, heard(ARGV[8], ARGV[7]) and 1 or 0}\n"
+    "for i = 1, #items do out[i + 4] = items[i] end\n"
     "return out\n";
 
 /* Pipelined right after a BLMOVE into the in-flight list: the lease is
