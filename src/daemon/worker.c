@@ -133,6 +133,8 @@ typedef struct worker {
     } qs[JOBQ_MAX_QUEUES];
     int home;                /* the queue this worker blocks on when all are empty */
     bool queue_dry;          /* one queue, and it was empty after the last take: block at once */
+    jobq_taken prefetched;   /* taken with the last commit, to run next (one queue only) */
+    bool has_prefetched;
     double uncovered_busy;   /* when a queue no worker blocks on last had jobs (jobq_now) */
     int running_qi;          /* the queue of the job running now (progress events) */
     int refusals;            /* consecutive refused commits */
@@ -320,6 +322,16 @@ static void note_empty_take(worker *w, int i, const jobq_taken *t) {
 static int take_batch(worker *w, jobq_taken *t) {
     jobq_err err;
     memset(t, 0, sizeof *t);
+    if (w->has_prefetched) { /* taken with the last commit, from queue 0 (the only one) */
+        *t = w->prefetched;
+        w->has_prefetched = false;
+        memset(&w->prefetched, 0, sizeof w->prefetched);
+        w->qs[0].paused = t->paused;
+        w->queue_dry = t->still_waiting == 0;
+        if (t->n > 0) return 0;
+        note_empty_take(w, 0, t);
+        jobq_taken_fini(t);
+    }
     /* A worker of one queue that saw it empty after its last take goes
      * straight to the blocking take: the non-blocking one would find
      * nothing (or at most the job the blocking take returns at once) and
@@ -384,6 +396,26 @@ static int take_batch(worker *w, jobq_taken *t) {
     return home;
 }
 
+/* A take that rode with a commit is not used (the commit failed, or the
+ * take did): what it may have moved into the in-flight list goes back
+ * before the next take. */
+static void drop_next_take(worker *w, int qi, jobq_take_next *next) {
+    if (!next->sent) return;
+    if (next->rc == 0) jobq_taken_fini(&next->taken);
+    w->qs[qi].unsure = true;
+    next->sent = false;
+}
+
+/* Does a take surely follow the commit of this batch (done jobs of queue
+ * qi, taken by t)? One queue without limits, more jobs waiting, the worker
+ * staying: then it rides with the commit. */
+static bool take_follows(const worker *w, int qi, const jobq_taken *t, size_t done, bool give_back) {
+    unsigned long long max_jobs = (unsigned long long)w->cfg->max_jobs_per_worker;
+    return w->nq == 1 && qi == 0 && done > 0 && !limited(w, 0) && !t->paused && t->still_waiting > 0 &&
+           !give_back && !stop_requested && !w->must_exit && !orphaned(w) &&
+           (max_jobs == 0 || w->jobs_done + done < max_jobs);
+}
+
 /* Commit until it lands, or the worker must stop (its outcomes then stay
  * in flight for the supervisor). A refusal (maxmemory, a missing
  * permission, a key of the wrong type) is retried with backoff, and no job
@@ -392,7 +424,7 @@ static int take_batch(worker *w, jobq_taken *t) {
  * back and handed to another daemon, so the commit first checks which are
  * still in flight and that the lease runs long enough, and writes no
  * result for the others. */
-static bool commit_batch(worker *w, int qi, size_t n, double lease_until) {
+static bool commit_batch(worker *w, int qi, size_t n, double lease_until, jobq_take_next *next) {
     bool late = false; /* sent again after Redis failed or refused: time has passed */
     for (int tries = 0; n > 0; tries++) {
         if (ensure_connected(w) != 0) return false;
@@ -400,7 +432,10 @@ static bool commit_batch(worker *w, int qi, size_t n, double lease_until) {
         size_t skipped = 0;
         jobq_commit_check check = {w->p->daemon_id, w->lease_needed};
         bool verify = late || jobq_monotonic() >= lease_until - w->lease_needed;
-        if (jobq_queue_commit(w->redis, &w->keys[qi], w->outs, n, verify ? &check : NULL, &skipped, &err) == 0) {
+        int rc = jobq_queue_commit(w->redis, &w->keys[qi], w->outs, n, verify ? &check : NULL, next, &skipped, &err);
+        if (rc != 0 && next) drop_next_take(w, qi, next);
+        next = NULL; /* first try only: jobs must run soon after their take (the lease it read) */
+        if (rc == 0) {
             if (w->refusals) jobq_log_info("outcomes recorded again after %d refused commit(s)", w->refusals);
             bool retried_durable = w->unacked; /* the first try was recorded but not yet replicated */
             w->refusals = 0;
@@ -534,10 +569,6 @@ static void run_batch(worker *w, int qi, jobq_taken *t) {
             break;
         }
     }
-    if (commit_batch(w, qi, done, lease_until) && give_back) put_back_unstarted(w, qi);
-    release_batch(w, done);
-    w->jobs_done += done;
-    atomic_store(&w->p->slot->jobs_done, w->jobs_done);
     /* Grow the batch while jobs are short and more are waiting (a deep queue
      * of quick jobs then costs one round trip per batch); take one job at a
      * time when they are slow or the queue runs dry, so that jobs are shared
@@ -546,6 +577,19 @@ static void run_batch(worker *w, int qi, jobq_taken *t) {
         w->batch = w->batch * 2 > w->cfg->batch_size ? w->cfg->batch_size : w->batch * 2;
     else
         w->batch = 1;
+    jobq_take_next next = {.daemon_id = w->p->daemon_id, .max = w->batch, .share_among = w->cfg->workers};
+    bool with_take = take_follows(w, qi, t, done, give_back);
+    bool committed = commit_batch(w, qi, done, lease_until, with_take ? &next : NULL);
+    if (committed && give_back) put_back_unstarted(w, qi);
+    if (with_take && committed && next.sent && next.rc == 0) {
+        w->prefetched = next.taken;
+        w->has_prefetched = true;
+    } else if (with_take) {
+        drop_next_take(w, qi, &next);
+    }
+    release_batch(w, done);
+    w->jobs_done += done;
+    atomic_store(&w->p->slot->jobs_done, w->jobs_done);
 }
 
 /* ---- life cycle ---- */
@@ -619,6 +663,7 @@ static int worker_init(worker *w, const jobq_worker_params *p) {
 }
 
 static void worker_fini(worker *w) {
+    if (w->has_prefetched) jobq_taken_fini(&w->prefetched); /* in flight: the supervisor puts it back */
     if (w->hooks_started) jobq_plugin_worker_stop();
     free(w->keys);
     free(w->jobs);

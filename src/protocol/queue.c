@@ -54,21 +54,30 @@ static int fenced(jobq_err *err, const char *daemon_id, const char *queue) {
     return -1;
 }
 
-int jobq_queue_take(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, int max, int share_among,
-                    const jobq_flow_limits *limits, jobq_taken *out, jobq_err *err) {
-    memset(out, 0, sizeof *out);
+/* The take script's KEYS and ARGV, and the strings they point into. */
+typedef struct take_call {
     char maxs[16], shares[16], conc[16], rate_n[24], rate_ms[32];
+    const char *keys[6], *args[8];
+} take_call;
+
+static void take_call_make(take_call *c, const jobq_qkeys *k, const char *daemon_id, int max, int share_among,
+                           const jobq_flow_limits *limits) {
     jobq_flow_limits none = {0, 0, 0};
     if (!limits) limits = &none;
-    snprintf(maxs, sizeof maxs, "%d", max > 0 ? max : 1);
-    snprintf(shares, sizeof shares, "%d", share_among > 1 ? share_among : 1);
-    snprintf(conc, sizeof conc, "%d", limits->concurrency > 0 ? limits->concurrency : 0);
-    snprintf(rate_n, sizeof rate_n, "%ld", limits->rate_n > 0 ? limits->rate_n : 0);
-    snprintf(rate_ms, sizeof rate_ms, "%.3f", limits->rate_period * 1000);
+    snprintf(c->maxs, sizeof c->maxs, "%d", max > 0 ? max : 1);
+    snprintf(c->shares, sizeof c->shares, "%d", share_among > 1 ? share_among : 1);
+    snprintf(c->conc, sizeof c->conc, "%d", limits->concurrency > 0 ? limits->concurrency : 0);
+    snprintf(c->rate_n, sizeof c->rate_n, "%ld", limits->rate_n > 0 ? limits->rate_n : 0);
+    snprintf(c->rate_ms, sizeof c->rate_ms, "%.3f", limits->rate_period * 1000);
     const char *keys[] = {k->queue, k->inflight, k->leases, k->paused, k->running, k->starts};
-    const char *args[] = {maxs, shares, daemon_id, conc, rate_n, rate_ms, k->events, k->publish};
-    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_TAKE, 6, keys, 8, args, NULL);
-    if (!reply) return -1;
+    const char *args[] = {c->maxs, c->shares, daemon_id, c->conc, c->rate_n, c->rate_ms, k->events, k->publish};
+    memcpy(c->keys, keys, sizeof keys);
+    memcpy(c->args, args, sizeof args);
+}
+
+/* Read the take script's reply into out (which then owns it). */
+static int read_take(redisReply *reply, const jobq_qkeys *k, const char *daemon_id, jobq_taken *out,
+                     jobq_err *err) {
     long long left, lease_ms = 0, wait = 0;
     if (!jobq_reply_is_array(reply, 1) || !jobq_reply_integer(reply->element[0], &left) ||
         (left >= 0 && (reply->elements < 3 || !jobq_reply_integer(reply->element[1], &lease_ms) ||
@@ -96,6 +105,15 @@ int jobq_queue_take(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, i
         return -1;
     }
     return 0;
+}
+
+int jobq_queue_take(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, int max, int share_among,
+                    const jobq_flow_limits *limits, jobq_taken *out, jobq_err *err) {
+    memset(out, 0, sizeof *out);
+    take_call c;
+    take_call_make(&c, k, daemon_id, max, share_among, limits);
+    redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_TAKE, 6, c.keys, 8, c.args, NULL);
+    return reply ? read_take(reply, k, daemon_id, out, err) : -1;
 }
 
 int jobq_queue_take_blocking(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, double block,
@@ -352,11 +370,57 @@ static int commit_call_make(commit_call *c, const jobq_qkeys *k, const jobq_outc
     return 0;
 }
 
-/* The commit's round trips: with check, which jobs are still held and how
- * long the lease runs; the results (and their WAIT); then the script c.
+/* The script c, and the take next right after it in the same round trip.
  * The script's reply, or NULL with err. */
+static redisReply *commit_then_take(jobq_redis *r, const jobq_qkeys *k, const commit_call *c,
+                                    jobq_take_next *next, jobq_err *err) {
+    take_call t;
+    take_call_make(&t, k, next->daemon_id, next->max, next->share_among, NULL);
+    jobq_cmd cmds[2];
+    if (jobq_redis_eval_cmd(r, err, JOBQ_SCRIPT_COMMIT, (int)c->nkeys, c->keys, (int)c->nargs, c->args, c->lens,
+                            &cmds[0]) != 0)
+        return NULL;
+    if (jobq_redis_eval_cmd(r, err, JOBQ_SCRIPT_TAKE, 6, t.keys, 8, t.args, NULL, &cmds[1]) != 0) {
+        jobq_cmd_fini(&cmds[0]);
+        return NULL;
+    }
+    redisReply *replies[2];
+    int rc = jobq_redis_pipeline(r, err, "commit", cmds, 2, 0, replies);
+    jobq_cmd_fini(&cmds[0]);
+    jobq_cmd_fini(&cmds[1]);
+    if (rc != 0) { /* the take may have run, its reply lost */
+        next->sent = true;
+        next->rc = -1;
+        next->err = *err;
+        return NULL;
+    }
+    next->sent = !jobq_reply_is_noscript(replies[1]); /* else it did not run: nothing taken */
+    if (!next->sent) freeReplyObject(replies[1]);
+    else if (replies[1]->type == REDIS_REPLY_ERROR) {
+        next->rc = jobq_redis_reply_error(&next->err, "take", replies[1]);
+        freeReplyObject(replies[1]);
+    } else {
+        next->rc = read_take(replies[1], k, next->daemon_id, &next->taken, &next->err);
+    }
+    redisReply *reply = replies[0];
+    if (jobq_reply_is_noscript(reply)) { /* the server lost it: loaded again, alone */
+        freeReplyObject(reply);
+        return jobq_redis_eval(r, err, JOBQ_SCRIPT_COMMIT, (int)c->nkeys, c->keys, (int)c->nargs, c->args, c->lens);
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        jobq_redis_reply_error(err, "commit", reply);
+        freeReplyObject(reply);
+        return NULL;
+    }
+    return reply;
+}
+
+/* The commit's round trips: with check, which jobs are still held and how
+ * long the lease runs; the results (and their WAIT); then the script c,
+ * with the take next when given. The script's reply, or NULL with err. */
 static redisReply *write_and_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
-                                   const jobq_commit_check *check, const commit_call *c, jobq_err *err) {
+                                    const jobq_commit_check *check, const commit_call *c, jobq_take_next *next,
+                                    jobq_err *err) {
     bool *held = check ? calloc(n, sizeof *held) : NULL;
     if (check && !held) {
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
@@ -376,16 +440,22 @@ static redisReply *write_and_commit(jobq_redis *r, const jobq_qkeys *k, const jo
     if (wrote == 0) wrote = write_results(r, k, outs, held, n, err);
     free(held);
     if (wrote != 0) return NULL;
+    if (next) return commit_then_take(r, k, c, next, err);
     return jobq_redis_eval(r, err, JOBQ_SCRIPT_COMMIT, (int)c->nkeys, c->keys, (int)c->nargs, c->args, c->lens);
 }
 
 int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
-                      const jobq_commit_check *check, size_t *skipped, jobq_err *err) {
+                      const jobq_commit_check *check, jobq_take_next *next, size_t *skipped, jobq_err *err) {
     if (skipped) *skipped = 0;
+    if (next) {
+        next->sent = false;
+        next->rc = 0;
+        memset(&next->taken, 0, sizeof next->taken);
+    }
     if (n == 0) return 0;
     commit_call call;
     if (commit_call_make(&call, k, outs, n, err) != 0) return -1;
-    redisReply *reply = write_and_commit(r, k, outs, n, check, &call, err);
+    redisReply *reply = write_and_commit(r, k, outs, n, check, &call, check ? NULL : next, err);
     commit_call_free(&call);
     if (!reply) return -1;
     int rc = 0;

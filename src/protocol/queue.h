@@ -71,6 +71,18 @@ typedef struct jobq_commit_check {
     double min_lease;      /* seconds it must still run for the results to be written */
 } jobq_commit_check;
 
+/* A take of up to max jobs (see jobq_queue_take; no limits) that
+ * jobq_queue_commit sends in the same round trip as its script, right
+ * after it: the take that would follow anyway costs no round trip. */
+typedef struct jobq_take_next {
+    const char *daemon_id;
+    int max, share_among;
+    bool sent;        /* out: the take may have run (moved jobs); rc, err and taken tell how */
+    int rc;           /* out: 0, or -1 with err, as jobq_queue_take's */
+    jobq_err err;
+    jobq_taken taken; /* out, with rc 0: release with jobq_taken_fini */
+} jobq_take_next;
+
 /*
  * Commit the outcomes of n jobs of k's in-flight list: first the results
  * (a job's result is written before its job leaves the in-flight list, so
@@ -87,10 +99,13 @@ typedef struct jobq_commit_check {
  * err: JOBQ_E_IO (nothing known; send it again after reconnecting), a
  * refusal such as JOBQ_E_OOM (no job left its in-flight list), or
  * JOBQ_E_REPLICAS (not durable yet: send it again, jobs already recorded
- * are skipped).
+ * are skipped). With next (and no check), the take it describes rides with
+ * the script once the results are written: next->sent says whether it may
+ * have run, whatever the commit's own result (after a lost reply, with rc
+ * -1: what it moved is in the in-flight list, unseen).
  */
 int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
-                      const jobq_commit_check *check, size_t *skipped, jobq_err *err);
+                      const jobq_commit_check *check, jobq_take_next *next, size_t *skipped, jobq_err *err);
 
 /* Move every job of k's in-flight list back to the head of its queue, in
  * order; with unregister, forget the list in the same step. The count, or
