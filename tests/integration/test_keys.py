@@ -192,9 +192,11 @@ def test_queue_names_with_colons_dots_and_dashes(r, jobqd):
     daemon_id = "%s:%d" % (os.uname().nodename, d.pid)
     assert holders(r, q1).get(k) == daemon_id, holders(r, q1)
     os.kill(int(k.rsplit(":", 1)[1]), 9)
-    # Retried at once (backoff 0) on its own queue by another worker.
-    wait_for(lambda: any("m2" in p for v in inflight_jobs(r, q1).values() for p in v
-                         if p != payload) or r.exists(key("result", "m2")), 10, 0.01, "m2 taken again")
+    # Back on its own queue and taken by another worker: retried at once
+    # (backoff 0) when it had started, as it was when the kill came first.
+    wait_for(lambda: any("m2" in p for lst, v in inflight_jobs(r, q1).items() for p in v
+                         if lst != k or p != payload) or r.exists(key("result", "m2")), 10, 0.01,
+             "m2 taken again")
     assert r.llen(qkey("queue", q2)) == 0 and r.zcard(qkey("scheduled", q2)) == 0
     assert stat(r, "processed", q1) == 1 and stat(r, "processed", q2) == 1
     assert schema_violations(r) == []
