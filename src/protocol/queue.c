@@ -385,22 +385,22 @@ static redisReply *commit_then_take(jobq_redis *r, const jobq_qkeys *k, const co
         return NULL;
     }
     redisReply *replies[2];
+    jobq_err take_err; /* unused: a take that failed here fails again, and is told, at the next take */
     int rc = jobq_redis_pipeline(r, err, "commit", cmds, 2, 0, replies);
     jobq_cmd_fini(&cmds[0]);
     jobq_cmd_fini(&cmds[1]);
     if (rc != 0) { /* the take may have run, its reply lost */
         next->sent = true;
         next->rc = -1;
-        next->err = *err;
         return NULL;
     }
     next->sent = !jobq_reply_is_noscript(replies[1]); /* else it did not run: nothing taken */
     if (!next->sent) freeReplyObject(replies[1]);
     else if (replies[1]->type == REDIS_REPLY_ERROR) {
-        next->rc = jobq_redis_reply_error(&next->err, "take", replies[1]);
+        next->rc = jobq_redis_reply_error(&take_err, "take", replies[1]);
         freeReplyObject(replies[1]);
     } else {
-        next->rc = read_take(replies[1], k, next->daemon_id, &next->taken, &next->err);
+        next->rc = read_take(replies[1], k, next->daemon_id, &next->taken, &take_err);
     }
     redisReply *reply = replies[0];
     if (jobq_reply_is_noscript(reply)) { /* the server lost it: loaded again, alone */

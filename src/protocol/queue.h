@@ -77,9 +77,8 @@ typedef struct jobq_commit_check {
 typedef struct jobq_take_next {
     const char *daemon_id;
     int max, share_among;
-    bool sent;        /* out: the take may have run (moved jobs); rc, err and taken tell how */
-    int rc;           /* out: 0, or -1 with err, as jobq_queue_take's */
-    jobq_err err;
+    bool sent;        /* out: the take may have run (moved jobs); rc and taken tell how */
+    int rc;           /* out: 0, or -1 (the worker takes as usual; a failure is told then) */
     jobq_taken taken; /* out, with rc 0: release with jobq_taken_fini */
 } jobq_take_next;
 

@@ -19,35 +19,17 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 
 import redis
 
-from proclib import stop, stop_session, wait
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from clusterlib import ClusterNode, free_port_pair  # noqa: E402  the tests' cluster nodes
+from proclib import stop_session, wait  # noqa: E402
 
 SLOTS = 16384
-
-
-def free_port(used):
-    """A port below 55536 free on 127.0.0.1, with its bus port (+10000) free too."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            p = s.getsockname()[1]
-        if p >= 55536 or p in used or p + 10000 in used:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p + 10000))
-            except OSError:
-                continue
-        return p
-    raise RuntimeError("no free port pair")
-
-
 
 
 class Cluster:
@@ -56,20 +38,13 @@ class Cluster:
         self.ports = []
         used = set()
         for _ in range(n):
-            p = free_port(used)
+            p = free_port_pair(used)
             used.update((p, p + 10000))
             self.ports.append(p)
-        self.procs = []
+        self.nodes = []
 
     def start(self):
-        for p in self.ports:
-            d = os.path.join(self.dir, "node%d" % p)
-            os.makedirs(d, exist_ok=True)
-            self.procs.append(subprocess.Popen(
-                ["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                 "--cluster-config-file", os.path.join(d, "nodes.conf"), "--save", "", "--appendonly", "no",
-                 "--dir", d, "--logfile", os.path.join(d, "redis.log")],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self.nodes = [ClusterNode(os.path.join(self.dir, "node%d" % p), p).start() for p in self.ports]
         self.clients = [redis.Redis(host="127.0.0.1", port=p, decode_responses=True) for p in self.ports]
         for c in self.clients:
             wait(lambda: self._ping(c), 10, "a cluster node")
@@ -115,8 +90,8 @@ class Cluster:
     def stop(self):
         for c in getattr(self, "clients", []):
             c.close()
-        for p in self.procs:
-            stop(p)
+        for node in self.nodes:
+            node.stop()
 
 
 def queues_per_primary(c, per):
