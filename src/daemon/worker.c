@@ -44,6 +44,9 @@
 #define LIMITED_RECHECK_SECONDS 0.05
 /* Longest sleep when every queue is paused, limited or away. */
 #define IDLE_SLEEP_SECONDS 0.1
+/* A worker of one queue blocks this long per take, and looks at its
+ * signals and its supervisor in between. */
+#define ONE_QUEUE_BLOCK_SECONDS 1.0
 
 /* Set by SIGTERM/SIGINT outside a take: finish the current job, then exit. */
 static volatile sig_atomic_t stop_requested;
@@ -139,6 +142,8 @@ typedef struct worker {
     int running_qi;          /* the queue of the job running now (progress events) */
     int refusals;            /* consecutive refused commits */
     bool unacked;            /* the last commit was not acknowledged by enough replicas */
+    bool results_first;      /* a result riding with its commit was refused: results go first, alone */
+    bool block_sent;         /* a blocking take of queue 0 rode with the last commit: read it next */
     bool must_exit;          /* an outcome could not be built: exit, the supervisor requeues */
     int connect_failures;
     unsigned long long jobs_done;
@@ -199,6 +204,7 @@ static void lost_connection(worker *w, const jobq_err *err) {
     if (!w->redis_down) jobq_log_warn("lost Redis connection: %s; reconnecting", err->msg);
     w->redis_down = true;
     for (int i = 0; i < w->nq; i++) w->qs[i].unsure = true;
+    w->block_sent = false;
     jobq_redis_disconnect(w->redis);
 }
 
@@ -309,6 +315,19 @@ static void note_empty_take(worker *w, int i, const jobq_taken *t) {
     else if (limited(w, i)) q->recheck_at = now + LIMITED_RECHECK_SECONDS * jitter;
 }
 
+/* A blocking take from queue i ended with rc (and err): queue i, or -1. */
+static int blocking_take_done(worker *w, int i, int rc, const jobq_taken *t, const jobq_err *err) {
+    if (rc != 0) {
+        take_failed(w, i, err);
+        return -1;
+    }
+    queue_ok(w, i);
+    w->fenced = false;
+    if (t->paused) note_empty_take(w, i, t); /* paused while blocked: what came went back */
+    w->queue_dry = t->still_waiting == 0;
+    return i;
+}
+
 /* Take the next batch from the first queue that has jobs and is reachable,
  * trying them in priority order (or, with weights, in a random order drawn
  * by weight); a paused queue, or one at its limit, is skipped until it is
@@ -322,6 +341,12 @@ static void note_empty_take(worker *w, int i, const jobq_taken *t) {
 static int take_batch(worker *w, jobq_taken *t) {
     jobq_err err;
     memset(t, 0, sizeof *t);
+    if (w->block_sent) { /* rode with the last commit, on queue 0 (the only one) */
+        w->block_sent = false;
+        int rc = jobq_queue_take_blocking_finish(w->redis, &w->keys[0], w->p->daemon_id, ONE_QUEUE_BLOCK_SECONDS, t,
+                                                 &err);
+        return blocking_take_done(w, 0, rc, t, &err);
+    }
     if (w->has_prefetched) { /* taken with the last commit, from queue 0 (the only one) */
         *t = w->prefetched;
         w->has_prefetched = false;
@@ -383,17 +408,10 @@ static int take_batch(worker *w, jobq_taken *t) {
      * blocked worker at 1,000 jobs/s, enqueue -> start p50 49 ms with 100
      * ms; the short wait only costs polls while such a queue is in use). A
      * limited queue is looked at again when it may take. */
-    double block = w->nq == 1 ? 1.0 : jobq_now() - w->uncovered_busy < 2.0 ? 0.01 : 0.1;
+    double block = w->nq == 1 ? ONE_QUEUE_BLOCK_SECONDS : jobq_now() - w->uncovered_busy < 2.0 ? 0.01 : 0.1;
     if (recheck > now && recheck - now < block) block = recheck - now < 0.002 ? 0.002 : recheck - now;
-    if (jobq_queue_take_blocking(w->redis, &w->keys[home], w->p->daemon_id, block, t, &err) != 0) {
-        take_failed(w, home, &err);
-        return -1;
-    }
-    queue_ok(w, home);
-    w->fenced = false;
-    if (t->paused) note_empty_take(w, home, t); /* paused while blocked: what came went back */
-    w->queue_dry = t->still_waiting == 0;
-    return home;
+    int rc = jobq_queue_take_blocking(w->redis, &w->keys[home], w->p->daemon_id, block, t, &err);
+    return blocking_take_done(w, home, rc, t, &err);
 }
 
 /* A take that rode with a commit is not used (the commit failed, or the
@@ -401,19 +419,39 @@ static int take_batch(worker *w, jobq_taken *t) {
  * before the next take. */
 static void drop_next_take(worker *w, int qi, jobq_take_next *next) {
     if (!next->sent) return;
-    if (next->rc == 0) jobq_taken_fini(&next->taken);
+    if (next->deferred) jobq_redis_disconnect(w->redis); /* its replies are not worth waiting for */
+    else if (next->rc == 0) jobq_taken_fini(&next->taken);
     w->qs[qi].unsure = true;
-    next->sent = false;
+    next->sent = next->deferred = false;
 }
 
 /* Does a take surely follow the commit of this batch (done jobs of queue
- * qi, taken by t)? One queue without limits, more jobs waiting, the worker
- * staying: then it rides with the commit. */
+ * qi, taken by t)? One queue without limits, the worker staying: then it
+ * rides with the commit; the blocking take when the queue ran dry. */
 static bool take_follows(const worker *w, int qi, const jobq_taken *t, size_t done, bool give_back) {
     unsigned long long max_jobs = (unsigned long long)w->cfg->max_jobs_per_worker;
-    return w->nq == 1 && qi == 0 && done > 0 && !limited(w, 0) && !t->paused && t->still_waiting > 0 &&
-           !give_back && !stop_requested && !w->must_exit && !orphaned(w) &&
-           (max_jobs == 0 || w->jobs_done + done < max_jobs);
+    return w->nq == 1 && qi == 0 && done > 0 && !limited(w, 0) && !t->paused && !give_back && !stop_requested &&
+           !w->must_exit && (max_jobs == 0 || w->jobs_done + done < max_jobs);
+}
+
+/* The outcomes of this batch were recorded, but Redis refused a result
+ * that rode with them (an ACL on result keys only, say): write the results
+ * again until they land, or the supervisor is gone. From now on this
+ * worker writes results in their own round trip before each commit, so a
+ * refusal keeps the jobs in flight instead. */
+static bool write_results_again(worker *w, int qi, size_t n, jobq_err *err) {
+    jobq_log_err("Redis refused the result of a job it recorded (%s); writing the results again, and from now on "
+                 "before their commits", err->msg);
+    w->results_first = true;
+    for (int tries = 1;; tries++) {
+        if (ensure_connected(w) == 0 && jobq_queue_write_results(w->redis, &w->keys[qi], w->outs, n, err) == 0) {
+            jobq_log_info("results written after %d more tries", tries);
+            return true;
+        }
+        if (orphaned(w) || w->must_exit) return false;
+        if (tries == 1 || tries % 60 == 0) jobq_log_err("writing results again: %s", err->msg);
+        sleep_seconds(jobq_backoff_delay(tries, 0.1, 5.0));
+    }
 }
 
 /* Commit until it lands, or the worker must stop (its outcomes then stay
@@ -429,20 +467,21 @@ static bool commit_batch(worker *w, int qi, size_t n, double lease_until, jobq_t
     for (int tries = 0; n > 0; tries++) {
         if (ensure_connected(w) != 0) return false;
         jobq_err err;
-        size_t skipped = 0;
+        jobq_commit_report report;
         jobq_commit_check check = {w->p->daemon_id, w->lease_needed};
-        bool verify = late || jobq_monotonic() >= lease_until - w->lease_needed;
-        int rc = jobq_queue_commit(w->redis, &w->keys[qi], w->outs, n, verify ? &check : NULL, next, &skipped, &err);
+        bool verify = late || w->results_first || jobq_monotonic() >= lease_until - w->lease_needed;
+        int rc = jobq_queue_commit(w->redis, &w->keys[qi], w->outs, n, verify ? &check : NULL, next, &report, &err);
         if (rc != 0 && next) drop_next_take(w, qi, next);
         next = NULL; /* first try only: jobs must run soon after their take (the lease it read) */
+        if (report.unwritten) return write_results_again(w, qi, n, &err);
         if (rc == 0) {
             if (w->refusals) jobq_log_info("outcomes recorded again after %d refused commit(s)", w->refusals);
             bool retried_durable = w->unacked; /* the first try was recorded but not yet replicated */
             w->refusals = 0;
             w->unacked = false;
-            if (skipped && !retried_durable)
+            if (report.skipped && !retried_durable)
                 jobq_log_warn("%zu job(s) of this batch were no longer in flight (reclaimed by another "
-                              "daemon, or already recorded): their outcomes were not written again", skipped);
+                              "daemon, or already recorded): their outcomes were not written again", report.skipped);
             return true;
         }
         if (reconnect_requested) { /* the supervisor heard that the master changed */
@@ -577,11 +616,14 @@ static void run_batch(worker *w, int qi, jobq_taken *t) {
         w->batch = w->batch * 2 > w->cfg->batch_size ? w->cfg->batch_size : w->batch * 2;
     else
         w->batch = 1;
-    jobq_take_next next = {.daemon_id = w->p->daemon_id, .max = w->batch, .share_among = w->cfg->workers};
+    jobq_take_next next = {.daemon_id = w->p->daemon_id, .max = w->batch, .share_among = w->cfg->workers,
+                           .block = t->still_waiting > 0 ? 0 : ONE_QUEUE_BLOCK_SECONDS};
     bool with_take = take_follows(w, qi, t, done, give_back);
     bool committed = commit_batch(w, qi, done, lease_until, with_take ? &next : NULL);
     if (committed && give_back) put_back_unstarted(w, qi);
-    if (with_take && committed && next.sent && next.rc == 0) {
+    if (with_take && committed && next.deferred) {
+        w->block_sent = true;
+    } else if (with_take && committed && next.sent && next.rc == 0) {
         w->prefetched = next.taken;
         w->has_prefetched = true;
     } else if (with_take) {

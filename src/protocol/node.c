@@ -48,6 +48,7 @@ void jobq_node_close(jobq_node *n) {
     n->ctx = NULL;
     n->unread = 0;
     n->pending = 0;
+    n->deferred = 0;
     memset(n->sha, 0, sizeof n->sha);
 }
 
@@ -136,6 +137,11 @@ int jobq_node_connect(jobq_node *n, const jobq_node_opts *o, jobq_err *err) {
 
 int jobq_node_append(jobq_node *n, jobq_err *err, int argc, const char **argv, const size_t *lens) {
     if (!n->ctx) return fail_io(n, err, argv[0]);
+    if (n->deferred > 0) { /* its reply would be taken for one of those: start afresh */
+        jobq_err_set(err, JOBQ_E_IO, "%s: sent before the replies left for later were read (%s)", argv[0], n->addr);
+        abort_connection(n);
+        return -1;
+    }
     if (redisAppendCommandArgv(n->ctx, argc, argv, lens) != REDIS_OK) return fail_io(n, err, argv[0]);
     n->pending++;
     return 0;
@@ -173,6 +179,15 @@ redisReply *jobq_node_read(jobq_node *n, jobq_err *err, const char *what) {
     }
     if (n->pending > 0) n->pending--;
     return reply;
+}
+
+redisReply *jobq_node_read_deferred(jobq_node *n, jobq_err *err, const char *what) {
+    if (n->deferred <= 0) {
+        jobq_err_set(err, JOBQ_E_IO, "%s: no reply was left for later (%s)", what, n->addr);
+        return NULL;
+    }
+    n->deferred--;
+    return jobq_node_read(n, err, what);
 }
 
 int jobq_node_read_within(jobq_node *n, double timeout, redisReply **reply, jobq_err *err) {

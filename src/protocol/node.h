@@ -35,6 +35,8 @@ typedef struct jobq_node {
     char sha[JOBQ_SCRIPT_COUNT][41]; /* scripts loaded on this connection ("" not yet) */
     int unread;           /* replies of fire-and-forget commands to skip */
     int pending;          /* replies of appended commands not read yet */
+    int deferred;         /* of those, replies left for jobq_node_read_deferred: nothing is
+                             sent before they are read */
     double timeout;       /* the socket timeout in force, seconds (0: unknown) */
 } jobq_node;
 
@@ -53,6 +55,10 @@ int jobq_node_append(jobq_node *n, jobq_err *err, int argc, const char **argv, c
 
 /* Write what is queued now, without reading. 0, or -1 with err. */
 int jobq_node_flush(jobq_node *n, jobq_err *err);
+
+/* Read the next of the replies a pipeline left for later (n->deferred),
+ * as jobq_node_read. */
+redisReply *jobq_node_read_deferred(jobq_node *n, jobq_err *err, const char *what);
 
 /* Read the next reply of an appended command (skipping those of
  * fire-and-forget commands first); error replies come back as replies.

@@ -116,24 +116,35 @@ int jobq_queue_take(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, i
     return reply ? read_take(reply, k, daemon_id, out, err) : -1;
 }
 
-int jobq_queue_take_blocking(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, double block,
-                             jobq_taken *out, jobq_err *err) {
-    memset(out, 0, sizeof *out);
+/* The blocking take's commands: BLMOVE into the in-flight list, the
+ * confirm script right after it, and an LLEN that tells the worker whether
+ * more jobs wait (take a batch next) or not (block again at once), all in
+ * one round trip. */
+typedef struct blocking_call {
     char secs[32];
-    snprintf(secs, sizeof secs, "%.3f", block);
-    const char *blmove[] = {"BLMOVE", k->queue, k->inflight, "LEFT", "RIGHT", secs};
+    const char *blmove[6], *llen[2], *keys[4], *args[3];
+    jobq_cmd cmds[3]; /* cmds[1] owns its EVALSHA: release with jobq_cmd_fini */
+} blocking_call;
+
+static int blocking_call_make(blocking_call *c, jobq_redis *r, const jobq_qkeys *k, const char *daemon_id,
+                              double block, jobq_err *err) {
+    snprintf(c->secs, sizeof c->secs, "%.3f", block);
+    const char *blmove[] = {"BLMOVE", k->queue, k->inflight, "LEFT", "RIGHT", c->secs};
     const char *llen[] = {"LLEN", k->queue};
     const char *keys[] = {k->leases, k->inflight, k->queue, k->paused};
-    const char *args[] = {daemon_id};
-    /* The LLEN tells the worker whether more jobs wait (take a batch next)
-     * or not (block again at once), in the same round trip. */
-    jobq_cmd cmds[3] = {{.route = k->queue, .argc = 6, .argv = blmove}, {0},
-                        {.route = k->queue, .argc = 2, .argv = llen}};
-    if (jobq_redis_eval_cmd(r, err, JOBQ_SCRIPT_CONFIRM, 4, keys, 1, args, NULL, &cmds[1]) != 0) return -1;
-    redisReply *replies[3];
-    int prc = jobq_redis_pipeline(r, err, "BLMOVE", cmds, 3, block, replies);
-    jobq_cmd_fini(&cmds[1]);
-    if (prc != 0) return -1;
+    const char *args[] = {daemon_id, k->events, k->publish};
+    memcpy(c->blmove, blmove, sizeof blmove);
+    memcpy(c->llen, llen, sizeof llen);
+    memcpy(c->keys, keys, sizeof keys);
+    memcpy(c->args, args, sizeof args);
+    c->cmds[0] = (jobq_cmd){.route = k->queue, .argc = 6, .argv = c->blmove};
+    c->cmds[2] = (jobq_cmd){.route = k->queue, .argc = 2, .argv = c->llen};
+    return jobq_redis_eval_cmd(r, err, JOBQ_SCRIPT_CONFIRM, 4, c->keys, 3, c->args, NULL, &c->cmds[1]);
+}
+
+/* Read the blocking take's three replies (freed here) into out. */
+static int read_blocking(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, redisReply **replies,
+                         jobq_taken *out, jobq_err *err) {
     redisReply *moved = replies[0], *confirm = replies[1];
     long long waiting = 0;
     if (jobq_reply_integer(replies[2], &waiting)) out->still_waiting = waiting;
@@ -141,20 +152,26 @@ int jobq_queue_take_blocking(jobq_redis *r, const jobq_qkeys *k, const char *dae
     if (jobq_reply_is_noscript(confirm)) {
         /* The server lost the script between load and call: run it alone. */
         freeReplyObject(confirm);
-        confirm = jobq_redis_eval(r, err, JOBQ_SCRIPT_CONFIRM, 4, keys, 1, args, NULL);
+        const char *keys[] = {k->leases, k->inflight, k->queue, k->paused};
+        const char *args[] = {daemon_id, k->events, k->publish};
+        confirm = jobq_redis_eval(r, err, JOBQ_SCRIPT_CONFIRM, 4, keys, 3, args, NULL);
         if (!confirm) {
             freeReplyObject(moved);
             return -1;
         }
     }
     int rc = 0;
-    long long lease_ms = -1;
+    long long lease_ms = -1, heard = 1;
+    bool confirmed = jobq_reply_is_array(confirm, 2) && jobq_reply_integer(confirm->element[0], &lease_ms) &&
+                     jobq_reply_integer(confirm->element[1], &heard) && lease_ms >= 0;
     if (moved->type == REDIS_REPLY_ERROR) rc = jobq_redis_reply_error(err, "BLMOVE", moved);
     else if (confirm->type == REDIS_REPLY_ERROR) rc = jobq_redis_reply_error(err, "confirm", confirm);
-    else if (!jobq_reply_integer(confirm, &lease_ms)) rc = unexpected(err, "confirm");
+    else if (confirmed) {
+        out->lease_left = (double)lease_ms / 1000;
+        out->unheard = heard == 0;
+    } else if (!jobq_reply_integer(confirm, &lease_ms) || lease_ms >= 0) rc = unexpected(err, "confirm");
     else if (lease_ms == -2) out->paused = true; /* what it moved is back on the queue */
-    else if (lease_ms < 0) rc = fenced(err, daemon_id, k->name);
-    else out->lease_left = (double)lease_ms / 1000;
+    else rc = fenced(err, daemon_id, k->name);
     freeReplyObject(confirm);
     if (rc == 0 && !out->paused && moved->type == REDIS_REPLY_STRING) {
         out->reply = moved;
@@ -175,6 +192,25 @@ int jobq_queue_take_blocking(jobq_redis *r, const jobq_qkeys *k, const char *dae
     return rc;
 }
 
+int jobq_queue_take_blocking(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, double block,
+                             jobq_taken *out, jobq_err *err) {
+    memset(out, 0, sizeof *out);
+    blocking_call c;
+    if (blocking_call_make(&c, r, k, daemon_id, block, err) != 0) return -1;
+    redisReply *replies[3];
+    int rc = jobq_redis_pipeline(r, err, "BLMOVE", c.cmds, 3, block, replies);
+    jobq_cmd_fini(&c.cmds[1]);
+    return rc == 0 ? read_blocking(r, k, daemon_id, replies, out, err) : -1;
+}
+
+int jobq_queue_take_blocking_finish(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, double block,
+                                    jobq_taken *out, jobq_err *err) {
+    memset(out, 0, sizeof *out);
+    redisReply *replies[3];
+    if (jobq_redis_read_deferred(r, err, "BLMOVE", block, 3, replies) != 0) return -1;
+    return read_blocking(r, k, daemon_id, replies, out, err);
+}
+
 int jobq_queue_register(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, jobq_err *err) {
     const char *argv[] = {"HSET", k->holders, k->inflight, daemon_id};
     redisReply *reply = jobq_redis_call(r, err, "register in-flight list", k->holders, 4, argv, NULL);
@@ -183,47 +219,83 @@ int jobq_queue_register(jobq_redis *r, const jobq_qkeys *k, const char *daemon_i
     return 0;
 }
 
-/* Write the results of outs (one pipeline). 0 when every one was written. */
-static int write_results(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, const bool *held,
-                         size_t n, jobq_err *err) {
-    jobq_cmd *cmds = calloc(n, sizeof *cmds);
-    redisReply **replies = calloc(n, sizeof *replies);
-    char (*keys)[JOBQ_KEY_MAX] = calloc(n, sizeof *keys);
-    char (*ttls)[24] = calloc(n, sizeof *ttls);
-    const char *(*argvs)[5] = calloc(n, sizeof *argvs);
-    size_t sent = 0;
-    int rc = -1;
-    if (!cmds || !replies || !keys || !ttls || !argvs) {
+/* The result SETs of a batch's outcomes (only for the jobs still held,
+ * when held is given), as pipeline commands, and their storage. */
+typedef struct result_cmds {
+    jobq_cmd *cmds;
+    char (*keys)[JOBQ_KEY_MAX];
+    char (*ttls)[24];
+    const char *(*argvs)[5];
+    size_t n;
+} result_cmds;
+
+static void result_cmds_free(result_cmds *rs) {
+    free(rs->cmds);
+    free(rs->keys);
+    free(rs->ttls);
+    free(rs->argvs);
+    memset(rs, 0, sizeof *rs);
+}
+
+static int result_cmds_make(result_cmds *rs, const jobq_qkeys *k, const jobq_outcome *outs, const bool *held,
+                            size_t n, jobq_err *err) {
+    memset(rs, 0, sizeof *rs);
+    rs->cmds = calloc(n ? n : 1, sizeof *rs->cmds);
+    rs->keys = calloc(n ? n : 1, sizeof *rs->keys);
+    rs->ttls = calloc(n ? n : 1, sizeof *rs->ttls);
+    rs->argvs = calloc(n ? n : 1, sizeof *rs->argvs);
+    if (!rs->cmds || !rs->keys || !rs->ttls || !rs->argvs) {
+        result_cmds_free(rs);
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
-        goto out;
+        return -1;
     }
     for (size_t i = 0; i < n; i++) {
         if (!outs[i].id || !outs[i].result_json || (held && !held[i])) continue;
-        jobq_key_result(keys[sent], sizeof keys[sent], k->prefix, outs[i].id);
-        snprintf(ttls[sent], sizeof ttls[sent], "%d", outs[i].result_ttl > 0 ? outs[i].result_ttl : 86400);
-        const char *argv[] = {"SET", keys[sent], outs[i].result_json, "EX", ttls[sent]};
-        memcpy(argvs[sent], argv, sizeof argv);
-        cmds[sent] = (jobq_cmd){.route = keys[sent], .argc = 5, .argv = argvs[sent]};
-        sent++;
+        size_t m = rs->n++;
+        jobq_key_result(rs->keys[m], sizeof rs->keys[m], k->prefix, outs[i].id);
+        snprintf(rs->ttls[m], sizeof rs->ttls[m], "%d", outs[i].result_ttl > 0 ? outs[i].result_ttl : 86400);
+        const char *argv[] = {"SET", rs->keys[m], outs[i].result_json, "EX", rs->ttls[m]};
+        memcpy(rs->argvs[m], argv, sizeof argv);
+        rs->cmds[m] = (jobq_cmd){.route = rs->keys[m], .argc = 5, .argv = rs->argvs[m]};
     }
-    if (jobq_redis_pipeline(r, err, "writing a result", cmds, sent, 0, replies) != 0) goto out;
-    rc = 0;
-    for (size_t i = 0; i < sent; i++) {
-        if (replies[i]->type == REDIS_REPLY_ERROR && rc == 0) rc = jobq_redis_reply_error(err, "writing a result", replies[i]);
-        freeReplyObject(replies[i]);
+    return 0;
+}
+
+/* The first error among the replies to the result SETs (err set), or 0. */
+static int results_refused(redisReply *const *replies, size_t n, jobq_err *err) {
+    for (size_t i = 0; i < n; i++)
+        if (replies[i]->type == REDIS_REPLY_ERROR) return jobq_redis_reply_error(err, "writing a result", replies[i]);
+    return 0;
+}
+
+/* Write the results of outs (one pipeline), then WAIT for [redis]
+ * wait_replicas: durable before the jobs leave their in-flight list. 0
+ * when every one was written. */
+static int write_results(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, const bool *held,
+                         size_t n, jobq_err *err) {
+    result_cmds rs;
+    if (result_cmds_make(&rs, k, outs, held, n, err) != 0) return -1;
+    redisReply **replies = calloc(rs.n ? rs.n : 1, sizeof *replies);
+    const char **routes = calloc(rs.n ? rs.n : 1, sizeof *routes);
+    int rc = -1;
+    if (!replies || !routes) jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+    else if (jobq_redis_pipeline(r, err, "writing a result", rs.cmds, rs.n, 0, replies) == 0) {
+        rc = results_refused(replies, rs.n, err);
+        for (size_t i = 0; i < rs.n; i++) {
+            freeReplyObject(replies[i]);
+            routes[i] = rs.keys[i];
+        }
+        if (rc == 0) rc = jobq_redis_wait(r, routes, rs.n, err);
     }
-    /* Durable before the jobs leave their in-flight list ([redis] wait_replicas). */
-    const char **routes = rc == 0 ? calloc(sent ? sent : 1, sizeof *routes) : NULL;
-    for (size_t i = 0; routes && i < sent; i++) routes[i] = keys[i];
-    if (rc == 0) rc = routes ? jobq_redis_wait(r, routes, sent, err) : (jobq_err_set(err, JOBQ_E_NOMEM, "out of memory"), -1);
-    free(routes);
-out:
-    free(cmds);
     free(replies);
-    free(keys);
-    free(ttls);
-    free(argvs);
+    free(routes);
+    result_cmds_free(&rs);
     return rc;
+}
+
+int jobq_queue_write_results(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
+                             jobq_err *err) {
+    return write_results(r, k, outs, NULL, n, err);
 }
 
 /* held[i]: is outs[i]'s job still in k's in-flight list? And how long does
@@ -370,57 +442,106 @@ static int commit_call_make(commit_call *c, const jobq_qkeys *k, const jobq_outc
     return 0;
 }
 
-/* The script c, and the take next right after it in the same round trip.
- * The script's reply, or NULL with err. */
-static redisReply *commit_then_take(jobq_redis *r, const jobq_qkeys *k, const commit_call *c,
-                                    jobq_take_next *next, jobq_err *err) {
-    take_call t;
-    take_call_make(&t, k, next->daemon_id, next->max, next->share_among, NULL);
-    jobq_cmd cmds[2];
-    if (jobq_redis_eval_cmd(r, err, JOBQ_SCRIPT_COMMIT, (int)c->nkeys, c->keys, (int)c->nargs, c->args, c->lens,
-                            &cmds[0]) != 0)
-        return NULL;
-    if (jobq_redis_eval_cmd(r, err, JOBQ_SCRIPT_TAKE, 6, t.keys, 8, t.args, NULL, &cmds[1]) != 0) {
-        jobq_cmd_fini(&cmds[0]);
-        return NULL;
-    }
-    redisReply *replies[2];
+/* Read the reply of the take that rode with a commit into next. */
+static void read_next_take(const jobq_qkeys *k, redisReply *reply, jobq_take_next *next) {
     jobq_err take_err; /* unused: a take that failed here fails again, and is told, at the next take */
-    int rc = jobq_redis_pipeline(r, err, "commit", cmds, 2, 0, replies);
-    jobq_cmd_fini(&cmds[0]);
-    jobq_cmd_fini(&cmds[1]);
-    if (rc != 0) { /* the take may have run, its reply lost */
-        next->sent = true;
-        next->rc = -1;
-        return NULL;
-    }
-    next->sent = !jobq_reply_is_noscript(replies[1]); /* else it did not run: nothing taken */
-    if (!next->sent) freeReplyObject(replies[1]);
-    else if (replies[1]->type == REDIS_REPLY_ERROR) {
-        next->rc = jobq_redis_reply_error(&take_err, "take", replies[1]);
-        freeReplyObject(replies[1]);
+    next->sent = !jobq_reply_is_noscript(reply); /* else it did not run: nothing taken */
+    if (!next->sent) freeReplyObject(reply);
+    else if (reply->type == REDIS_REPLY_ERROR) {
+        next->rc = jobq_redis_reply_error(&take_err, "take", reply);
+        freeReplyObject(reply);
     } else {
-        next->rc = read_take(replies[1], k, next->daemon_id, &next->taken, &take_err);
+        next->rc = read_take(reply, k, next->daemon_id, &next->taken, &take_err);
     }
-    redisReply *reply = replies[0];
+}
+
+/* One round trip: the result SETs rs (may be NULL), the script c, and the
+ * take next (may be NULL) right after it. The script's reply, or NULL with
+ * err. *unwritten: the script ran but Redis refused a result (err says
+ * why); only possible with rs, sent where commands run in the order sent,
+ * so that a refusal of the script's first write follows a maxmemory
+ * refusal of a SET (see the commit script). */
+static redisReply *send_commit(jobq_redis *r, const jobq_qkeys *k, const result_cmds *rs, const commit_call *c,
+                               jobq_take_next *next, bool *unwritten, jobq_err *err) {
+    bool blocking = next && next->block > 0;
+    size_t nres = rs ? rs->n : 0, n = nres + 1 + (next ? (blocking ? 3 : 1) : 0);
+    jobq_cmd *cmds = calloc(n, sizeof *cmds);
+    redisReply **replies = calloc(n, sizeof *replies);
+    redisReply *reply = NULL;
+    *unwritten = false;
+    if (!cmds || !replies) {
+        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+        goto out;
+    }
+    if (nres) memcpy(cmds, rs->cmds, nres * sizeof *cmds);
+    if (jobq_redis_eval_cmd(r, err, JOBQ_SCRIPT_COMMIT, (int)c->nkeys, c->keys, (int)c->nargs, c->args, c->lens,
+                            &cmds[nres]) != 0)
+        goto out;
+    take_call t;
+    blocking_call b;
+    int made = 0;
+    if (next && !blocking) {
+        take_call_make(&t, k, next->daemon_id, next->max, next->share_among, NULL);
+        made = jobq_redis_eval_cmd(r, err, JOBQ_SCRIPT_TAKE, 6, t.keys, 8, t.args, NULL, &cmds[nres + 1]);
+    } else if (blocking && (made = blocking_call_make(&b, r, k, next->daemon_id, next->block, err)) == 0) {
+        memcpy(&cmds[nres + 1], b.cmds, sizeof b.cmds);
+    }
+    if (made != 0) {
+        jobq_cmd_fini(&cmds[nres]);
+        goto out;
+    }
+    /* A blocking take's replies are left for jobq_queue_take_blocking_finish. */
+    int rc = blocking ? jobq_redis_pipeline_defer(r, err, "commit", cmds, n, nres + 1, replies)
+                      : jobq_redis_pipeline(r, err, "commit", cmds, n, 0, replies);
+    jobq_cmd_fini(&cmds[nres]);
+    if (next) jobq_cmd_fini(&cmds[nres + (blocking ? 2 : 1)]);
+    if (rc != 0) { /* a take may have run, its reply lost */
+        if (next) {
+            next->sent = true;
+            next->rc = -1;
+        }
+        goto out;
+    }
+    if (blocking) next->sent = next->deferred = true;
+    else if (next) read_next_take(k, replies[nres + 1], next);
+    jobq_err refusal;
+    int refused = results_refused(replies, nres, &refusal);
+    for (size_t i = 0; i < nres; i++) freeReplyObject(replies[i]);
+    reply = replies[nres];
     if (jobq_reply_is_noscript(reply)) { /* the server lost it: loaded again, alone */
         freeReplyObject(reply);
-        return jobq_redis_eval(r, err, JOBQ_SCRIPT_COMMIT, (int)c->nkeys, c->keys, (int)c->nargs, c->args, c->lens);
-    }
-    if (reply->type == REDIS_REPLY_ERROR) {
+        reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_COMMIT, (int)c->nkeys, c->keys, (int)c->nargs, c->args, c->lens);
+    } else if (reply->type == REDIS_REPLY_ERROR) {
         jobq_redis_reply_error(err, "commit", reply);
         freeReplyObject(reply);
-        return NULL;
+        reply = NULL;
     }
+    if (refused) {
+        *err = refusal; /* the cause, whether or not the script ran */
+        *unwritten = reply != NULL;
+    }
+out:
+    free(cmds);
+    free(replies);
     return reply;
 }
 
 /* The commit's round trips: with check, which jobs are still held and how
  * long the lease runs; the results (and their WAIT); then the script c,
- * with the take next when given. The script's reply, or NULL with err. */
+ * with the take next when given. Where commands run in the order sent and
+ * count as done without a WAIT, the results ride with the script. The
+ * script's reply, or NULL with err (*unwritten: see send_commit). */
 static redisReply *write_and_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
                                     const jobq_commit_check *check, const commit_call *c, jobq_take_next *next,
-                                    jobq_err *err) {
+                                    bool *unwritten, jobq_err *err) {
+    *unwritten = false;
+    if (!check && jobq_redis_in_order(r)) {
+        result_cmds rs;
+        if (result_cmds_make(&rs, k, outs, NULL, n, err) != 0) return NULL;
+        redisReply *reply = send_commit(r, k, &rs, c, next, unwritten, err);
+        result_cmds_free(&rs);
+        return reply;
+    }
     bool *held = check ? calloc(n, sizeof *held) : NULL;
     if (check && !held) {
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
@@ -440,28 +561,32 @@ static redisReply *write_and_commit(jobq_redis *r, const jobq_qkeys *k, const jo
     if (wrote == 0) wrote = write_results(r, k, outs, held, n, err);
     free(held);
     if (wrote != 0) return NULL;
-    if (next) return commit_then_take(r, k, c, next, err);
-    return jobq_redis_eval(r, err, JOBQ_SCRIPT_COMMIT, (int)c->nkeys, c->keys, (int)c->nargs, c->args, c->lens);
+    return send_commit(r, k, NULL, c, next, unwritten, err);
 }
 
 int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
-                      const jobq_commit_check *check, jobq_take_next *next, size_t *skipped, jobq_err *err) {
-    if (skipped) *skipped = 0;
+                      const jobq_commit_check *check, jobq_take_next *next, jobq_commit_report *report,
+                      jobq_err *err) {
+    jobq_commit_report ignored;
+    if (!report) report = &ignored;
+    memset(report, 0, sizeof *report);
     if (next) {
-        next->sent = false;
+        next->sent = next->deferred = false;
         next->rc = 0;
         memset(&next->taken, 0, sizeof next->taken);
     }
     if (n == 0) return 0;
+    if (check || (next && next->block > 0 && !jobq_redis_in_order(r))) next = NULL;
     commit_call call;
     if (commit_call_make(&call, k, outs, n, err) != 0) return -1;
-    redisReply *reply = write_and_commit(r, k, outs, n, check, &call, check ? NULL : next, err);
+    redisReply *reply = write_and_commit(r, k, outs, n, check, &call, next, &report->unwritten, err);
     commit_call_free(&call);
     if (!reply) return -1;
     int rc = 0;
     if (reply->type != REDIS_REPLY_ARRAY) rc = unexpected(err, "commit");
-    else if (skipped) *skipped = reply->elements;
+    else report->skipped = reply->elements;
     freeReplyObject(reply);
+    if (report->unwritten) return -1; /* err: why a result was refused */
     const char *route = k->inflight;
     return rc == 0 ? jobq_redis_wait(r, &route, 1, err) : rc;
 }
@@ -740,15 +865,26 @@ int jobq_queue_probe(jobq_redis *r, const jobq_qkeys *k, const char *message, ch
         }
         freeReplyObject(reply);
     }
+    /* Results are single-key writes outside the queue's slot; the key of
+     * job id "" is nobody's (ids have 1 to 128 bytes). */
+    char result[JOBQ_KEY_MAX];
+    jobq_key_result(result, sizeof result, k->prefix, "");
     const char *blmove[] = {"BLMOVE", keys[0], keys[0], "LEFT", "RIGHT", "0.001"};
-    reply = jobq_redis_call(r, &e, "BLMOVE", keys[0], 6, blmove, NULL);
-    if (reply) {
-        freeReplyObject(reply);
-    } else if (e.code == JOBQ_E_IO) {
-        *err = e;
-        return -1;
-    } else {
-        add_problem(problems, problems_size, "", e.msg, fatal);
+    const char *set[] = {"SET", result, message, "PX", "1000"};
+    const char *del[] = {"DEL", result};
+    const jobq_cmd singles[] = {{.route = keys[0], .argc = 6, .argv = blmove},
+                                {.route = result, .argc = 5, .argv = set},
+                                {.route = result, .argc = 2, .argv = del}};
+    for (size_t i = 0; i < sizeof singles / sizeof singles[0]; i++) {
+        reply = jobq_redis_call(r, &e, singles[i].argv[0], singles[i].route, singles[i].argc, singles[i].argv, NULL);
+        if (reply) {
+            freeReplyObject(reply);
+        } else if (e.code == JOBQ_E_IO) {
+            *err = e;
+            return -1;
+        } else {
+            add_problem(problems, problems_size, "", e.msg, fatal);
+        }
     }
     size_t n = strlen(problems);
     if (n >= 2 && problems[n - 2] == ';') problems[n - 2] = '\0';

@@ -59,6 +59,11 @@ int jobq_queue_take(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, i
  * (LLEN, same round trip). 0 (out->n is 0 or 1), or -1. */
 int jobq_queue_take_blocking(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, double block,
                              jobq_taken *out, jobq_err *err);
+
+/* Read the blocking take that rode with a commit (jobq_take_next.deferred),
+ * as jobq_queue_take_blocking. */
+int jobq_queue_take_blocking_finish(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, double block,
+                                    jobq_taken *out, jobq_err *err);
 void jobq_taken_fini(jobq_taken *t);
 
 /* Register k's in-flight list as daemon_id's, so that another daemon can
@@ -77,34 +82,56 @@ typedef struct jobq_commit_check {
 typedef struct jobq_take_next {
     const char *daemon_id;
     int max, share_among;
+    double block;     /* > 0: instead, the blocking take (jobq_queue_take_blocking), when the
+                         queue ran dry; only where jobq_queue_commit sends everything in order */
     bool sent;        /* out: the take may have run (moved jobs); rc and taken tell how */
+    bool deferred;    /* out: the blocking take was sent; read it with
+                         jobq_queue_take_blocking_finish before anything else is sent */
     int rc;           /* out: 0, or -1 (the worker takes as usual; a failure is told then) */
     jobq_taken taken; /* out, with rc 0: release with jobq_taken_fini */
 } jobq_take_next;
+
+/* What a commit reports besides its return value. */
+typedef struct jobq_commit_report {
+    size_t skipped; /* jobs no longer in flight: nothing was written for them twice */
+    bool unwritten; /* the outcomes were recorded but Redis refused a result (see below) */
+} jobq_commit_report;
 
 /*
  * Commit the outcomes of n jobs of k's in-flight list: first the results
  * (a job's result is written before its job leaves the in-flight list, so
  * a crash between the two only repeats the job), then one script that
- * records the rest for each job still in flight. *skipped (may be NULL)
+ * records the rest for each job still in flight. report (may be NULL)
  * counts the jobs no longer there (reclaimed by another daemon, or already
- * committed by an earlier try whose reply was lost): nothing is written
- * for them twice. With check, the results too are written only for the
- * jobs still in flight, and only while check->daemon_id's lease still runs
- * check->min_lease seconds (else -1 with JOBQ_E_FENCED: retry once it was
- * renewed); one more round trip, for outcomes that may be late (a lease
- * that may end soon, a commit sent again). With [redis] wait_replicas, the
- * results and then the commit wait for that many replicas. 0, or -1 with
- * err: JOBQ_E_IO (nothing known; send it again after reconnecting), a
- * refusal such as JOBQ_E_OOM (no job left its in-flight list), or
- * JOBQ_E_REPLICAS (not durable yet: send it again, jobs already recorded
- * are skipped). With next (and no check), the take it describes rides with
- * the script once the results are written: next->sent says whether it may
- * have run, whatever the commit's own result (after a lost reply, with rc
- * -1: what it moved is in the in-flight list, unseen).
+ * committed by an earlier try whose reply was lost). On one server or a
+ * sentinel's master without [redis] wait_replicas, the results and the
+ * script go in one round trip: Redis runs them in that order, and the
+ * script refuses to start past maxmemory as a SET does; if a result is
+ * refused all the same (an ACL on result keys only), -1 comes with
+ * report->unwritten and err: the jobs are recorded, and their results must
+ * be written again (jobq_queue_write_results) before anything else. With
+ * check, the results too are written only for the jobs still in flight,
+ * and only while check->daemon_id's lease still runs check->min_lease
+ * seconds (else -1 with JOBQ_E_FENCED: retry once it was renewed); one
+ * more round trip, for outcomes that may be late (a lease that may end
+ * soon, a commit sent again). With [redis] wait_replicas, the results and
+ * then the commit wait for that many replicas. 0, or -1 with err:
+ * JOBQ_E_IO (nothing known; send it again after reconnecting), a refusal
+ * such as JOBQ_E_OOM (no job left its in-flight list), or JOBQ_E_REPLICAS
+ * (not durable yet: send it again, jobs already recorded are skipped).
+ * With next (and no check), the take it describes rides with the script:
+ * next->sent says whether it may have run, whatever the commit's own
+ * result (after a lost reply, with rc -1: what it moved is in the
+ * in-flight list, unseen).
  */
 int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
-                      const jobq_commit_check *check, jobq_take_next *next, size_t *skipped, jobq_err *err);
+                      const jobq_commit_check *check, jobq_take_next *next, jobq_commit_report *report,
+                      jobq_err *err);
+
+/* Write the results of n outcomes again, after a commit that recorded them
+ * came back with report->unwritten. 0, or -1 with err. */
+int jobq_queue_write_results(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
+                             jobq_err *err);
 
 /* Move every job of k's in-flight list back to the head of its queue, in
  * order; with unregister, forget the list in the same step. The count, or
@@ -168,7 +195,8 @@ int jobq_queue_cancel_done(jobq_redis *r, const jobq_qkeys *k, const char *id, j
 
 /* Check that Redis lets this connection run what jobq needs on k's queue:
  * every command of the scripts (on scratch keys of the queue's slot),
- * EVALSHA itself and BLMOVE; message is published on <events>:probe.
+ * EVALSHA itself, BLMOVE, and SET on a result key (of no job; message is
+ * its value for a second); message is published on <events>:probe.
  * Returns 0 when all were accepted, 1 when some were refused (each as
  * "COMMAND: error; " in problems, and in *fatal whether any refusal is
  * permanent: a missing permission or command, not maxmemory), -1 with err

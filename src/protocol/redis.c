@@ -513,8 +513,10 @@ static void close_pending(jobq_redis *r) {
     node_failed(r);
 }
 
-int jobq_redis_pipeline(jobq_redis *r, jobq_err *err, const char *what, const jobq_cmd *cmds, size_t n,
-                        double block, redisReply **replies) {
+/* Send n commands (one write per node) and read the replies of the first
+ * nread; the others stay pending, left for jobq_redis_read_deferred. */
+static int pipeline(jobq_redis *r, jobq_err *err, const char *what, const jobq_cmd *cmds, size_t n, size_t nread,
+                    double block, redisReply **replies) {
     jobq_node **at = calloc(n ? n : 1, sizeof *at);
     if (!at) {
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
@@ -528,17 +530,19 @@ int jobq_redis_pipeline(jobq_redis *r, jobq_err *err, const char *what, const jo
             rc = -1;
     }
     if (block > 0)
-        for (size_t i = 0; rc == 0 && i < n; i++) jobq_node_extend_timeout(at[i], &r->opts, block);
-    for (size_t i = 0; rc == 0 && i < n; i++)
+        for (size_t i = 0; rc == 0 && i < nread; i++) jobq_node_extend_timeout(at[i], &r->opts, block);
+    for (size_t i = 0; rc == 0 && i < nread; i++)
         if (!(replies[i] = jobq_node_read(at[i], err, what))) rc = -1;
     if (block > 0)
-        for (size_t i = 0; i < n; i++) jobq_node_extend_timeout(at[i] ? at[i] : r->nodes[0], &r->opts, 0);
+        for (size_t i = 0; i < nread; i++) jobq_node_extend_timeout(at[i] ? at[i] : r->nodes[0], &r->opts, 0);
     /* Redirected commands, now that nothing is pending on any node. */
-    for (size_t i = 0; rc == 0 && i < n; i++) {
+    for (size_t i = 0; rc == 0 && i < nread; i++) {
         if (!jobq_redis_is_cluster(r) || replies[i]->type != REDIS_REPLY_ERROR) continue;
         replies[i] = follow(r, replies[i], err, what, cmds[i].argc, cmds[i].argv, cmds[i].lens);
         if (!replies[i]) rc = -1;
     }
+    if (rc == 0 && nread < n && jobq_node_flush(at[nread], err) != 0) rc = -1; /* sent, if nothing was read */
+    for (size_t i = nread; rc == 0 && i < n; i++) at[i]->deferred++;
     if (rc != 0) {
         for (size_t i = 0; i < n; i++) {
             if (replies[i]) freeReplyObject(replies[i]);
@@ -549,6 +553,42 @@ int jobq_redis_pipeline(jobq_redis *r, jobq_err *err, const char *what, const jo
     free(at);
     return rc;
 }
+
+int jobq_redis_pipeline(jobq_redis *r, jobq_err *err, const char *what, const jobq_cmd *cmds, size_t n,
+                        double block, redisReply **replies) {
+    return pipeline(r, err, what, cmds, n, n, block, replies);
+}
+
+int jobq_redis_pipeline_defer(jobq_redis *r, jobq_err *err, const char *what, const jobq_cmd *cmds, size_t n,
+                              size_t nread, redisReply **replies) {
+    return pipeline(r, err, what, cmds, n, nread, 0, replies);
+}
+
+int jobq_redis_read_deferred(jobq_redis *r, jobq_err *err, const char *what, double block, size_t n,
+                             redisReply **replies) {
+    jobq_node *node = NULL;
+    for (int i = 0; i < r->nnodes && !node; i++)
+        if (r->nodes[i]->deferred > 0) node = r->nodes[i];
+    for (size_t i = 0; i < n; i++) replies[i] = NULL;
+    if (!node || (size_t)node->deferred < n) {
+        jobq_err_set(err, JOBQ_E_IO, "%s: no reply was left for later", what);
+        if (node) jobq_node_close(node);
+        return -1;
+    }
+    jobq_node_extend_timeout(node, &r->opts, block);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (!(replies[i] = jobq_node_read_deferred(node, err, what))) rc = -1;
+    jobq_node_extend_timeout(node, &r->opts, 0);
+    if (rc != 0)
+        for (size_t i = 0; i < n; i++) {
+            if (replies[i]) freeReplyObject(replies[i]);
+            replies[i] = NULL;
+        }
+    return rc;
+}
+
+bool jobq_redis_in_order(const jobq_redis *r) { return !jobq_redis_is_cluster(r) && r->wait_replicas <= 0; }
 
 int jobq_redis_wait(jobq_redis *r, const char *const *routes, size_t n, jobq_err *err) {
     if (r->wait_replicas <= 0 || n == 0) return 0;

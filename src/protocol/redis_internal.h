@@ -40,6 +40,26 @@ typedef struct jobq_cmd {
 int jobq_redis_pipeline(jobq_redis *r, jobq_err *err, const char *what, const jobq_cmd *cmds, size_t n,
                         double block, redisReply **replies);
 
+/* As jobq_redis_pipeline, but only the replies of the first nread
+ * commands are read (no block); the rest, all sent to one node, are left
+ * for jobq_redis_read_deferred, which must come before anything else is
+ * sent there (or that connection is dropped). */
+int jobq_redis_pipeline_defer(jobq_redis *r, jobq_err *err, const char *what, const jobq_cmd *cmds, size_t n,
+                              size_t nread, redisReply **replies);
+
+/* Read the n replies a pipeline left for later, allowing block seconds
+ * beyond the I/O timeout (a blocking command). 0, or -1 with err
+ * (JOBQ_E_IO: the connection failed or nothing was left; no reply to
+ * free). */
+int jobq_redis_read_deferred(jobq_redis *r, jobq_err *err, const char *what, double block, size_t n,
+                             redisReply **replies);
+
+/* Does every command go over one connection, run in the order sent, and
+ * count as done without a WAIT (one server or a sentinel's master, no
+ * [redis] wait_replicas)? Then a pipeline may carry writes that must land
+ * before the next command of it runs. */
+bool jobq_redis_in_order(const jobq_redis *r);
+
 /* Make the writes just made on the nodes serving routes (n keys) durable:
  * WAIT for [redis] wait_replicas replicas on each of those nodes. 0 when
  * they acknowledged (or none are asked for), -1 with err: JOBQ_E_REPLICAS

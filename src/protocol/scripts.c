@@ -258,14 +258,17 @@ static const char take_lua[] = LUA_COMMON
     "return out\n";
 
 /* Pipelined right after a BLMOVE into the in-flight list: the lease is
- * checked once the blocking move returned (the ms it still runs are
- * returned), and a fenced daemon's worker hands what it got straight back
- * (-1). A queue paused while the worker was blocked gets back at its head
- * what the move brought (-2). */
+ * checked once the blocking move returned ({ms it still runs, heard}:
+ * heard as in the take script, for the events channel ARGV[2] published
+ * with ARGV[3]), and a fenced daemon's worker hands what it got straight
+ * back (-1). A queue paused while the worker was blocked gets back at its
+ * head what the move brought (-2). */
 static const char confirm_lua[] = LUA_COMMON
     "local lease, now = redis.call('ZSCORE', KEYS[1], ARGV[1]), now_ms()\n"
     "if lease and tonumber(lease) >= now then\n"
-    "  if redis.call('EXISTS', KEYS[4]) == 0 then return tonumber(lease) - now end\n"
+    "  if redis.call('EXISTS', KEYS[4]) == 0 then\n"
+    "    return {tonumber(lease) - now, heard(ARGV[3], ARGV[2]) and 1 or 0}\n"
+    "  end\n"
     "  if not key_is(KEYS[3], 'list') then return wrongtype(KEYS[3], 'list') end\n"
     "  redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT')\n"
     "  return -2\n"
@@ -303,10 +306,13 @@ static const char requeue_lua[] = LUA_COMMON
  * batch (LUA_ENDED). A job is recorded only while it is still in the
  * in-flight list: a commit that is sent again after a lost reply, or for a
  * job another daemon reclaimed, writes nothing twice; those jobs are
- * returned. The removal from the in-flight list comes first (one LTRIM
- * when the batch is its head, in order, else an LREM per job): once a
- * script has written, Redis lets it finish even past maxmemory, so an
- * outcome is never half done. Events go out only when someone listens
+ * returned. The first write is a no-op HSETNX of the stats hash, which
+ * Redis refuses past maxmemory, as it refuses a SET: the results that ride
+ * in the same pipeline just before (queue.c) were then refused too, and no
+ * job is recorded without its result; once a script has written, Redis
+ * lets it finish, so an outcome is never half done. Then the removal from
+ * the in-flight list (one LTRIM when the batch is its head, in order, else
+ * an LREM per job). Events go out only when someone listens
  * (heard), and waiters are looked for with one EXISTS per batch. Counters
  * are tallied per distinct flags string, one HINCRBY per counter. Last, the
  * in-flight list's concurrency count (KEYS[9]) is set to what it still
@@ -332,6 +338,7 @@ static const char commit_lua[] = LUA_COMMON LUA_ENDED
     "local awaited = redis.call('EXISTS', unpack(waiters)) > 0\n"
     "-- The usual case: the batch is the head of the in-flight list, in\n"
     "-- order; one LTRIM then removes it all.\n"
+    "redis.call('HSETNX', KEYS[4], '" JOBQ_STATS_PROCESSED "', 0)\n"
     "local head = redis.call('LRANGE', KEYS[1], 0, n - 1)\n"
     "local in_order = #head == n\n"
     "for i = 0, n - 1 do\n"

@@ -20,9 +20,10 @@ enum jobq_script {
                                ARGV max, share, daemon, concurrency, rate n, rate ms.
                                {-1} when the lease is gone; else {left, lease ms, wait,
                                payloads...} (wait: 0, -1 paused, ms until a limit allows) */
-    JOBQ_SCRIPT_CONFIRM,    /* KEYS leases, in-flight, queue, paused; ARGV daemon. Runs
-                               right after BLMOVE: lease ms left, -1 fenced or -2 paused
-                               after putting back what it moved */
+    JOBQ_SCRIPT_CONFIRM,    /* KEYS leases, in-flight, queue, paused; ARGV daemon, channel,
+                               publish command. Runs right after BLMOVE: {lease ms left,
+                               heard}, -1 fenced or -2 paused after putting back what it
+                               moved */
     JOBQ_SCRIPT_REQUEUE,    /* KEYS in-flight, queue, holders, running; ARGV unregister
                                (0|1). Moves the list to the queue's head; count */
     JOBQ_SCRIPT_COMMIT,     /* KEYS in-flight, dead, scheduled, stats, unique, histo, queue,
