@@ -144,6 +144,7 @@ typedef struct worker {
     bool unacked;            /* the last commit was not acknowledged by enough replicas */
     bool results_first;      /* a result riding with its commit was refused: results go first, alone */
     bool block_sent;         /* a blocking take of queue 0 rode with the last commit: read it next */
+    double parent_checked_at; /* jobq_monotonic() of the last orphaned() in the main loop */
     bool must_exit;          /* an outcome could not be built: exit, the supervisor requeues */
     int connect_failures;
     unsigned long long jobs_done;
@@ -166,6 +167,16 @@ static void sleep_seconds(double s) {
 /* The supervisor is gone (kill -9): a worker never outlives it, since a new
  * daemon would reclaim and rerun whatever it runs. */
 static bool orphaned(const worker *w) { return getppid() != w->p->supervisor_pid; }
+
+/* orphaned(), looked at once a second at most: the main loop's backstop
+ * (PR_SET_PDEATHSIG already kills a worker whose supervisor died), where a
+ * system call per batch would cost every job. */
+static bool orphaned_lately(worker *w) {
+    double now = jobq_monotonic();
+    if (now - w->parent_checked_at < 1.0) return false;
+    w->parent_checked_at = now;
+    return orphaned(w);
+}
 
 /* ---- connection and queues ---- */
 
@@ -426,18 +437,20 @@ static void drop_next_take(worker *w, int qi, jobq_take_next *next) {
 }
 
 /* Does a take surely follow the commit of this batch (done jobs of queue
- * qi, taken by t)? One queue without limits, the worker staying: then it
- * rides with the commit; the blocking take when the queue ran dry. */
+ * qi, taken by t)? One queue without limits, nothing of it to put back
+ * first, the worker staying: then it rides with the commit; the blocking
+ * take when the queue ran dry. */
 static bool take_follows(const worker *w, int qi, const jobq_taken *t, size_t done, bool give_back) {
     unsigned long long max_jobs = (unsigned long long)w->cfg->max_jobs_per_worker;
-    return w->nq == 1 && qi == 0 && done > 0 && !limited(w, 0) && !t->paused && !give_back && !stop_requested &&
-           !w->must_exit && (max_jobs == 0 || w->jobs_done + done < max_jobs);
+    return w->nq == 1 && qi == 0 && done > 0 && !limited(w, 0) && !t->paused && !w->qs[0].unsure && queue_up(w, 0) &&
+           !give_back && !stop_requested && !w->must_exit && (max_jobs == 0 || w->jobs_done + done < max_jobs);
 }
 
 /* The outcomes of this batch were recorded, but Redis refused a result
  * that rode with them (an ACL on result keys only, say): write the results
- * again until they land, or the supervisor is gone. From now on this
- * worker writes results in their own round trip before each commit, so a
+ * again until they land, or the supervisor is gone (a stopping daemon
+ * kills its workers after shutdown_timeout). From now on this worker
+ * writes results in their own round trip before each commit, so a
  * refusal keeps the jobs in flight instead. */
 static bool write_results_again(worker *w, int qi, size_t n, jobq_err *err) {
     jobq_log_err("Redis refused the result of a job it recorded (%s); writing the results again, and from now on "
@@ -445,7 +458,7 @@ static bool write_results_again(worker *w, int qi, size_t n, jobq_err *err) {
     w->results_first = true;
     for (int tries = 1;; tries++) {
         if (ensure_connected(w) == 0 && jobq_queue_write_results(w->redis, &w->keys[qi], w->outs, n, err) == 0) {
-            jobq_log_info("results written after %d more tries", tries);
+            jobq_log_info("results written again (try %d)", tries);
             return true;
         }
         if (orphaned(w) || w->must_exit) return false;
@@ -728,7 +741,7 @@ int jobq_worker_main(const jobq_worker_params *p) {
     }
     if (orphaned(&w)) goto out;
     jobq_log_debug("started as %s", w.id);
-    while (!stop_requested && !orphaned(&w)) {
+    while (!stop_requested && !orphaned_lately(&w)) {
         jobq_slot_set_state(p->slot, JOBQ_SLOT_IDLE);
         if (reconnect_requested) {
             reconnect_requested = 0;
