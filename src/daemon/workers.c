@@ -298,7 +298,8 @@ static int settle_running_job(jobq_supervisor *s, wrec *w, const jobq_qkeys *k, 
                               job.attempt, job.error);
             /* The job may have been reclaimed meanwhile: check first. */
             jobq_commit_check check = {s->daemon_id, 2 * jobq_config_io_timeout(&s->cfg, JOBQ_SUPERVISOR_IO_TIMEOUT)};
-            if (jobq_queue_commit(s->redis, k, &out, 1, &check, NULL, NULL, &err) != 0) {
+            jobq_commit_opts opts = {.check = &check};
+            if (jobq_queue_commit(s->redis, k, &out, 1, &opts, NULL, &err) != 0) {
                 jobq_upkeep_failed(s, &err, "recording a dead worker's job");
                 rc = -1;
             }

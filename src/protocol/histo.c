@@ -1,11 +1,12 @@
 /*
- * Latency histograms (see histo.h): the fixed buckets, a batch's
- * increments aggregated in C before the commit sends them, and reading them
- * back for /metrics and the dashboard.
+ * Latency histograms (see histo.h): the fixed buckets, increments
+ * aggregated in C before a commit sends them, and reading them back for
+ * /metrics and the dashboard.
  */
 #include "protocol/histo.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,49 +34,68 @@ int jobq_histo_bucket(double seconds) {
     return i;
 }
 
-/* ---- a batch's increments ---- */
+/* ---- increments gathered before a commit sends them ---- */
 
-/* One distinct field of a batch: a bucket (bucket >= 0) or a sum (-1). */
-typedef struct cell {
-    const char *handler; /* borrowed from the outcome */
+/* One distinct field: a bucket (bucket >= 0) or a sum (-1). */
+struct jobq_histo_cell {
+    char *handler; /* owned */
     enum jobq_histo_kind kind;
     int bucket;
     unsigned long long count;
     double sum;
-} cell;
-
-typedef struct cells {
-    cell *c;
-    size_t n, cap;
-} cells;
+};
 
 /* The cell of (handler, kind, bucket), added when new; NULL without memory. */
-static cell *cell_of(cells *cs, const char *handler, enum jobq_histo_kind kind, int bucket) {
-    for (size_t i = 0; i < cs->n; i++) {
-        cell *c = &cs->c[i];
-        if (c->kind == kind && c->bucket == bucket && (c->handler == handler || strcmp(c->handler, handler) == 0))
-            return c;
+static struct jobq_histo_cell *cell_of(jobq_histo_acc *a, const char *handler, enum jobq_histo_kind kind,
+                                       int bucket) {
+    for (size_t i = 0; i < a->n; i++) {
+        struct jobq_histo_cell *c = &a->cells[i];
+        if (c->kind == kind && c->bucket == bucket && strcmp(c->handler, handler) == 0) return c;
     }
-    if (cs->n == cs->cap) {
-        size_t cap = cs->cap ? 2 * cs->cap : 8;
-        cell *grown = realloc(cs->c, cap * sizeof *grown);
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? 2 * a->cap : 8;
+        struct jobq_histo_cell *grown = realloc(a->cells, cap * sizeof *grown);
         if (!grown) return NULL;
-        cs->c = grown;
-        cs->cap = cap;
+        a->cells = grown;
+        a->cap = cap;
     }
-    cs->c[cs->n] = (cell){handler, kind, bucket, 0, 0};
-    return &cs->c[cs->n++];
+    char *copy = strdup(handler);
+    if (!copy) return NULL;
+    a->cells[a->n] = (struct jobq_histo_cell){copy, kind, bucket, 0, 0};
+    return &a->cells[a->n++];
 }
 
-static int observe(cells *cs, const char *handler, enum jobq_histo_kind kind, double seconds) {
+static int observe(jobq_histo_acc *a, const char *handler, enum jobq_histo_kind kind, double seconds) {
     if (!(seconds >= 0)) return 0; /* not observed (or NaN) */
-    cell *b = cell_of(cs, handler, kind, jobq_histo_bucket(seconds));
+    struct jobq_histo_cell *b = cell_of(a, handler, kind, jobq_histo_bucket(seconds));
     if (!b) return -1;
     b->count++;
-    cell *s = cell_of(cs, handler, kind, -1);
+    struct jobq_histo_cell *s = cell_of(a, handler, kind, -1);
     if (!s) return -1;
     s->sum += seconds;
     return 0;
+}
+
+int jobq_histo_add(jobq_histo_acc *a, const jobq_outcome *outs, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const jobq_outcome *o = &outs[i];
+        if (!o->handler) continue;
+        if (observe(a, o->handler, JOBQ_HISTO_WAIT, o->wait_seconds) != 0 ||
+            observe(a, o->handler, JOBQ_HISTO_RUN, o->run_seconds) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+void jobq_histo_clear(jobq_histo_acc *a) {
+    for (size_t i = 0; i < a->n; i++) free(a->cells[i].handler);
+    a->n = 0;
+}
+
+void jobq_histo_acc_fini(jobq_histo_acc *a) {
+    jobq_histo_clear(a);
+    free(a->cells);
+    memset(a, 0, sizeof *a);
 }
 
 void jobq_histo_args_free(char **args, size_t nargs) {
@@ -83,42 +103,72 @@ void jobq_histo_args_free(char **args, size_t nargs) {
     free(args);
 }
 
-int jobq_histo_batch(const jobq_outcome *outs, size_t n, char ***args, size_t *nargs) {
-    cells cs = {0};
+int jobq_histo_args(const jobq_histo_acc *a, char ***args, size_t *nargs) {
     *args = NULL;
     *nargs = 0;
-    for (size_t i = 0; i < n; i++) {
-        const jobq_outcome *o = &outs[i];
-        if (!o->handler) continue;
-        if (observe(&cs, o->handler, JOBQ_HISTO_WAIT, o->wait_seconds) != 0 ||
-            observe(&cs, o->handler, JOBQ_HISTO_RUN, o->run_seconds) != 0)
-            goto nomem;
-    }
-    if (cs.n == 0) return 0;
-    char **a = calloc(2 * cs.n, sizeof *a);
-    if (!a) goto nomem;
-    for (size_t i = 0; i < cs.n; i++) {
-        const cell *c = &cs.c[i];
+    if (a->n == 0) return 0;
+    char **out = calloc(2 * a->n, sizeof *out);
+    if (!out) return -1;
+    for (size_t i = 0; i < a->n; i++) {
+        const struct jobq_histo_cell *c = &a->cells[i];
         const char *kind = jobq_histo_kind_name(c->kind);
         const char *le = c->bucket >= 0 ? les[c->bucket] : "sum";
         size_t len = strlen(kind) + strlen(c->handler) + strlen(le) + 3;
-        a[2 * i] = malloc(len);
-        a[2 * i + 1] = malloc(32);
-        if (!a[2 * i] || !a[2 * i + 1]) {
-            jobq_histo_args_free(a, 2 * cs.n);
-            goto nomem;
+        out[2 * i] = malloc(len);
+        out[2 * i + 1] = malloc(32);
+        if (!out[2 * i] || !out[2 * i + 1]) {
+            jobq_histo_args_free(out, 2 * a->n);
+            return -1;
         }
-        snprintf(a[2 * i], len, "%s|%s|%s", kind, c->handler, le);
-        if (c->bucket >= 0) snprintf(a[2 * i + 1], 32, "%llu", c->count);
-        else snprintf(a[2 * i + 1], 32, "%.9f", c->sum);
+        snprintf(out[2 * i], len, "%s|%s|%s", kind, c->handler, le);
+        if (c->bucket >= 0) snprintf(out[2 * i + 1], 32, "%llu", c->count);
+        else snprintf(out[2 * i + 1], 32, "%.9f", c->sum);
     }
-    *args = a;
-    *nargs = 2 * cs.n;
-    free(cs.c);
+    *args = out;
+    *nargs = 2 * a->n;
     return 0;
-nomem:
-    free(cs.c);
-    return -1;
+}
+
+int jobq_histo_send(jobq_redis *r, const char *key, const jobq_histo_acc *a, jobq_err *err) {
+    char **args;
+    size_t nargs;
+    if (jobq_histo_args(a, &args, &nargs) != 0) {
+        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+        return -1;
+    }
+    size_t n = nargs / 2;
+    jobq_cmd *cmds = calloc(n ? n : 1, sizeof *cmds);
+    const char *(*argvs)[4] = calloc(n ? n : 1, sizeof *argvs);
+    redisReply **replies = calloc(n ? n : 1, sizeof *replies);
+    int rc = -1;
+    if (!cmds || !argvs || !replies) {
+        jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *field = args[2 * i];
+        bool sum = strlen(field) > 4 && strcmp(field + strlen(field) - 4, "|sum") == 0;
+        const char *argv[] = {sum ? "HINCRBYFLOAT" : "HINCRBY", key, field, args[2 * i + 1]};
+        memcpy(argvs[i], argv, sizeof argv);
+        cmds[i] = (jobq_cmd){.route = key, .argc = 4, .argv = argvs[i]};
+    }
+    if (jobq_redis_pipeline(r, err, "adding to the histograms", cmds, n, 0, replies) == 0) {
+        for (size_t i = 0; i < n; i++) freeReplyObject(replies[i]); /* refusals too: metrics only */
+        rc = 0;
+    }
+out:
+    free(cmds);
+    free(argvs);
+    free(replies);
+    jobq_histo_args_free(args, nargs);
+    return rc;
+}
+
+int jobq_histo_batch(const jobq_outcome *outs, size_t n, char ***args, size_t *nargs) {
+    jobq_histo_acc a = {0};
+    int rc = jobq_histo_add(&a, outs, n) == 0 ? jobq_histo_args(&a, args, nargs) : -1;
+    jobq_histo_acc_fini(&a);
+    return rc;
 }
 
 /* ---- reading ---- */

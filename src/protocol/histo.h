@@ -4,7 +4,8 @@
  * end).
  * The daemons keep them in each queue's hash <prefix>:{<q>}:histo, in the
  * queue's hash slot, written by the commit script with one increment per
- * distinct field of a batch (never a key per job). Fields:
+ * distinct field of what a worker gathered since its last such commit (a
+ * second at most; never a key per job). Fields:
  *   "<kind>|<handler>|<le>"  observations in the bucket whose upper bound is
  *                            le (one of the fixed bounds below; not
  *                            cumulative: the reader adds them up)
@@ -35,6 +36,27 @@ const char *jobq_histo_le(int i);
 
 /* The bucket an observation of seconds falls in. */
 int jobq_histo_bucket(double seconds);
+
+/* Increments gathered over one or more batches, one per distinct field,
+ * until a commit sends them. Zero-initialise; release with
+ * jobq_histo_acc_fini. */
+typedef struct jobq_histo_acc {
+    struct jobq_histo_cell *cells; /* owned */
+    size_t n, cap;
+} jobq_histo_acc;
+
+/* Add the observations of n outcomes (those with a handler: they ran).
+ * 0, or -1 when memory ran out (some may have been added). */
+int jobq_histo_add(jobq_histo_acc *a, const jobq_outcome *outs, size_t n);
+/* The increments of a as (field, increment) pairs, as jobq_histo_batch. */
+int jobq_histo_args(const jobq_histo_acc *a, char ***args, size_t *nargs);
+/* Add what a holds to the histogram hash key (one queue's), without a
+ * commit: for a worker with nothing to commit. A key of another type is
+ * left alone (metrics never block jobs). 0, or -1 with err (JOBQ_E_IO). */
+int jobq_histo_send(jobq_redis *r, const char *key, const jobq_histo_acc *a, jobq_err *err);
+/* Forget what a holds (sent, or given up). */
+void jobq_histo_clear(jobq_histo_acc *a);
+void jobq_histo_acc_fini(jobq_histo_acc *a);
 
 /*
  * The histogram increments of a batch of outcomes: pairs of (field,

@@ -385,9 +385,10 @@ static void commit_call_free(commit_call *c) {
 }
 
 static int commit_call_make(commit_call *c, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
-                            jobq_err *err) {
+                            const jobq_histo_acc *histo, jobq_err *err) {
     memset(c, 0, sizeof *c);
-    if (jobq_histo_batch(outs, n, &c->histo, &c->nhisto) != 0) {
+    if ((histo ? jobq_histo_args(histo, &c->histo, &c->nhisto) : jobq_histo_batch(outs, n, &c->histo, &c->nhisto)) !=
+        0) {
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
         return -1;
     }
@@ -565,8 +566,9 @@ static redisReply *write_and_commit(jobq_redis *r, const jobq_qkeys *k, const jo
 }
 
 int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
-                      const jobq_commit_check *check, jobq_take_next *next, jobq_commit_report *report,
-                      jobq_err *err) {
+                      const jobq_commit_opts *opts, jobq_commit_report *report, jobq_err *err) {
+    const jobq_commit_check *check = opts ? opts->check : NULL;
+    jobq_take_next *next = opts ? opts->next : NULL;
     jobq_commit_report ignored;
     if (!report) report = &ignored;
     memset(report, 0, sizeof *report);
@@ -578,7 +580,7 @@ int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *ou
     if (n == 0) return 0;
     if (check || (next && next->block > 0 && !jobq_redis_in_order(r))) next = NULL;
     commit_call call;
-    if (commit_call_make(&call, k, outs, n, err) != 0) return -1;
+    if (commit_call_make(&call, k, outs, n, opts ? opts->histo : NULL, err) != 0) return -1;
     redisReply *reply = write_and_commit(r, k, outs, n, check, &call, next, &report->unwritten, err);
     commit_call_free(&call);
     if (!reply) return -1;

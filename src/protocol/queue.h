@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "core/err.h"
+#include "protocol/histo.h"
 #include "protocol/keys.h"
 #include "protocol/outcome.h"
 #include "protocol/redis.h"
@@ -91,6 +92,13 @@ typedef struct jobq_take_next {
     jobq_taken taken; /* out, with rc 0: release with jobq_taken_fini */
 } jobq_take_next;
 
+/* What rides with a commit besides its outcomes (each may be NULL). */
+typedef struct jobq_commit_opts {
+    const jobq_commit_check *check; /* a commit that may be late: check first (below) */
+    jobq_take_next *next;           /* a take to send with the script (below) */
+    const jobq_histo_acc *histo;    /* the histogram increments to add; NULL: those of the outcomes */
+} jobq_commit_opts;
+
 /* What a commit reports besides its return value. */
 typedef struct jobq_commit_report {
     size_t skipped; /* jobs no longer in flight: nothing was written for them twice */
@@ -101,7 +109,9 @@ typedef struct jobq_commit_report {
  * Commit the outcomes of n jobs of k's in-flight list: first the results
  * (a job's result is written before its job leaves the in-flight list, so
  * a crash between the two only repeats the job), then one script that
- * records the rest for each job still in flight. report (may be NULL)
+ * records the rest for each job still in flight, and the histogram
+ * increments opts->histo (applied only when every job was recorded, so a
+ * commit sent again does not count them twice). report (may be NULL)
  * counts the jobs no longer there (reclaimed by another daemon, or already
  * committed by an earlier try whose reply was lost). On one server or a
  * sentinel's master without [redis] wait_replicas, the results and the
@@ -110,7 +120,7 @@ typedef struct jobq_commit_report {
  * refused all the same (an ACL on result keys only), -1 comes with
  * report->unwritten and err: the jobs are recorded, and their results must
  * be written again (jobq_queue_write_results) before anything else. With
- * check, the results too are written only for the jobs still in flight,
+ * opts->check, the results too are written only for the jobs still in flight,
  * and only while check->daemon_id's lease still runs check->min_lease
  * seconds (else -1 with JOBQ_E_FENCED: retry once it was renewed); one
  * more round trip, for outcomes that may be late (a lease that may end
@@ -119,14 +129,13 @@ typedef struct jobq_commit_report {
  * JOBQ_E_IO (nothing known; send it again after reconnecting), a refusal
  * such as JOBQ_E_OOM (no job left its in-flight list), or JOBQ_E_REPLICAS
  * (not durable yet: send it again, jobs already recorded are skipped).
- * With next (and no check), the take it describes rides with the script:
+ * With opts->next (and no check), the take it describes rides with the script:
  * next->sent says whether it may have run, whatever the commit's own
  * result (after a lost reply, with rc -1: what it moved is in the
  * in-flight list, unseen).
  */
 int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
-                      const jobq_commit_check *check, jobq_take_next *next, jobq_commit_report *report,
-                      jobq_err *err);
+                      const jobq_commit_opts *opts, jobq_commit_report *report, jobq_err *err);
 
 /* Write the results of n outcomes again, after a commit that recorded them
  * came back with report->unwritten. 0, or -1 with err. */

@@ -509,7 +509,14 @@ def parse_metrics(text):
 def test_metrics(r, jq, jobqd, tmp_path):
     setup_queues(r, jq, jobqd)
     wait_busy(jq, "runner")
+    # Workers send histogram increments with a commit at most once a second,
+    # or when they find nothing to do: the failed job's come within ~2 s.
+    labels = '{queue="default",handler="fail"}'
+    deadline = time.monotonic() + 10
     samples, typed = parse_metrics(ok(jq("metrics")))
+    while ("jobq_job_run_seconds_count", labels) not in samples and time.monotonic() < deadline:
+        time.sleep(0.1)
+        samples, typed = parse_metrics(ok(jq("metrics")))
     assert samples[("jobq_queue_jobs", '{queue="parked",state="waiting"}')] == 2
     assert samples[("jobq_queue_jobs", '{queue="parked",state="scheduled"}')] == 1
     assert samples[("jobq_queue_jobs", '{queue="default",state="waiting"}')] == 0
@@ -525,7 +532,6 @@ def test_metrics(r, jq, jobqd, tmp_path):
     assert typed["jobq_queue_jobs"] == "gauge"
     assert typed["jobq_job_run_seconds"] == "histogram"
     # The failed job ran once: one observation of each kind.
-    labels = '{queue="default",handler="fail"}'
     assert samples[("jobq_job_run_seconds_count", labels)] == 1
     assert samples[("jobq_job_wait_seconds_count", labels)] == 1
     assert samples[("jobq_job_run_seconds_bucket", '{queue="default",handler="fail",le="+Inf"}')] == 1

@@ -213,15 +213,24 @@ def test_metrics_pass_promtool_and_count_jobs(r, redis_server, jobqd, web):
         assert jq(redis_server, "enqueue", "--wait=10", "noop").returncode == 0
     assert jq(redis_server, "enqueue", "-q", "mail", "--wait=10", "sleep", '{"seconds": 0.3}').returncode == 0
     w = web()
-    status, headers, text = w.request("GET", "/metrics")
+    # Workers send histogram increments with a commit at most once a second,
+    # or when they find nothing to do: all six jobs' are in within ~2 s.
+    deadline = time.monotonic() + 10
+    while True:
+        status, headers, text = w.request("GET", "/metrics")
+        samples = {}
+        for line in text.splitlines():
+            if not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                samples[name] = float(value)
+        if (samples.get('jobq_job_run_seconds_count{queue="default",handler="noop"}') == 5 and
+                samples.get('jobq_job_run_seconds_count{queue="mail",handler="sleep"}') == 1) or \
+                time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
     p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and not p.stdout.strip() and not p.stderr.strip(), p.stdout + p.stderr
-    samples = {}
-    for line in text.splitlines():
-        if not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            samples[name] = float(value)
     assert samples['jobq_jobs_total{queue="default",outcome="ok"}'] == 5
     assert samples['jobq_job_wait_seconds_count{queue="default",handler="noop"}'] == 5
     assert samples['jobq_job_run_seconds_count{queue="default",handler="noop"}'] == 5

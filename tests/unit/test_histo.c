@@ -61,10 +61,40 @@ static void test_batch(void **state) {
     assert_null(args);
 }
 
+/* Increments gathered over several batches add up per field, own their
+ * handler names, and are gone once cleared. */
+static void test_gathered(void **state) {
+    (void)state;
+    jobq_histo_acc acc = {0};
+    char name[] = "noop";
+    jobq_outcome one = {.handler = name, .wait_seconds = 0.002, .run_seconds = 0.0001};
+    assert_int_equal(jobq_histo_add(&acc, &one, 1), 0);
+    strcpy(name, "gone"); /* the outcome's handler is freed with its batch */
+    jobq_outcome two[2] = {{.handler = "noop", .wait_seconds = 0.002, .run_seconds = 0.0001},
+                           {.handler = "noop", .wait_seconds = 0.5, .run_seconds = -1}};
+    assert_int_equal(jobq_histo_add(&acc, two, 2), 0);
+    char **args;
+    size_t n;
+    assert_int_equal(jobq_histo_args(&acc, &args, &n), 0);
+    assert_int_equal(n, 2 * 5); /* wait: two buckets and the sum; run: one bucket and the sum */
+    assert_string_equal(find(args, n, "wait|noop|0.0025"), "2");
+    assert_string_equal(find(args, n, "wait|noop|0.5"), "1");
+    assert_string_equal(find(args, n, "run|noop|0.001"), "2");
+    assert_true(fabs(strtod(find(args, n, "wait|noop|sum"), NULL) - 0.504) < 1e-9);
+    assert_null(find(args, n, "run|gone|0.001"));
+    jobq_histo_args_free(args, n);
+    jobq_histo_clear(&acc);
+    assert_int_equal(jobq_histo_args(&acc, &args, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(args);
+    jobq_histo_acc_fini(&acc);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buckets),
         cmocka_unit_test(test_batch),
+        cmocka_unit_test(test_gathered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
