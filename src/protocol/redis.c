@@ -535,7 +535,8 @@ static int pipeline(jobq_redis *r, jobq_err *err, const char *what, const jobq_c
         if (!(replies[i] = jobq_node_read(at[i], err, what))) rc = -1;
     if (block > 0)
         for (size_t i = 0; i < nread; i++) jobq_node_extend_timeout(at[i] ? at[i] : r->nodes[0], &r->opts, 0);
-    /* Redirected commands, now that nothing is pending on any node. */
+    /* Redirected commands, now that nothing is pending on any node (replies
+     * are only left for later on one server: no redirects there). */
     for (size_t i = 0; rc == 0 && i < nread; i++) {
         if (!jobq_redis_is_cluster(r) || replies[i]->type != REDIS_REPLY_ERROR) continue;
         replies[i] = follow(r, replies[i], err, what, cmds[i].argc, cmds[i].argv, cmds[i].lens);
