@@ -74,6 +74,25 @@ def test_pause_holds_every_daemon_and_resume_releases(r, jobqd, redis_server):
     assert min(x["started_at"] for x in done) - t0 < 1.0  # resumed within the recheck time
 
 
+def test_pause_holds_a_worker_blocked_since_its_last_commit(r, jobqd, redis_server):
+    """After a job, a worker of one queue blocks in the take it sent with
+    that job's commit; a pause that comes meanwhile holds it too."""
+    d = jobqd({"daemon": {"workers": 1}})
+    wait_for(lambda: "ready:" in d.log(), 15, 0.05, "ready")
+    push(r, job("noop", id="before"))
+    assert get_result(r, "before", 5)["status"] == "ok"
+    time.sleep(0.2)  # the worker now waits in the take that rode with that commit
+    assert "paused" in ok(jq(redis_server, "pause", "default"))
+    ids = ["h%d" % i for i in range(5)]
+    for i in ids:
+        push(r, job("noop", id=i))
+    time.sleep(1.5)
+    assert [json.loads(x)["id"] for x in r.lrange(qkey("queue"), 0, -1)] == ids
+    assert not any(r.exists(key("result", i)) for i in ids)
+    assert "resumed" in ok(jq(redis_server, "resume", "default"))
+    assert all(x["status"] == "ok" for x in results(r, ids, 10))
+
+
 def test_concurrency_limit_over_two_daemons(r, jobqd):
     two_daemons(jobqd, {"daemon": {"workers": 3}, "queue.default": {"concurrency": 2}})
     ids = ["c%d" % i for i in range(12)]
