@@ -80,12 +80,24 @@ class System:
 
     def wait_ready(self, procs, timeout=20):
         """Until the workers run (their processes alive after a moment)."""
-        deadline = time.monotonic() + 1.0
+        self.poll_ready(procs, lambda: False, 1.0, None)
+
+    def poll_ready(self, procs, ready, timeout, what, settle=0.0):
+        """Poll ready() until it holds (then wait settle seconds) or timeout
+        passes: a RuntimeError saying what was not ready, or that a worker
+        process exited meanwhile. what=None: no readiness to wait for, only
+        that the processes stay alive for timeout."""
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for p in procs:
                 if p.poll() is not None:
                     raise RuntimeError("%s: a worker exited with %s at start" % (self.name, p.returncode))
+            if ready():
+                time.sleep(settle)
+                return
             time.sleep(0.05)
+        if what is not None:
+            raise RuntimeError("%s: %s within %.0f s" % (self.name, what, timeout))
 
     def stop(self, procs):
         for p in procs:
@@ -149,14 +161,8 @@ class Rq(System):
         return [self.b.spawn(argv, self.pb.log("rq-%s-%d" % (kind, i)), env=self.pb.py_env()) for i in range(2)]
 
     def wait_ready(self, procs, timeout=20):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in procs):
-                raise RuntimeError("rq: a worker exited at start")
-            if self.b.r.scard("rq:workers") >= len(procs):
-                return
-            time.sleep(0.05)
-        raise RuntimeError("rq: workers not registered within %.0f s" % timeout)
+        self.poll_ready(procs, lambda: self.b.r.scard("rq:workers") >= len(procs), timeout,
+                        "workers not registered")
 
     def last_done(self, r, jid):
         return r.hget("rq:job:" + jid, "status") in ("finished", "failed")
@@ -177,16 +183,9 @@ class Celery(System):
 
     def wait_ready(self, procs, timeout=30):
         # The prefork children exist once the worker is ready to consume.
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if procs[0].poll() is not None:
-                raise RuntimeError("celery: the worker exited at start (log %s)" % self.pb.log("celery"))
-            kids = self.b.children(procs[0].pid)
-            if len(kids) >= 2 and self.b.r.exists("_kombu.binding.default"):
-                time.sleep(0.5)
-                return
-            time.sleep(0.05)
-        raise RuntimeError("celery: worker not ready within %.0f s" % timeout)
+        self.poll_ready(procs, lambda: len(self.b.children(procs[0].pid)) >= 2 and
+                        self.b.r.exists("_kombu.binding.default"), timeout,
+                        "worker not ready (log %s)" % self.pb.log("celery"), settle=0.5)
 
     def last_done(self, r, jid):
         return r.exists("celery-task-meta-" + jid)
@@ -208,15 +207,8 @@ class Sidekiq(System):
 
     def wait_ready(self, procs, timeout=30):
         # Each process registers itself in the "processes" set when it runs.
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in procs):
-                raise RuntimeError("sidekiq: a process exited at start")
-            if self.b.r.scard("processes") >= len(procs):
-                time.sleep(0.3)
-                return
-            time.sleep(0.05)
-        raise RuntimeError("sidekiq: processes not registered within %.0f s" % timeout)
+        self.poll_ready(procs, lambda: self.b.r.scard("processes") >= len(procs), timeout,
+                        "processes not registered", settle=0.3)
 
     def last_done(self, r, jid):
         return r.exists("bench:result:" + jid)
@@ -240,16 +232,9 @@ class Bullmq(System):
 
     def wait_ready(self, procs, timeout=20):
         # A BullMQ worker names its connection "bull:<base64 of the queue name>..."
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in procs):
-                raise RuntimeError("bullmq: a worker exited at start")
-            names = [c.get("name", "") for c in self.b.r.client_list()]
-            if sum(1 for n in names if n.startswith("bull:")) >= len(procs):
-                time.sleep(0.3)
-                return
-            time.sleep(0.05)
-        raise RuntimeError("bullmq: workers not connected within %.0f s" % timeout)
+        def connected():
+            return sum(1 for c in self.b.r.client_list() if c.get("name", "").startswith("bull:")) >= len(procs)
+        self.poll_ready(procs, connected, timeout, "workers not connected", settle=0.3)
 
     def push(self, kind, n, prefix, rate, t0file, timeout):
         data = json.dumps({"url": self.a.http_url}) if kind == "wordcount" else "{}"
