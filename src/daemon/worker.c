@@ -497,11 +497,11 @@ static bool commit_batch(worker *w, int qi, size_t n, double lease_until, jobq_t
         int rc = jobq_queue_commit(w->redis, &w->keys[qi], w->outs, n, &opts, &report, &err);
         if (rc != 0 && next) drop_next_take(w, qi, next);
         next = NULL; /* first try only: jobs must run soon after their take (the lease it read) */
-        if (report.unwritten) return write_results_again(w, qi, n, &err);
-        if (rc == 0 && with_histo) { /* applied, or (jobs reclaimed meanwhile) given up */
+        if ((rc == 0 || report.unwritten) && with_histo) { /* the script ran: applied, or given up */
             jobq_histo_clear(&q->histo);
             q->histo_since = 0;
         }
+        if (report.unwritten) return write_results_again(w, qi, n, &err);
         if (rc == 0) {
             if (w->refusals) jobq_log_info("outcomes recorded again after %d refused commit(s)", w->refusals);
             bool retried_durable = w->unacked; /* the first try was recorded but not yet replicated */
