@@ -492,8 +492,9 @@ static bool commit_batch(worker *w, int qi, size_t n, double lease_until, jobq_t
         jobq_err err;
         jobq_commit_report report;
         jobq_commit_check check = {w->p->daemon_id, w->lease_needed};
-        bool verify = late || w->results_first || jobq_monotonic() >= lease_until - w->lease_needed;
-        jobq_commit_opts opts = {verify ? &check : NULL, next, with_histo ? &q->histo : &no_histo};
+        bool verify = late || jobq_monotonic() >= lease_until - w->lease_needed;
+        jobq_commit_opts opts = {verify ? &check : NULL, next, with_histo ? &q->histo : &no_histo,
+                                 w->results_first};
         int rc = jobq_queue_commit(w->redis, &w->keys[qi], w->outs, n, &opts, &report, &err);
         if (rc != 0 && next) drop_next_take(w, qi, next);
         next = NULL; /* first try only: jobs must run soon after their take (the lease it read) */

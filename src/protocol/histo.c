@@ -145,10 +145,9 @@ int jobq_histo_send(jobq_redis *r, const char *key, const jobq_histo_acc *a, job
         jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < n; i++) {
-        const char *field = args[2 * i];
-        bool sum = strlen(field) > 4 && strcmp(field + strlen(field) - 4, "|sum") == 0;
-        const char *argv[] = {sum ? "HINCRBYFLOAT" : "HINCRBY", key, field, args[2 * i + 1]};
+    for (size_t i = 0; i < n; i++) { /* args are in cell order */
+        bool sum = a->cells[i].bucket < 0;
+        const char *argv[] = {sum ? "HINCRBYFLOAT" : "HINCRBY", key, args[2 * i], args[2 * i + 1]};
         memcpy(argvs[i], argv, sizeof argv);
         cmds[i] = (jobq_cmd){.route = key, .argc = 4, .argv = argvs[i]};
     }

@@ -120,9 +120,22 @@ int jobq_queue_take(jobq_redis *r, const jobq_qkeys *k, const char *daemon_id, i
  * confirm script right after it, and an LLEN that tells the worker whether
  * more jobs wait (take a batch next) or not (block again at once), all in
  * one round trip. */
+/* The confirm script's KEYS and ARGV. */
+typedef struct confirm_call {
+    const char *keys[4], *args[3];
+} confirm_call;
+
+static void confirm_call_make(confirm_call *c, const jobq_qkeys *k, const char *daemon_id) {
+    const char *keys[] = {k->leases, k->inflight, k->queue, k->paused};
+    const char *args[] = {daemon_id, k->events, k->publish};
+    memcpy(c->keys, keys, sizeof keys);
+    memcpy(c->args, args, sizeof args);
+}
+
 typedef struct blocking_call {
     char secs[32];
-    const char *blmove[6], *llen[2], *keys[4], *args[3];
+    const char *blmove[6], *llen[2];
+    confirm_call confirm;
     jobq_cmd cmds[3]; /* cmds[1] owns its EVALSHA: release with jobq_cmd_fini */
 } blocking_call;
 
@@ -131,15 +144,13 @@ static int blocking_call_make(blocking_call *c, jobq_redis *r, const jobq_qkeys 
     snprintf(c->secs, sizeof c->secs, "%.3f", block);
     const char *blmove[] = {"BLMOVE", k->queue, k->inflight, "LEFT", "RIGHT", c->secs};
     const char *llen[] = {"LLEN", k->queue};
-    const char *keys[] = {k->leases, k->inflight, k->queue, k->paused};
-    const char *args[] = {daemon_id, k->events, k->publish};
     memcpy(c->blmove, blmove, sizeof blmove);
     memcpy(c->llen, llen, sizeof llen);
-    memcpy(c->keys, keys, sizeof keys);
-    memcpy(c->args, args, sizeof args);
+    confirm_call_make(&c->confirm, k, daemon_id);
     c->cmds[0] = (jobq_cmd){.route = k->queue, .argc = 6, .argv = c->blmove};
     c->cmds[2] = (jobq_cmd){.route = k->queue, .argc = 2, .argv = c->llen};
-    return jobq_redis_eval_cmd(r, err, JOBQ_SCRIPT_CONFIRM, 4, c->keys, 3, c->args, NULL, &c->cmds[1]);
+    return jobq_redis_eval_cmd(r, err, JOBQ_SCRIPT_CONFIRM, 4, c->confirm.keys, 3, c->confirm.args, NULL,
+                               &c->cmds[1]);
 }
 
 /* Read the blocking take's three replies (freed here) into out. */
@@ -152,9 +163,9 @@ static int read_blocking(jobq_redis *r, const jobq_qkeys *k, const char *daemon_
     if (jobq_reply_is_noscript(confirm)) {
         /* The server lost the script between load and call: run it alone. */
         freeReplyObject(confirm);
-        const char *keys[] = {k->leases, k->inflight, k->queue, k->paused};
-        const char *args[] = {daemon_id, k->events, k->publish};
-        confirm = jobq_redis_eval(r, err, JOBQ_SCRIPT_CONFIRM, 4, keys, 3, args, NULL);
+        confirm_call cc;
+        confirm_call_make(&cc, k, daemon_id);
+        confirm = jobq_redis_eval(r, err, JOBQ_SCRIPT_CONFIRM, 4, cc.keys, 3, cc.args, NULL);
         if (!confirm) {
             freeReplyObject(moved);
             return -1;
@@ -509,7 +520,14 @@ static redisReply *send_commit(jobq_redis *r, const jobq_qkeys *k, const result_
     int refused = results_refused(replies, nres, &refusal);
     for (size_t i = 0; i < nres; i++) freeReplyObject(replies[i]);
     reply = replies[nres];
-    if (jobq_reply_is_noscript(reply)) { /* the server lost it: loaded again, alone */
+    if (jobq_reply_is_noscript(reply) && blocking) {
+        /* Nothing more can go on this connection before the take's replies:
+         * sent again (and the script loaded again) on a fresh one. */
+        freeReplyObject(reply);
+        reply = NULL;
+        jobq_err_set(err, JOBQ_E_IO, "commit: Redis lost jobq's scripts (SCRIPT FLUSH, or a restart); "
+                     "reconnecting to send it again");
+    } else if (jobq_reply_is_noscript(reply)) { /* the server lost it: loaded again, alone */
         freeReplyObject(reply);
         reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_COMMIT, (int)c->nkeys, c->keys, (int)c->nargs, c->args, c->lens);
     } else if (reply->type == REDIS_REPLY_ERROR) {
@@ -530,13 +548,14 @@ out:
 /* The commit's round trips: with check, which jobs are still held and how
  * long the lease runs; the results (and their WAIT); then the script c,
  * with the take next when given. Where commands run in the order sent and
- * count as done without a WAIT, the results ride with the script. The
- * script's reply, or NULL with err (*unwritten: see send_commit). */
+ * count as done without a WAIT, the results ride with the script, unless
+ * results_alone. The script's reply, or NULL with err (*unwritten: see
+ * send_commit). */
 static redisReply *write_and_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *outs, size_t n,
-                                    const jobq_commit_check *check, const commit_call *c, jobq_take_next *next,
-                                    bool *unwritten, jobq_err *err) {
+                                    const jobq_commit_check *check, bool results_alone, const commit_call *c,
+                                    jobq_take_next *next, bool *unwritten, jobq_err *err) {
     *unwritten = false;
-    if (!check && jobq_redis_in_order(r)) {
+    if (!check && !results_alone && jobq_redis_in_order(r)) {
         result_cmds rs;
         if (result_cmds_make(&rs, k, outs, NULL, n, err) != 0) return NULL;
         redisReply *reply = send_commit(r, k, &rs, c, next, unwritten, err);
@@ -581,7 +600,8 @@ int jobq_queue_commit(jobq_redis *r, const jobq_qkeys *k, const jobq_outcome *ou
     if (check || (next && next->block > 0 && !jobq_redis_in_order(r))) next = NULL;
     commit_call call;
     if (commit_call_make(&call, k, outs, n, opts ? opts->histo : NULL, err) != 0) return -1;
-    redisReply *reply = write_and_commit(r, k, outs, n, check, &call, next, &report->unwritten, err);
+    redisReply *reply = write_and_commit(r, k, outs, n, check, opts && opts->results_alone, &call, next,
+                                         &report->unwritten, err);
     commit_call_free(&call);
     if (!reply) return -1;
     int rc = 0;

@@ -97,6 +97,7 @@ typedef struct jobq_commit_opts {
     const jobq_commit_check *check; /* a commit that may be late: check first (below) */
     jobq_take_next *next;           /* a take to send with the script (below) */
     const jobq_histo_acc *histo;    /* the histogram increments to add; NULL: those of the outcomes */
+    bool results_alone;             /* results in a round trip of their own, even where they could ride */
 } jobq_commit_opts;
 
 /* What a commit reports besides its return value. */
@@ -119,7 +120,8 @@ typedef struct jobq_commit_report {
  * script refuses to start past maxmemory as a SET does; if a result is
  * refused all the same (an ACL on result keys only), -1 comes with
  * report->unwritten and err: the jobs are recorded, and their results must
- * be written again (jobq_queue_write_results) before anything else. With
+ * be written again (jobq_queue_write_results) before anything else, and
+ * opts->results_alone keeps a refusal from recording the jobs. With
  * opts->check, the results too are written only for the jobs still in flight,
  * and only while check->daemon_id's lease still runs check->min_lease
  * seconds (else -1 with JOBQ_E_FENCED: retry once it was renewed); one

@@ -44,8 +44,8 @@ import jobqtest
 from faultlib import (CountingHttpServer, EventCollector, FaultRedis, children, cpu_seconds, figures,
                       kill_daemon_hard, mget_results, queue_state, retrying, wait_all_results,
                       wait_workers, worker_of_job)
-from jobqtest import (dead_entries, get_result, holders, job, key, leases, qkey, redis_time_ms, schedule,
-                      stat, wait_for, worker_pid_of_key)
+from jobqtest import (dead_entries, get_result, holders, inflight_jobs, job, key, leases, push, qkey, redis_time_ms,
+                      schedule, stat, wait_for, worker_pid_of_key)
 
 QUEUE = qkey("queue", "default")
 
@@ -963,3 +963,26 @@ def test_sigterm_with_a_wrong_type_queue_key_exits_promptly(r, jobqd):
     assert took < 5, "an idle jobqd took %.1f s to exit on SIGTERM:\n%s" % (took, d.log_tail(3000))
     assert not log_lines(d.log(), r"Redis unreachable"), d.log_tail(3000)
     assert retrying(r.hget, key("daemons"), d_id) is None, "the stopped daemon is still registered"
+
+
+def test_scripts_flushed_under_a_running_daemon_lose_no_job(r, jobqd):
+    """SCRIPT FLUSH while workers wait in the take sent with their last
+    commit: the next job's confirm and commit find their scripts gone; the
+    commit cannot be sent again on that connection (the take's replies are
+    still to come), so it is sent on a fresh one, and every job ends once."""
+    d = jobqd({"daemon": {"workers": 2}})
+    push(r, job("noop", id="sf-warm"))
+    assert get_result(r, "sf-warm", 10)["status"] == "ok"
+    time.sleep(0.2)  # both workers wait in a take (one sent with sf-warm's commit)
+    ids = []
+    for round_ in range(3):
+        r.script_flush()
+        for i in range(5):
+            ids.append("sf-%d-%d" % (round_, i))
+            push(r, job("noop", id=ids[-1]))
+            time.sleep(0.05)
+    for i in ids:
+        assert get_result(r, i, 15)["status"] == "ok"
+    assert stat(r, "processed") == len(ids) + 1
+    assert "lost jobq's scripts" in d.log(), d.log_tail()
+    wait_for(lambda: not any(inflight_jobs(r).values()), 10, what="in-flight lists empty")

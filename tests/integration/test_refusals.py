@@ -62,3 +62,41 @@ def test_an_acl_without_result_keys_is_refused_at_start(r, redis_server, tmp_pat
     finally:
         if d.running():
             d.stop()
+
+
+def test_a_result_refused_after_start_is_written_again_and_results_then_go_first(r, redis_server, tmp_path):
+    # Allowed at start; then result keys become read-only for this user.
+    r.execute_command("ACL", "SETUSER", "jq", "on", ">secret", "~*", "&*", "+@all")
+    d = jobqtest.Daemon(tmp_path, "unix://%s?user=jq&password=secret" % redis_server.sock, name="jobqd-acl")
+    d.write_config({"daemon": {"workers": 1}})
+    d.start()
+    deny = ("ACL", "SETUSER", "jq", "resetkeys", "~jobq:[^r]*", "%R~jobq:r*")
+    allow = ("ACL", "SETUSER", "jq", "resetkeys", "~*")
+    try:
+        push(r, job("noop", id="r-0"))
+        assert get_result(r, "r-0", timeout=10)["status"] == "ok"
+        # The result rides with its commit: the job is recorded, its result
+        # refused; the worker writes it again until it may.
+        r.execute_command(*deny)
+        push(r, job("noop", id="r-1"))
+        wait_for(lambda: "Redis refused the result of a job it recorded" in d.log(), 10, what="the refusal")
+        assert r.get(jobqtest.key("result", "r-1")) is None
+        r.execute_command(*allow)
+        assert get_result(r, "r-1", timeout=15)["status"] == "ok"
+        wait_for(lambda: "results written again" in d.log(), 5, what="the results written again")
+        # From then on results go first: a refused one keeps its job in flight.
+        processed = stat(r, "processed")
+        r.execute_command(*deny)
+        push(r, job("noop", id="r-2"))
+        wait_for(lambda: "r-2" in " ".join(held_payloads(r)) and "Redis refused to record" in d.log(), 10,
+                 what="r-2 held in flight, its commit refused")
+        time.sleep(0.5)
+        assert "r-2" in " ".join(held_payloads(r))
+        assert stat(r, "processed") == processed
+        r.execute_command(*allow)
+        assert get_result(r, "r-2", timeout=15)["status"] == "ok"
+        wait_for(lambda: not held_payloads(r), 10, what="in-flight lists empty")
+        assert stat(r, "processed") == processed + 1
+    finally:
+        r.execute_command(*allow)
+        d.stop()
