@@ -22,6 +22,9 @@ Per system, in order (workers started once for 1-2, again for 3):
      result documents are read (`jqload results`, pipelined MGET/HMGET) for
      enqueue -> start and enqueue -> finish percentiles;
   3. wordcount throughput, results checked against the known word count.
+Beside each open-loop push, tests/bench/stallprobe.c counts the moments
+this machine woke a sleeping thread over 2 ms late ("host stalls"): every
+job enqueued in such a moment is late too, whatever the system.
 Redis CPU per job is `INFO cpu` (used_cpu_sys + used_cpu_user) before and
 after, divided by the jobs: over the drain in 1 (the workers' side only)
 and over each open-loop run (enqueue and work).
@@ -330,18 +333,24 @@ class PeerBench:
         n = max(1, int(rate * duration))
         t0file = os.path.join(self.tdir, "t0-%s-open.bin" % sysm.name)
         cpu0 = self.redis_cpu()
-        if template:
-            push = sysm.push("noop", n, prefix, rate, t0file, timeout=duration * 4 + 20, template=template)
-        else:
-            push = sysm.push("noop", n, prefix, rate, t0file, timeout=duration * 4 + 20)
+        probe = self.b.stallprobe_start(duration)
+        try:
+            if template:
+                push = sysm.push("noop", n, prefix, rate, t0file, timeout=duration * 4 + 20, template=template)
+            else:
+                push = sysm.push("noop", n, prefix, rate, t0file, timeout=duration * 4 + 20)
+        finally:
+            host = self.b.stallprobe_read(probe)
         drain = self.drain if overloaded else 5.0
         res = self.wait_results(sysm, prefix, n, t0file, time.monotonic() + drain)
         cpu = self.redis_cpu() - cpu0
-        res.update(rate=rate, duration=duration, push=push, overloaded=bool(overloaded),
+        res.update(rate=rate, duration=duration, push=push, overloaded=bool(overloaded), host=host,
                    redis_cpu_us=cpu / res["ok"] * 1e6 if res["ok"] else None, unfinished=n - res["found"])
-        self.b.say("%s open loop %6d/s: achieved %.0f/s, start p50 %s p99 %s p999 %s max %s ms, %d unfinished" % (
-            sysm.name, rate, push.get("achieved_rate", 0), res["start"]["p50"], res["start"]["p99"],
-            res["start"]["p999"], res["start"]["max"], res["unfinished"]))
+        self.b.say("%s open loop %6d/s: achieved %.0f/s, start p50 %s p99 %s p999 %s max %s ms, %d unfinished; "
+                   "host stalls > 2 ms: %s" % (
+                       sysm.name, rate, push.get("achieved_rate", 0), res["start"]["p50"], res["start"]["p99"],
+                       res["start"]["p999"], res["start"]["max"], res["unfinished"],
+                       host["episodes_2ms"] if host else "?"))
         return res
 
     def run_system(self, name):

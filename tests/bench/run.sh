@@ -3,7 +3,8 @@
 # 2-core machine). The Makefile has run `make deps` and `make all` already.
 #
 #  - installs what the benchmark needs, only what is missing (apt-get, root);
-#  - builds build/bench/jqload (tests/bench/jqload.c, against hiredis+jansson);
+#  - builds build/bench/jqload (tests/bench/jqload.c, against hiredis+jansson)
+#    and build/bench/stallprobe (tests/bench/stallprobe.c);
 #  - starts a private redis-server on build/bench/redis.sock (no TCP, no
 #    persistence) and a private nginx on 127.0.0.1:<free port> serving a
 #    generated 64 KiB text file with a known word count;
@@ -127,16 +128,22 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# ---- load generator ---------------------------------------------------------
-jqload=$out/jqload
-if [ ! -x "$jqload" ] || [ "$bench_dir/jqload.c" -nt "$jqload" ]; then
-    # shellcheck disable=SC2046
-    if ! cc -O2 -g -std=c11 -Wall -Wextra -D_GNU_SOURCE -o "$jqload" "$bench_dir/jqload.c" \
-        $(pkg-config --cflags --libs hiredis jansson) -lm; then
-        say "could not build $jqload"
-        exit 1
+# ---- load generator and stall probe -------------------------------------------
+# build_tool NAME LIBS...: $out/NAME from $bench_dir/NAME.c, when missing or older.
+build_tool() {
+    local name=$1
+    shift
+    if [ ! -x "$out/$name" ] || [ "$bench_dir/$name.c" -nt "$out/$name" ]; then
+        if ! cc -O2 -g -std=c11 -Wall -Wextra -D_GNU_SOURCE -o "$out/$name" "$bench_dir/$name.c" "$@"; then
+            say "could not build $out/$name"
+            exit 1
+        fi
     fi
-fi
+}
+# shellcheck disable=SC2046
+build_tool jqload $(pkg-config --cflags --libs hiredis jansson) -lm
+jqload=$out/jqload
+build_tool stallprobe -lpthread
 
 # ---- redis-server -----------------------------------------------------------
 if redis-cli -s "$sock" PING >/dev/null 2>&1; then
@@ -269,7 +276,7 @@ left=$((budget - (SECONDS - t_start)))
 say "redis pid $redis_pid on $sock, nginx pid $nginx_pid on 127.0.0.1:$port; measuring (budget ${left} s)"
 timeout --signal=TERM --kill-after=10 $((left + 30)) \
     "$py" "$bench_dir/bench.py" --root "$root" --sock "$sock" --redis-pid "$redis_pid" \
-    --http-url "$url" --words "$words" --nginx-status "$status_url" --jobqd "$jobqd" --jqload "$jqload" --outdir "$out" \
+    --http-url "$url" --words "$words" --nginx-status "$status_url" --jobqd "$jobqd" --jqload "$jqload" --stallprobe "$out/stallprobe" --outdir "$out" \
     --bench-dir "$bench_dir" --pids-file "$pids_file" --budget "$left" --header-file "$header" \
     --peers-file "$out/peers.txt" &
 bench_pid=$!
