@@ -223,6 +223,7 @@ void jobq_cli_put(FILE *out, const char *s);
 
 /* An aligned text table: the first row added is the header. Cells are
  * escaped as they are added. */
+#define JOBQ_CLI_TABLE_MAX_COLS 16
 typedef struct jobq_cli_table {
     int ncols;
     unsigned right; /* bit i set: column i is right-aligned */
@@ -233,6 +234,8 @@ typedef struct jobq_cli_table {
 void jobq_cli_table_init(jobq_cli_table *t, int ncols, unsigned right);
 /* Add a row of ncols strings (copied, escaped; NULL prints as empty). */
 void jobq_cli_table_add(jobq_cli_table *t, ...);
+/* The same, the row's ncols strings given as an array. */
+void jobq_cli_table_add_row(jobq_cli_table *t, const char *const *row);
 void jobq_cli_table_print(const jobq_cli_table *t, FILE *out, int indent);
 void jobq_cli_table_fini(jobq_cli_table *t);
 

@@ -1,6 +1,6 @@
 /*
  * jobq enqueue, result and cancel: finding a job (scheduled, waiting,
- * running, in any queue) and waiting for its result, which never polls: it
+ * running or parked, in any queue) and waiting for its result, which never polls: it
  * subscribes to <prefix>:events before acting and reads the result after
  * the job's end. Every write is a protocol/jobs.h operation.
  */
@@ -155,7 +155,10 @@ static bool valid_id(const char *id) { return jobq_job_valid_name(id, strlen(id)
 
 /* ---- finding a job ---- */
 
-enum { FOUND_NONE, FOUND_SCHEDULED, FOUND_WAITING, FOUND_RUNNING };
+enum { FOUND_NONE, FOUND_SCHEDULED, FOUND_WAITING, FOUND_RUNNING, FOUND_PARKED };
+
+/* Each FOUND_ kind as a word. */
+static const char *const found_as[] = {"unknown", "scheduled", "waiting", "running", "parked"};
 
 typedef struct found {
     int kind;
@@ -256,10 +259,32 @@ static int find_on_workers(jobq_cli *c, const char *id, found *f) {
     return 0;
 }
 
+/* Look in the parked hash of every queue that has one (a job waiting for
+ * the jobs it depends on). 0 whether found or not, -1 after printing. */
+static int find_parked(jobq_cli *c, const jobq_cli_queues *qs, const char *id, found *f) {
+    for (size_t i = 0; i < qs->n && !f->kind; i++) {
+        if (!(qs->q[i].kinds & (1u << JOBQ_KEY_PARKED))) continue;
+        char *payload;
+        size_t len;
+        jobq_err err;
+        int hit = jobq_jobs_parked(c->r, c->key_prefix, qs->q[i].name, id, &payload, &len, &err);
+        if (hit < 0) return jobq_cli_redis_error(c, &err);
+        if (hit) {
+            f->kind = FOUND_PARKED;
+            f->raw = json_stringn(payload, len);
+            f->job = json_loadb(payload, len, 0, NULL);
+            snprintf(f->queue, sizeof f->queue, "%s", qs->q[i].name);
+            free(payload);
+        }
+    }
+    return 0;
+}
+
 /* Where job id is: scheduled, waiting, running (on a live daemon's worker or
- * taken into an in-flight list), or nowhere; looked for in the order a job
- * moves, so that one moving meanwhile is seen at least once. 0, or -1 after
- * printing. */
+ * taken into an in-flight list), parked, or nowhere; looked for in the order
+ * a job moves, so that one moving meanwhile is seen at least once (but for
+ * a parked job released meanwhile, which the caller's next look finds). 0,
+ * or -1 after printing. */
 static int find_job(jobq_cli *c, const char *id, found *f) {
     memset(f, 0, sizeof *f);
     jobq_cli_queues qs;
@@ -277,8 +302,22 @@ static int find_job(jobq_cli *c, const char *id, found *f) {
             *f = inflight;
         }
     }
+    if (rc == 0 && !f->kind) rc = find_parked(c, &qs, id, f);
     jobq_cli_queues_fini(&qs);
     return rc;
+}
+
+/* The ids of job's "depends_on", comma-separated, into buf (cut to size). */
+static void depends_list(char *buf, size_t size, json_t *job) {
+    size_t i, used = 0;
+    json_t *dep;
+    buf[0] = '\0';
+    json_array_foreach(json_object_get(job, "depends_on"), i, dep) {
+        const char *d = json_string_value(dep);
+        if (!d || used >= size) continue;
+        int w = snprintf(buf + used, size - used, "%s%s", used ? ", " : "", d);
+        used += w > 0 ? (size_t)w : 0;
+    }
 }
 
 /* ---- enqueue ---- */
@@ -507,10 +546,10 @@ int jobq_cli_result(jobq_cli *c, int argc, char **argv) {
     }
     found f;
     if (find_job(c, id, &f) != 0) return JOBQ_CLI_USAGE;
-    static const char *const where[] = {"", "scheduled", "waiting", "running"};
     int kind = f.kind;
-    char queue[256];
+    char queue[256], waits[300] = "";
     snprintf(queue, sizeof queue, "%s", f.queue);
+    if (kind == FOUND_PARKED) depends_list(waits, sizeof waits, f.job);
     found_fini(&f);
     if (kind == FOUND_NONE)
         return jobq_cli_error("no job %s: no result (never run, or expired) and not queued or running", id);
@@ -526,8 +565,8 @@ int jobq_cli_result(jobq_cli *c, int argc, char **argv) {
                  ago[0] ? " (" : "", ago, ago[0] ? " ago)" : "");
         json_decref(p);
     }
-    jobq_cli_error("job %s has no result yet: it is %s%s%s%s (use --wait)", id, where[kind],
-                   queue[0] ? " in queue " : "", queue, progress);
+    jobq_cli_error("job %s has no result yet: it is %s%s%s%s%s%s (use --wait)", id, found_as[kind],
+                   queue[0] ? " in queue " : "", queue, waits[0] ? ", depending on " : "", waits, progress);
     return JOBQ_CLI_TIMEOUT;
 }
 
@@ -553,7 +592,7 @@ static int nothing_to_cancel(jobq_cli *c, const char *id) {
         jobq_cli_error("job %s has already finished (status %s): nothing to cancel", id, status ? status : "?");
         json_decref(result);
     } else if (got > 0) {
-        jobq_cli_error("no job %s is waiting, scheduled or running", id);
+        jobq_cli_error("no job %s is waiting, scheduled, parked or running", id);
     }
     return got;
 }
@@ -573,12 +612,14 @@ static int cancel_found(jobq_cli *c, const char *id, const found *f, bool quiet)
         }
         return 1;
     }
-    bool scheduled = f->kind == FOUND_SCHEDULED;
-    int done = jobq_jobs_cancel_waiting(c->r, c->key_prefix, f->queue, scheduled, json_string_value(f->raw),
+    enum jobq_waiting_in where = f->kind == FOUND_SCHEDULED ? JOBQ_WAITING_SCHEDULED
+                                 : f->kind == FOUND_PARKED  ? JOBQ_WAITING_PARKED
+                                                            : JOBQ_WAITING_QUEUE;
+    int done = jobq_jobs_cancel_waiting(c->r, c->key_prefix, f->queue, where, json_string_value(f->raw),
                                         json_string_length(f->raw), &err);
     if (done < 0) return jobq_cli_redis_error(c, &err);
     if (done && !quiet) {
-        printf("cancelled job %s (it was %s in queue ", id, scheduled ? "scheduled" : "waiting");
+        printf("cancelled job %s (it was %s in queue ", id, found_as[f->kind]);
         jobq_cli_put(stdout, f->queue);
         printf(")\n");
     }
@@ -625,8 +666,7 @@ json_t *jobq_cli_job_lookup(jobq_cli *c, const char *id) {
     if (rc == 0) return json_pack("{s:s, s:s, s:o}", "id", id, "state", "finished", "result", result);
     found f;
     if (find_job(c, id, &f) != 0) return found_fini(&f), NULL;
-    static const char *const states[] = {"unknown", "scheduled", "waiting", "running"};
-    json_t *out = json_pack("{s:s, s:s}", "id", id, "state", states[f.kind]);
+    json_t *out = json_pack("{s:s, s:s}", "id", id, "state", found_as[f.kind]);
     if (out && f.queue[0]) json_object_set_new(out, "queue", json_string(f.queue));
     if (out && f.daemon[0]) json_object_set_new(out, "daemon", json_string(f.daemon));
     if (out && f.job) json_object_set(out, "payload", f.job);

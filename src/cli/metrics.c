@@ -61,10 +61,11 @@ static void queue_metrics(json_t *s, FILE *out) {
     }
     help(out, "jobq_queue_jobs", "gauge",
          "Jobs of the queue by state: waiting, scheduled (delayed or retrying), running (taken by a worker), "
-         "dead (in the dead-letter list).");
+         "parked (waiting for the jobs it depends on), dead (in the dead-letter list).");
     static const struct {
         const char *state, *field;
-    } states[] = {{"waiting", "waiting"}, {"scheduled", "scheduled"}, {"running", "inflight"}, {"dead", "dead"}};
+    } states[] = {{"waiting", "waiting"}, {"scheduled", "scheduled"}, {"running", "inflight"},
+                  {"parked", "parked"},   {"dead", "dead"}};
     json_array_foreach(json_object_get(s, "queues"), i, q) {
         for (size_t k = 0; k < sizeof states / sizeof *states; k++) {
             fputs("jobq_queue_jobs{queue=\"", out);

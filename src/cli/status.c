@@ -86,7 +86,7 @@ static void add_progress(jobq_cli *c, json_t *ds) {
 /* The counts of one queue, each command run only for the keys the scan
  * found. */
 typedef struct queue_counts {
-    long long waiting, inflight, scheduled, dead;
+    long long waiting, inflight, scheduled, parked, dead;
     long long processed, failed, retried, rejected, cancelled; /* the stats counters, in this order */
 } queue_counts;
 
@@ -161,8 +161,10 @@ static int count_queues(jobq_cli *c, const jobq_cli_queues *qs, queue_counts *co
     } lengths[] = {
         {JOBQ_KEY_QUEUE, "LLEN", offsetof(queue_counts, waiting)},
         {JOBQ_KEY_SCHEDULED, "ZCARD", offsetof(queue_counts, scheduled)},
+        {JOBQ_KEY_PARKED, "HLEN", offsetof(queue_counts, parked)},
         {JOBQ_KEY_DEAD, "LLEN", offsetof(queue_counts, dead)},
     };
+    const size_t nlengths = sizeof lengths / sizeof *lengths;
     count_cmd *cmds = calloc(COUNT_BATCH, sizeof *cmds);
     if (!cmds) return jobq_cli_error("out of memory"), -1;
     memset(counts, 0, qs->n * sizeof *counts);
@@ -172,15 +174,16 @@ static int count_queues(jobq_cli *c, const jobq_cli_queues *qs, queue_counts *co
         const jobq_cli_queue *queue = &qs->q[q];
         size_t ninflight = json_array_size(queue->inflight);
         /* The keys of this queue: its lengths, in-flight lists, stats. */
-        for (size_t j = 0; rc == 0 && j < 3 + ninflight + 1; j++) {
+        for (size_t j = 0; rc == 0 && j < nlengths + ninflight + 1; j++) {
             count_cmd *k = &cmds[n];
-            if (j < 3) {
+            if (j < nlengths) {
                 if (!(queue->kinds & (1u << lengths[j].kind))) continue;
                 *k = (count_cmd){q, COUNT_SET, lengths[j].offset, 2, {lengths[j].command, NULL}, ""};
                 jobq_cli_key(c, k->key, lengths[j].kind, queue->name);
-            } else if (j < 3 + ninflight) {
+            } else if (j < nlengths + ninflight) {
                 *k = (count_cmd){q, COUNT_ADD, offsetof(queue_counts, inflight), 2, {"LLEN", NULL}, ""};
-                snprintf(k->key, sizeof k->key, "%s", json_string_value(json_array_get(queue->inflight, j - 3)));
+                snprintf(k->key, sizeof k->key, "%s",
+                         json_string_value(json_array_get(queue->inflight, j - nlengths)));
             } else {
                 if (!(queue->kinds & (1u << JOBQ_KEY_STATS))) continue;
                 *k = (count_cmd){q, COUNT_STATS, 0, 7, {"HMGET", NULL, JOBQ_STATS_PROCESSED, JOBQ_STATS_FAILED,
@@ -246,15 +249,17 @@ json_t *jobq_cli_snapshot(jobq_cli *c) {
     for (size_t i = 0; i < qs.n; i++) {
         const queue_counts n = counts[i];
         json_array_append_new(
-            list, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "name", qs.q[i].name,
+            list, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "name", qs.q[i].name,
                             "waiting", (json_int_t)n.waiting, "inflight", (json_int_t)n.inflight, "scheduled",
-                            (json_int_t)n.scheduled, "dead", (json_int_t)n.dead, "processed",
+                            (json_int_t)n.scheduled, "parked", (json_int_t)n.parked, "dead", (json_int_t)n.dead,
+                            "processed",
                             (json_int_t)n.processed, "failed", (json_int_t)n.failed, "retried",
                             (json_int_t)n.retried, "rejected", (json_int_t)n.rejected, "cancelled",
                             (json_int_t)n.cancelled, "paused", (qs.q[i].kinds & (1u << JOBQ_KEY_PAUSED)) != 0));
         total.waiting += n.waiting;
         total.inflight += n.inflight;
         total.scheduled += n.scheduled;
+        total.parked += n.parked;
         total.dead += n.dead;
         total.processed += n.processed;
         total.failed += n.failed;
@@ -263,12 +268,13 @@ json_t *jobq_cli_snapshot(jobq_cli *c) {
     free(counts);
     daemon_totals t;
     sum_daemons(ds, &t);
-    return json_pack("{s:f, s:s, s:s, s:o, s:{s:I, s:I, s:I, s:I}, s:b, s:o, s:{s:I, s:I},"
+    return json_pack("{s:f, s:s, s:s, s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:b, s:o, s:{s:I, s:I},"
                      " s:{s:I, s:I, s:o, s:o, s:o}}",
                      "time", now, "redis", jobq_redis_url_redacted(c->r), "prefix", c->key_prefix, "queues", list,
                      "totals", "waiting", (json_int_t)total.waiting, "inflight", (json_int_t)total.inflight,
-                     "scheduled", (json_int_t)total.scheduled, "dead", (json_int_t)total.dead,
-                     "per_queue_sampled", false, "daemons", ds, "workers", "total", t.workers, "busy", t.busy,
+                     "scheduled", (json_int_t)total.scheduled, "parked", (json_int_t)total.parked, "dead",
+                     (json_int_t)total.dead, "per_queue_sampled", false, "daemons", ds, "workers", "total",
+                     t.workers, "busy", t.busy,
                      "jobs", "processed", (json_int_t)total.processed, "failed", (json_int_t)total.failed,
                      "processed_per_minute", t.have_rates ? json_real(t.per_minute[0]) : json_null(),
                      "failed_per_minute", t.have_rates ? json_real(t.per_minute[1]) : json_null(), "rate_window",
@@ -285,36 +291,56 @@ fail:
 
 static const char status_usage[] =
     "Usage: jobq status [--json] [--watch]\n"
-    "Queues (waiting, in-flight, scheduled, dead), daemons and their workers\n"
-    "(current job and how long it has run), the processed/failed totals, and\n"
-    "the rates over the last minute that the live daemons report. The queues\n"
-    "are those with keys under the prefix (<prefix>:{QUEUE}:...) plus those the\n"
-    "registered daemons serve; the totals are summed over them.\n\n"
+    "Queues (waiting, in-flight, scheduled, parked: waiting for the jobs they\n"
+    "depend on, dead), daemons and their workers (current job and how long it\n"
+    "has run), the processed/failed totals, and the rates over the last minute\n"
+    "that the live daemons report. The queues are those with keys under the\n"
+    "prefix (<prefix>:{QUEUE}:...) plus those the registered daemons serve; the\n"
+    "totals are summed over them.\n\n"
     "      --json   one JSON document (with --watch: one per line)\n"
     "  -w, --watch  refresh every second until interrupted\n";
 
-/* The queue table: one row per queue plus the totals; a STATE column only
- * when some queue is paused. */
+/* The queue table: one row per queue plus the totals; a PARKED column only
+ * when some job waits for others, a STATE column only when some queue is
+ * paused. */
 static void print_queues(json_t *s) {
     size_t i;
-    json_t *q;
+    json_t *q, *totals = json_object_get(s, "totals");
     bool any_paused = false;
     json_array_foreach(json_object_get(s, "queues"), i, q) any_paused = any_paused || json_is_true(json_object_get(q, "paused"));
-    jobq_cli_table t;
-    jobq_cli_table_init(&t, any_paused ? 6 : 5, 0x1e);
-    jobq_cli_table_add(&t, "QUEUE", "WAITING", "IN-FLIGHT", "SCHEDULED", "DEAD", "STATE");
-    static const char *const cols[] = {"waiting", "inflight", "scheduled", "dead"};
-    char n[4][24];
-    json_array_foreach(json_object_get(s, "queues"), i, q) {
-        for (int j = 0; j < 4; j++)
-            snprintf(n[j], sizeof n[j], "%lld", (long long)json_integer_value(json_object_get(q, cols[j])));
-        jobq_cli_table_add(&t, json_string_value(json_object_get(q, "name")), n[0], n[1], n[2], n[3],
-                           json_is_true(json_object_get(q, "paused")) ? "paused" : "");
+    /* The count columns, PARKED only when some job is parked. */
+    static const struct {
+        const char *field, *title;
+    } all[] = {{"waiting", "WAITING"}, {"inflight", "IN-FLIGHT"}, {"scheduled", "SCHEDULED"},
+               {"parked", "PARKED"},   {"dead", "DEAD"}};
+    const char *fields[6], *row[7];
+    int ncounts = 0;
+    row[0] = "QUEUE";
+    for (size_t j = 0; j < sizeof all / sizeof *all; j++) {
+        bool none_parked = json_integer_value(json_object_get(totals, "parked")) == 0;
+        if (strcmp(all[j].field, "parked") == 0 && none_parked) continue;
+        fields[ncounts] = all[j].field;
+        row[1 + ncounts++] = all[j].title;
     }
-    json_t *totals = json_object_get(s, "totals");
-    for (int j = 0; j < 4; j++)
-        snprintf(n[j], sizeof n[j], "%lld", (long long)json_integer_value(json_object_get(totals, cols[j])));
-    jobq_cli_table_add(&t, "(total)", n[0], n[1], n[2], n[3], "");
+    int ncols = 1 + ncounts + any_paused;
+    if (any_paused) row[1 + ncounts] = "STATE";
+    jobq_cli_table t;
+    jobq_cli_table_init(&t, ncols, ((1u << ncounts) - 1) << 1);
+    jobq_cli_table_add_row(&t, row);
+    char n[6][24];
+    /* The queues' rows, then the totals' (a NULL queue). */
+    json_t *queues = json_object_get(s, "queues");
+    for (i = 0; i <= json_array_size(queues); i++) {
+        json_t *from = json_array_get(queues, i);
+        for (int j = 0; j < ncounts; j++) {
+            json_t *count = json_object_get(from ? from : totals, fields[j]);
+            snprintf(n[j], sizeof n[j], "%lld", (long long)json_integer_value(count));
+            row[1 + j] = n[j];
+        }
+        row[0] = from ? json_string_value(json_object_get(from, "name")) : "(total)";
+        if (any_paused) row[1 + ncounts] = from && json_is_true(json_object_get(from, "paused")) ? "paused" : "";
+        jobq_cli_table_add_row(&t, row);
+    }
     jobq_cli_table_print(&t, stdout, 0);
     jobq_cli_table_fini(&t);
 }

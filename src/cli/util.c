@@ -474,11 +474,11 @@ void jobq_cli_put(FILE *out, const char *s) {
 
 void jobq_cli_table_init(jobq_cli_table *t, int ncols, unsigned right) {
     memset(t, 0, sizeof *t);
-    t->ncols = ncols;
+    t->ncols = ncols < JOBQ_CLI_TABLE_MAX_COLS ? ncols : JOBQ_CLI_TABLE_MAX_COLS;
     t->right = right;
 }
 
-void jobq_cli_table_add(jobq_cli_table *t, ...) {
+void jobq_cli_table_add_row(jobq_cli_table *t, const char *const *row) {
     if (t->rows == t->cap) {
         int cap = t->cap ? 2 * t->cap : 16;
         char **cells = realloc(t->cells, (size_t)cap * (size_t)t->ncols * sizeof *cells);
@@ -486,14 +486,20 @@ void jobq_cli_table_add(jobq_cli_table *t, ...) {
         t->cells = cells;
         t->cap = cap;
     }
-    va_list ap;
-    va_start(ap, t);
     for (int i = 0; i < t->ncols; i++) {
-        const char *s = va_arg(ap, const char *);
+        const char *s = row[i];
         t->cells[t->rows * t->ncols + i] = jobq_cli_escape_dup(s ? s : "", s ? strlen(s) : 0);
     }
-    va_end(ap);
     t->rows++;
+}
+
+void jobq_cli_table_add(jobq_cli_table *t, ...) {
+    const char *row[JOBQ_CLI_TABLE_MAX_COLS] = {0};
+    va_list ap;
+    va_start(ap, t);
+    for (int i = 0; i < t->ncols; i++) row[i] = va_arg(ap, const char *);
+    va_end(ap);
+    jobq_cli_table_add_row(t, row);
 }
 
 /* Columns a cell takes: its UTF-8 characters (cells are escaped, so valid). */
@@ -504,15 +510,15 @@ static int width_of(const char *s) {
 }
 
 void jobq_cli_table_print(const jobq_cli_table *t, FILE *out, int indent) {
-    int width[32] = {0};
+    int width[JOBQ_CLI_TABLE_MAX_COLS] = {0};
     for (int r = 0; r < t->rows; r++)
-        for (int i = 0; i < t->ncols && i < 32; i++) {
+        for (int i = 0; i < t->ncols; i++) {
             int w = width_of(t->cells[r * t->ncols + i]);
             if (w > width[i]) width[i] = w;
         }
     for (int r = 0; r < t->rows; r++) {
         int pad = indent;
-        for (int i = 0; i < t->ncols && i < 32; i++) {
+        for (int i = 0; i < t->ncols; i++) {
             const char *s = t->cells[r * t->ncols + i] ? t->cells[r * t->ncols + i] : "";
             int fill = width[i] - width_of(s);
             bool last = i == t->ncols - 1;

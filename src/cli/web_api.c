@@ -373,6 +373,6 @@ enum MHD_Result jobq_web_api_job_cancel(jobq_web *w, jobq_web_request *rq) {
     if (r == 1) return jobq_web_json(rq->conn, MHD_HTTP_OK, json_pack("{s:s, s:s, s:s}", "id", id, "cancelled", how, "queue", queue));
     if (r == 0 && strcmp(how, "finished") == 0)
         return jobq_web_error(rq->conn, MHD_HTTP_CONFLICT, "job %s has already finished: nothing to cancel", id);
-    if (r == 0) return jobq_web_error(rq->conn, MHD_HTTP_NOT_FOUND, "no job %s is waiting, scheduled or running", id);
+    if (r == 0) return jobq_web_error(rq->conn, MHD_HTTP_NOT_FOUND, "no job %s is waiting, scheduled, parked or running", id);
     return failed(rq);
 }

@@ -46,23 +46,40 @@ int jobq_jobs_enqueue(jobq_redis *r, const char *prefix, const char *queue, cons
     return rc;
 }
 
-int jobq_jobs_result(jobq_redis *r, const char *prefix, const char *id, char **json, jobq_err *err) {
-    *json = NULL;
-    char key[JOBQ_KEY_MAX];
-    jobq_key_result(key, sizeof key, prefix, id);
-    const char *argv[] = {"GET", key};
-    redisReply *reply = jobq_redis_call(r, err, "GET result", key, 2, argv, NULL);
+/* Run a command whose reply is one string or nil (argv[1] its key): 1 with
+ * *text (malloc'd, *len bytes, NUL-terminated; the caller frees), 0 for
+ * nil, -1 with err. */
+static int read_string(jobq_redis *r, const char *what, int argc, const char **argv, char **text, size_t *len,
+                       jobq_err *err) {
+    *text = NULL;
+    *len = 0;
+    redisReply *reply = jobq_redis_call(r, err, what, argv[1], argc, argv, NULL);
     if (!reply) return -1;
-    int rc = 1;
+    int rc = 0;
     if (reply->type == REDIS_REPLY_STRING) {
-        *json = strndup(reply->str, reply->len);
-        rc = *json ? 0 : -1;
-        if (!*json) jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+        if ((*text = malloc(reply->len + 1))) {
+            memcpy(*text, reply->str, reply->len);
+            (*text)[reply->len] = '\0';
+            *len = reply->len;
+            rc = 1;
+        } else {
+            jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
+            rc = -1;
+        }
     } else if (reply->type != REDIS_REPLY_NIL) {
-        rc = unexpected(err, "GET result");
+        rc = unexpected(err, what);
     }
     freeReplyObject(reply);
     return rc;
+}
+
+int jobq_jobs_result(jobq_redis *r, const char *prefix, const char *id, char **json, jobq_err *err) {
+    char key[JOBQ_KEY_MAX];
+    jobq_key_result(key, sizeof key, prefix, id);
+    const char *argv[] = {"GET", key};
+    size_t len;
+    int rc = read_string(r, "GET result", 2, argv, json, &len, err);
+    return rc < 0 ? -1 : !rc;
 }
 
 /* SET the result document of an outcome. */
@@ -77,7 +94,7 @@ static int write_result(jobq_redis *r, const char *prefix, const jobq_outcome *o
     return 0;
 }
 
-int jobq_jobs_cancel_waiting(jobq_redis *r, const char *prefix, const char *queue, bool scheduled,
+int jobq_jobs_cancel_waiting(jobq_redis *r, const char *prefix, const char *queue, enum jobq_waiting_in where,
                              const char *payload, size_t len, jobq_err *err) {
     /* The documents come from the job as the daemon would write them. */
     jobq_job_defaults defaults = {JOBQ_JOB_TIMEOUT_MAX, 1, 86400, 0};
@@ -95,8 +112,12 @@ int jobq_jobs_cancel_waiting(jobq_redis *r, const char *prefix, const char *queu
     }
     jobq_qkeys k;
     jobq_qkeys_init(&k, r, prefix, queue, NULL);
-    const char *keys[] = {scheduled ? k.scheduled : k.queue, k.unique};
-    const char *args[] = {payload, scheduled ? "z" : "l", job.id, out.event_json, k.events, k.publish};
+    static const char *const kinds[] = {[JOBQ_WAITING_QUEUE] = "l", [JOBQ_WAITING_SCHEDULED] = "z",
+                                        [JOBQ_WAITING_PARKED] = "h"};
+    const char *from[] = {[JOBQ_WAITING_QUEUE] = k.queue, [JOBQ_WAITING_SCHEDULED] = k.scheduled,
+                          [JOBQ_WAITING_PARKED] = k.parked};
+    const char *keys[] = {from[where], k.unique};
+    const char *args[] = {payload, kinds[where], job.id, out.event_json, k.events, k.publish};
     size_t lens[] = {len, 1, strlen(job.id), strlen(out.event_json), strlen(k.events), strlen(k.publish)};
     int rc = -1;
     redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_CANCEL, 2, keys, 6, args, lens);
@@ -110,6 +131,14 @@ int jobq_jobs_cancel_waiting(jobq_redis *r, const char *prefix, const char *queu
     jobq_outcome_fini(&out);
     jobq_job_fini(&job);
     return rc;
+}
+
+int jobq_jobs_parked(jobq_redis *r, const char *prefix, const char *queue, const char *id, char **payload,
+                     size_t *len, jobq_err *err) {
+    char key[JOBQ_QKEY_MAX];
+    jobq_key(key, sizeof key, prefix, JOBQ_KEY_PARKED, queue, NULL);
+    const char *argv[] = {"HGET", key, id};
+    return read_string(r, "HGET parked", 3, argv, payload, len, err);
 }
 
 int jobq_jobs_request_cancel(jobq_redis *r, const char *prefix, const char *queue, const char *id,

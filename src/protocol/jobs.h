@@ -28,12 +28,25 @@ int jobq_jobs_enqueue(jobq_redis *r, const char *prefix, const char *queue, cons
  * 1 when there is none, -1 with err. */
 int jobq_jobs_result(jobq_redis *r, const char *prefix, const char *id, char **json, jobq_err *err);
 
-/* Cancel a waiting (scheduled: false) or scheduled job of queue, given its
- * exact payload: remove it, publish "cancelled", then write its result
- * (status "failed", error "cancelled"). 1 cancelled, 0 it was no longer
- * there (taken or promoted meanwhile), -1 with err. */
-int jobq_jobs_cancel_waiting(jobq_redis *r, const char *prefix, const char *queue, bool scheduled,
+/* Where a job that no worker holds waits. */
+enum jobq_waiting_in {
+    JOBQ_WAITING_QUEUE,     /* on the queue */
+    JOBQ_WAITING_SCHEDULED, /* in the scheduled set (delayed, or retrying) */
+    JOBQ_WAITING_PARKED,    /* in the parked hash, for jobs it depends on */
+};
+
+/* Cancel a job of queue that waits in where, given its exact payload:
+ * remove it, publish "cancelled", then write its result (status "failed",
+ * error "cancelled"). 1 cancelled, 0 it was no longer there (taken,
+ * promoted or released meanwhile), -1 with err. */
+int jobq_jobs_cancel_waiting(jobq_redis *r, const char *prefix, const char *queue, enum jobq_waiting_in where,
                              const char *payload, size_t len, jobq_err *err);
+
+/* The payload of job id parked in queue (waiting for jobs it depends on):
+ * 1 with *payload (malloc'd, *len bytes, NUL-terminated; the caller
+ * frees), 0 when it is not parked there, -1 with err. */
+int jobq_jobs_parked(jobq_redis *r, const char *prefix, const char *queue, const char *id, char **payload,
+                     size_t *len, jobq_err *err);
 
 /* Ask the daemon running job id of queue to stop it (it records it as
  * cancelled); requests expire after a minute. */

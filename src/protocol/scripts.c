@@ -586,11 +586,16 @@ static const char cron_fire_lua[] = LUA_COMMON LUA_ENQUEUE
     "redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', tonumber(ARGV[3]) - 172800)\n"
     "return {1, id}\n";
 
-/* Cancel a waiting (ARGV[2] 'l') or scheduled ('z') job given its exact
- * payload; the caller writes its result afterwards. */
+/* Cancel a waiting (ARGV[2] 'l'), scheduled ('z') or parked ('h', KEYS[1]
+ * the parked hash, ARGV[3] its field) job given its exact payload; the
+ * caller writes its result afterwards. A parked job's id stays in the
+ * waiters sets: releasing it later finds nothing parked and moves nothing. */
 static const char cancel_lua[] = LUA_COMMON
     "local n\n"
     "if ARGV[2] == 'z' then n = redis.call('ZREM', KEYS[1], ARGV[1])\n"
+    "elseif ARGV[2] == 'h' then\n"
+    "  if redis.call('HGET', KEYS[1], ARGV[3]) ~= ARGV[1] then return 0 end\n"
+    "  n = redis.call('HDEL', KEYS[1], ARGV[3])\n"
     "else n = redis.call('LREM', KEYS[1], 1, ARGV[1]) end\n"
     "if n == 0 then return 0 end\n"
     "redis.pcall('ZREM', KEYS[2], ARGV[3])\n"

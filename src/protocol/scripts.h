@@ -44,8 +44,9 @@ enum jobq_script {
     JOBQ_SCRIPT_CRON_FIRE,  /* KEYS queue, scheduled, unique, ids, cronticks; ARGV job,
                                tick member, tick time, channel, publish command.
                                {1, id} queued, {0} the tick was fired already */
-    JOBQ_SCRIPT_CANCEL,     /* KEYS queue or scheduled, unique; ARGV payload, l|z,
-                               id, event, channel, publish command. 1 removed, 0 gone */
+    JOBQ_SCRIPT_CANCEL,     /* KEYS queue, scheduled or parked, unique; ARGV payload,
+                               l|z|h, id, event, channel, publish command. 1 removed,
+                               0 gone */
     JOBQ_SCRIPT_DEAD_RETRY, /* KEYS dead, queue; ARGV entry, payload, id, queue, handler,
                                channel, publish command. 1 re-queued, 0 the entry was gone */
     JOBQ_SCRIPT_DEAD_PURGE, /* KEYS dead. The count removed */

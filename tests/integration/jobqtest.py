@@ -389,6 +389,13 @@ class Daemon:
 
 # ---------------------------------------------------------------- jobs
 
+def jobq_cli(redis_url, *args, timeout=20):
+    """Run the jobq command against redis_url (prefix jobq); the
+    CompletedProcess, output as text."""
+    return subprocess.run([str(build_dir() / "jobq"), "--redis", redis_url, "--prefix", "jobq", *args],
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
 def job(handler, id=None, args=None, **fields):
     """A job payload (compact JSON string)."""
     doc = {}

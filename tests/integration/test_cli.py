@@ -334,10 +334,10 @@ def test_wait_does_not_poll_the_result(r, jq, jobqd):
 
 def test_result_exit_statuses(r, jq):
     usage_error(jq("result", "nope"), "no job nope")
-    ok(jq("enqueue", "--id", "w1", "-q", "parked", "noop"))
+    ok(jq("enqueue", "--id", "w1", "-q", "unserved", "noop"))
     p = jq("result", "w1")
     assert p.returncode == 3, show(p)
-    assert "waiting" in p.stderr and "parked" in p.stderr
+    assert "waiting in queue unserved" in p.stderr, show(p)
     p = jq("result", "w1", "--wait", "0.3")
     assert p.returncode == 3 and "timed out" in p.stderr, show(p)
     r.set(key("result", "w1"), json.dumps({"id": "w1", "status": "failed", "error": "x"}))
@@ -373,12 +373,12 @@ def test_prefix(redis_server, r, jobqd):
 
 def setup_queues(r, jq, jobqd):
     """A daemon serving default (2 workers, fast heartbeat) with one job
-    running; 2 jobs waiting on parked (not served), 1 scheduled, 1 dead."""
+    running; 2 jobs waiting on unserved (not served), 1 scheduled, 1 dead."""
     d = jobqd(FAST_HEARTBEAT)
     ok(jq("enqueue", "--id", "runner", "sleep", '{"seconds": 30}'))
-    ok(jq("enqueue", "-q", "parked", "noop"))
-    ok(jq("enqueue", "-q", "parked", "noop"))
-    ok(jq("enqueue", "--delay", "3600", "-q", "parked", "noop"))
+    ok(jq("enqueue", "-q", "unserved", "noop"))
+    ok(jq("enqueue", "-q", "unserved", "noop"))
+    ok(jq("enqueue", "--delay", "3600", "-q", "unserved", "noop"))
     ok(jq("enqueue", "--id", "bad", "--wait=10", "fail"), status=1)
     wait_inflight(r, "runner")
     return d
@@ -388,12 +388,12 @@ def test_status_json(r, jq, jobqd):
     d = setup_queues(r, jq, jobqd)
     s = wait_busy(jq, "runner")
     queues = {q["name"]: q for q in s["queues"]}
-    assert queues["parked"] == {"name": "parked", "waiting": 2, "inflight": 0, "scheduled": 1,
-                                "dead": 0, "processed": 0, "failed": 0, "retried": 0,
-                                "rejected": 0, "cancelled": 0, "paused": False}
+    assert queues["unserved"] == {"name": "unserved", "waiting": 2, "inflight": 0, "scheduled": 1,
+                                  "parked": 0, "dead": 0, "processed": 0, "failed": 0, "retried": 0,
+                                  "rejected": 0, "cancelled": 0, "paused": False}
     assert queues["default"]["processed"] == 1 and queues["default"]["failed"] == 1
     assert queues["default"]["inflight"] == 1 and queues["default"]["dead"] == 1
-    assert s["totals"] == {"waiting": 2, "inflight": 1, "scheduled": 1, "dead": 1}
+    assert s["totals"] == {"waiting": 2, "inflight": 1, "scheduled": 1, "parked": 0, "dead": 1}
     assert s["prefix"] == "jobq"
     [daemon] = s["daemons"]
     assert daemon["alive"] is True and daemon["id"] == "%s:%d" % (HOST, d.pid)
@@ -425,10 +425,10 @@ def test_status_human(r, jq, jobqd):
     lines = out.splitlines()
     header = next(l for l in lines if l.startswith("QUEUE"))
     assert header.split() == ["QUEUE", "WAITING", "IN-FLIGHT", "SCHEDULED", "DEAD"]
-    parked = next(l for l in lines if l.startswith("parked "))
-    assert parked.split() == ["parked", "2", "0", "1", "0"]
+    unserved = next(l for l in lines if l.startswith("unserved "))
+    assert unserved.split() == ["unserved", "2", "0", "1", "0"]
     # Right-aligned numbers: each ends where its header does.
-    assert len(parked) == len(header)
+    assert len(unserved) == len(header)
     daemon_line = next(l for l in lines if l.startswith("%s:%d " % (HOST, d.pid)))
     assert "alive" in daemon_line
     runner = next(l for l in lines if "runner" in l)
@@ -517,8 +517,8 @@ def test_metrics(r, jq, jobqd, tmp_path):
     while ("jobq_job_run_seconds_count", labels) not in samples and time.monotonic() < deadline:
         time.sleep(0.1)
         samples, typed = parse_metrics(ok(jq("metrics")))
-    assert samples[("jobq_queue_jobs", '{queue="parked",state="waiting"}')] == 2
-    assert samples[("jobq_queue_jobs", '{queue="parked",state="scheduled"}')] == 1
+    assert samples[("jobq_queue_jobs", '{queue="unserved",state="waiting"}')] == 2
+    assert samples[("jobq_queue_jobs", '{queue="unserved",state="scheduled"}')] == 1
     assert samples[("jobq_queue_jobs", '{queue="default",state="waiting"}')] == 0
     assert samples[("jobq_queue_jobs", '{queue="default",state="running"}')] == 1
     assert samples[("jobq_queue_jobs", '{queue="default",state="dead"}')] == 1
@@ -645,23 +645,23 @@ def test_dead_per_queue(r, jq, jobqd):
 # ---------------------------------------------------------------- cancel
 
 def test_cancel_waiting_and_scheduled(r, jq):
-    ok(jq("enqueue", "--id", "w1", "-q", "parked", "noop"))
-    ok(jq("enqueue", "--id", "w2", "-q", "parked", "noop"))
+    ok(jq("enqueue", "--id", "w1", "-q", "unserved", "noop"))
+    ok(jq("enqueue", "--id", "w2", "-q", "unserved", "noop"))
     ok(jq("enqueue", "--id", "s1", "--delay", "600", "noop"))
     events = Events(r)
     try:
         out = ok(jq("cancel", "w1"))
-        assert "cancelled" in out and "parked" in out
+        assert out.strip() == "cancelled job w1 (it was waiting in queue unserved)", out
         e = events.wait(lambda e: e["id"] == "w1")
-        assert e["event"] == "cancelled" and e["queue"] == "parked"
+        assert e["event"] == "cancelled" and e["queue"] == "unserved"
         out = ok(jq("cancel", "s1"))
         assert "scheduled" in out
     finally:
         events.close()
-    assert [json.loads(p)["id"] for p in r.lrange(qkey("parked", "queue"), 0, -1)] == ["w2"]
+    assert [json.loads(p)["id"] for p in r.lrange(qkey("unserved", "queue"), 0, -1)] == ["w2"]
     assert r.zcard(qkey("default", "scheduled")) == 0
     res = json_out(jq("result", "w1"), status=1)
-    assert res["status"] == "failed" and res["error"] == "cancelled" and res["queue"] == "parked"
+    assert res["status"] == "failed" and res["error"] == "cancelled" and res["queue"] == "unserved"
     assert res["handler"] == "noop" and isinstance(res["enqueued_at"], float)
     # Gone: nothing more to cancel.
     usage_error(jq("cancel", "w1"), "already finished")
@@ -765,7 +765,7 @@ def test_fcall_enqueue_from_redis_cli(r, redis_server, jobqd):
     finally:
         events.close()
     # Ids are unique across calls.
-    ids = {redis_server.cli("FCALL", "jobq_enqueue", "1", "jobq:{parked}:queue", '{"handler":"noop"}')
+    ids = {redis_server.cli("FCALL", "jobq_enqueue", "1", "jobq:{unserved}:queue", '{"handler":"noop"}')
            for _ in range(20)}
     assert len(ids) == 20
     # A given id is kept; any prefix works.
@@ -780,8 +780,8 @@ def test_fcall_keeps_the_payload_text(r, redis_server, jobqd):
     jobqd()
     wait_functions(r)
     text = '{"handler":"echo","args":[],"big":12345678901234567890,"x":{}}'
-    job_id = redis_server.cli("FCALL", "jobq_enqueue", "1", "jobq:{parked}:queue", text)
-    [payload] = r.lrange(qkey("parked", "queue"), 0, -1)
+    job_id = redis_server.cli("FCALL", "jobq_enqueue", "1", "jobq:{unserved}:queue", text)
+    [payload] = r.lrange(qkey("unserved", "queue"), 0, -1)
     assert payload.endswith(text[1:]), payload  # the producer's bytes, after id and enqueued_at
     doc = json.loads(payload)
     assert doc["id"] == job_id and doc["args"] == [] and doc["x"] == {}
@@ -836,10 +836,10 @@ def test_fcall_enqueue_unique(r, redis_server, jobqd):
     finally:
         events.close()
     # Waiting: not queued twice.
-    cli_parked = lambda: redis_server.cli("FCALL", "jobq_enqueue_unique", "1", "jobq:{parked}:queue",
+    cli_unique = lambda: redis_server.cli("FCALL", "jobq_enqueue_unique", "1", "jobq:{unserved}:queue",
                                           '{"id": "u2", "handler": "noop"}')
-    assert cli_parked() == "u2" and cli_parked() == "u2"
-    assert r.llen(qkey("parked", "queue")) == 1
+    assert cli_unique() == "u2" and cli_unique() == "u2"
+    assert r.llen(qkey("unserved", "queue")) == 1
     with pytest.raises(redis.ResponseError, match="needs its own 'id'"):
         r.fcall("jobq_enqueue_unique", 1, "jobq:{default}:queue", '{"handler": "noop"}')
 
@@ -865,15 +865,15 @@ def test_enqueue_unique(r, jq, jobqd):
     """--unique queues a job only when no job of that id queued with
     --unique (or FCALL jobq_enqueue_unique) is waiting or running; a
     duplicate prints the id, says so on stderr and exits 0."""
-    ok(jq("enqueue", "--unique", "--id", "u1", "-q", "parked", "noop"))
-    p = jq("enqueue", "-u", "--id", "u1", "-q", "parked", "noop")
+    ok(jq("enqueue", "--unique", "--id", "u1", "-q", "unserved", "noop"))
+    p = jq("enqueue", "-u", "--id", "u1", "-q", "unserved", "noop")
     assert ok(p) == "u1\n"
     assert p.stderr == "jobq: job u1 is already queued (unique): nothing queued\n"
-    assert r.llen(qkey("parked", "queue")) == 1
+    assert r.llen(qkey("unserved", "queue")) == 1
     # Without --unique it is not checked.
-    ok(jq("enqueue", "--id", "u1", "-q", "parked", "noop"))
-    assert r.llen(qkey("parked", "queue")) == 2
-    usage_error(jq("enqueue", "--unique", "-q", "parked"), "missing HANDLER")
+    ok(jq("enqueue", "--id", "u1", "-q", "unserved", "noop"))
+    assert r.llen(qkey("unserved", "queue")) == 2
+    usage_error(jq("enqueue", "--unique", "-q", "unserved"), "missing HANDLER")
 
     jobqd()
     ok(jq("enqueue", "--unique", "--id", "u2", "sleep", '{"seconds": 1.5}'))

@@ -3,15 +3,13 @@
 many daemons fire it, and no burst of the ticks missed while no daemon ran."""
 
 import json
-import subprocess
 import time
 
-from jobqtest import build_dir, get_result, key, qkey, stat, wait_for
+from jobqtest import get_result, jobq_cli, key, qkey, stat, wait_for
 
 
 def jq(redis_server, *args, timeout=20):
-    return subprocess.run([str(build_dir() / "jobq"), "--redis", redis_server.url, "--prefix", "jobq", *args],
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return jobq_cli(redis_server.url, *args, timeout=timeout)
 
 
 def ok(p):

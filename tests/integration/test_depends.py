@@ -5,12 +5,13 @@ commit of the last one (whichever daemon ran it); a dependency that failed
 for good fails its dependents without running them, down a chain; a
 dependency that ended long before is seen at once; a dependency on another
 queue is released by the supervisors' sweep; a bad depends_on is
-dead-lettered."""
+dead-lettered; a parked job shows in status and /metrics, and can be found
+and cancelled."""
 
 import json
 import time
 
-from jobqtest import Events, dead_entries, get_result, job, key, push, qkey, wait_for
+from jobqtest import Events, dead_entries, get_result, job, jobq_cli, key, push, qkey, wait_for
 
 CONF = {"daemon": {"workers": "2", "test_handlers": "yes", "queues": "default,other"}}
 
@@ -86,3 +87,59 @@ def test_bad_depends_on_is_dead_lettered(r, jobqd):
         assert res["status"] == "failed", res
         assert "'depends_on' must be an array of 1 to 100 job ids" in res["error"], res
     assert r.get(key("result", "b1")) is not None
+
+
+def test_parked_job_is_shown_found_and_cancelled(r, jobqd, redis_server):
+    """A parked job counts in status and /metrics, `jobq result` says what
+    it waits for, and `jobq cancel` removes it: its dependency ending later
+    releases nothing and runs nothing."""
+    def jq(*args):
+        return jobq_cli(redis_server.url, *args)
+
+    jobqd(CONF)
+    events = Events(r)
+    try:
+        push(r, job("echo", id="P", args=1, depends_on=["D1", "D2"]))
+        wait_for(lambda: parked(r, "P"), 10, 0.02, "P to be parked")
+
+        status = jq("status", "--json")
+        assert status.returncode == 0, status.stderr
+        snap = json.loads(status.stdout)
+        default = next(q for q in snap["queues"] if q["name"] == "default")
+        assert (default["parked"], default["waiting"], default["inflight"]) == (1, 0, 0), default
+        assert snap["totals"]["parked"] == 1
+        lines = jq("status").stdout.splitlines()
+        header = next(l for l in lines if l.startswith("QUEUE")).split()
+        assert header == ["QUEUE", "WAITING", "IN-FLIGHT", "SCHEDULED", "PARKED", "DEAD"], header
+        row = next(l for l in lines if l.startswith("default ")).split()
+        assert row[header.index("PARKED")] == "1", lines
+        metrics = jq("metrics").stdout
+        assert 'jobq_queue_jobs{queue="default",state="parked"} 1' in metrics.splitlines(), metrics
+
+        res = jq("result", "P")
+        assert res.returncode == 3, (res.returncode, res.stderr)
+        assert "it is parked in queue default, depending on D1, D2" in res.stderr, res.stderr
+
+        cancel = jq("cancel", "P")
+        assert cancel.returncode == 0, cancel.stderr
+        assert cancel.stdout.strip() == "cancelled job P (it was parked in queue default)", cancel.stdout
+        assert not parked(r, "P")
+        res = get_result(r, "P")
+        assert (res["status"], res["error"]) == ("failed", "cancelled"), res
+        events.wait(lambda e: e.get("id") == "P" and e.get("event") == "cancelled")
+        again = jq("cancel", "P")
+        assert again.returncode == 2 and "already finished" in again.stderr, again.stderr
+
+        # Its dependencies end: nothing is released, P does not run.
+        push(r, job("echo", id="D1"))
+        push(r, job("echo", id="D2"))
+        get_result(r, "D1")
+        get_result(r, "D2")
+        time.sleep(0.3)
+        assert get_result(r, "P")["error"] == "cancelled"
+        assert r.llen(qkey("queue")) == 0
+        assert r.keys(qkey("waiters", "default", "*")) == [], "waiters sets left behind"
+        assert json.loads(jq("status", "--json").stdout)["totals"]["parked"] == 0
+    finally:
+        events.close()
+    assert "P" not in [e["id"] for e in events.seen if e.get("event") == "started"]

@@ -7,17 +7,15 @@ running jobs. Each rule is checked with two daemons on one Redis."""
 import json
 import os
 import signal
-import subprocess
 import time
 
-from jobqtest import build_dir, get_result, job, key, push, qkey, stat, wait_for
+from jobqtest import get_result, job, jobq_cli, key, push, qkey, stat, wait_for
 
 FAST = {"heartbeat_interval": "0.3", "heartbeat_ttl": "1.5"}
 
 
 def jq(redis_server, *args, timeout=20):
-    return subprocess.run([str(build_dir() / "jobq"), "--redis", redis_server.url, "--prefix", "jobq", *args],
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return jobq_cli(redis_server.url, *args, timeout=timeout)
 
 
 def ok(p):

@@ -172,7 +172,7 @@ def test_dashboard_in_chromium(r, redis_server, jobqd, web, browser):
     browser.wait_for("[...document.querySelectorAll('#daemons td')].some(td => td.textContent.includes('halfway')"
                      " && td.querySelector('.progress') && td.textContent.includes('100% done'))", 15,
                      "the running job's progress")
-    assert row("default")[0] == "default" and row("default")[4] == "1"
+    assert row("default")[0] == "default" and row("default")[5] == "1"  # dead
     assert row("mail")[0] == "mail"
     browser.wait_for("document.querySelector('#dead tr[data-id=\"broken-1\"]')", 15, "the dead job")
     text = browser.text()

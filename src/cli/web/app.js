@@ -222,14 +222,14 @@ function renderQueues() {
     const w = el("td", {class: "n mono", text: latencyOf(q.name, "wait"), title: latencyTitle(q.name, "wait") || null});
     const run = el("td", {class: "n mono", text: latencyOf(q.name, "run"), title: latencyTitle(q.name, "run") || null});
     tb.append(el("tr", {"data-queue": q.name}, el("td", {class: "name"}, q.name, q.paused ? el("span", {class: "pill warn", text: "paused", title: "jobq resume " + q.name + " lets workers take its jobs again"}) : null), cell(q.waiting), cell(q.inflight),
-      cell(q.scheduled), cell(q.dead, true), el("td", {class: "n", text: r ? rate(r.p) : "–"}),
+      cell(q.scheduled), cell(q.parked), cell(q.dead, true), el("td", {class: "n", text: r ? rate(r.p) : "–"}),
       el("td", {class: "n" + (r && r.f > 0 ? " hot" : ""), text: r ? rate(r.f) : "–"}), w, run, el("td", {}, sparkline(q.name))));
   }
-  if (!s.queues.length) tb.append(el("tr", {}, el("td", {colspan: 10, class: "empty", text: "no queues yet: nothing was ever enqueued under prefix " + s.prefix})));
+  if (!s.queues.length) tb.append(el("tr", {}, el("td", {colspan: 11, class: "empty", text: "no queues yet: nothing was ever enqueued under prefix " + s.prefix})));
   else {
     const t = s.totals, r = rateOf(null, 60);
     tb.append(el("tr", {class: "total"}, el("td", {text: "total"}), cell(t.waiting), cell(t.inflight), cell(t.scheduled),
-      cell(t.dead, true), el("td", {class: "n", text: r ? rate(r.p) : "–"}), el("td", {class: "n", text: r ? rate(r.f) : "–"}),
+      cell(t.parked), cell(t.dead, true), el("td", {class: "n", text: r ? rate(r.p) : "–"}), el("td", {class: "n", text: r ? rate(r.f) : "–"}),
       el("td"), el("td"), el("td")));
   }
   $("queues-note").textContent = s.queues.length + (s.queues.length === 1 ? " queue" : " queues");
@@ -417,7 +417,7 @@ async function lookup(id) {
   if (!id) return;
   try {
     const {data} = await api("api/job/" + encodeURIComponent(id), {allow: [404]});
-    const st = data.state, cls = {finished: data.result && data.result.status === "ok" ? "ok" : "bad", running: "info", waiting: "warn", scheduled: "warn"}[st] || "";
+    const st = data.state, cls = {finished: data.result && data.result.status === "ok" ? "ok" : "bad", running: "info", waiting: "warn", scheduled: "warn", parked: "warn"}[st] || "";
     const kv = el("dl", {class: "kv"}, el("dt", {text: "job"}), el("dd", {class: "mono", text: data.id}),
       el("dt", {text: "state"}), el("dd", {}, el("span", {class: "pill " + cls, text: st === "finished" ? "finished: " + data.result.status : st === "unknown" ? "not found" : st})));
     if (data.queue) kv.append(el("dt", {text: "queue"}), el("dd", {text: data.queue}));
@@ -432,7 +432,9 @@ async function lookup(id) {
     box.append(kv);
     if (r) box.append(el("pre", {text: JSON.stringify(r.result, null, 2)}));
     else if (data.payload) box.append(el("pre", {text: JSON.stringify(data.payload, null, 2)}));
-    if (["waiting", "scheduled", "running"].includes(st)) {
+    if (data.payload && st === "parked" && Array.isArray(data.payload.depends_on))
+      kv.append(el("dt", {text: "depends on"}), el("dd", {class: "mono", text: data.payload.depends_on.join(", ")}));
+    if (["waiting", "scheduled", "parked", "running"].includes(st)) {
       box.append(el("button", {class: "small danger write", type: "button", text: "Cancel job", disabled: !canWrite(),
         title: canWrite() ? null : "needs the token", onclick: async () => {
           try {
