@@ -1,8 +1,8 @@
 /*
  * jobq enqueue, result and cancel: finding a job (scheduled, waiting,
- * running or parked, in any queue) and waiting for its result, which never polls: it
- * subscribes to <prefix>:events before acting and reads the result after
- * the job's end. Every write is a protocol/jobs.h operation.
+ * running or parked, in any queue) and waiting for its result, which never
+ * polls: it subscribes to <prefix>:events before acting and reads the
+ * result after the job's end. Every write is a protocol/jobs.h operation.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -552,7 +552,7 @@ int jobq_cli_result(jobq_cli *c, int argc, char **argv) {
     if (kind == FOUND_PARKED) depends_list(waits, sizeof waits, f.job);
     found_fini(&f);
     if (kind == FOUND_NONE)
-        return jobq_cli_error("no job %s: no result (never run, or expired) and not queued or running", id);
+        return jobq_cli_error("no job %s: no result (never run, or expired) and not queued, parked or running", id);
     char progress[300] = "";
     json_t *p = kind == FOUND_RUNNING ? jobq_cli_progress(c, id) : NULL;
     if (p) {

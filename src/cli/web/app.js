@@ -428,7 +428,7 @@ async function lookup(id) {
       if (r.attempts) kv.append(el("dt", {text: "attempts"}), el("dd", {text: r.attempts}));
       if (r.error) kv.append(el("dt", {text: "error"}), el("dd", {class: "err", text: r.error}));
     }
-    if (st === "unknown") kv.append(el("dt"), el("dd", {class: "muted", text: "no result (never run, or expired) and not queued or running"}));
+    if (st === "unknown") kv.append(el("dt"), el("dd", {class: "muted", text: "no result (never run, or expired) and not queued, parked or running"}));
     box.append(kv);
     if (r) box.append(el("pre", {text: JSON.stringify(r.result, null, 2)}));
     else if (data.payload) box.append(el("pre", {text: JSON.stringify(data.payload, null, 2)}));
