@@ -6,7 +6,6 @@ single node that owns every slot. Every server is stopped by its PID."""
 import json
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import jobqtest

@@ -4,7 +4,6 @@ sentinel.conf --sentinel`, down-after-milliseconds 1000), all on 127.0.0.1
 ports the test picked, stopped by their PIDs."""
 
 import subprocess
-import time
 from pathlib import Path
 
 import jobqtest

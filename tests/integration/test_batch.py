@@ -7,7 +7,7 @@ import json
 import subprocess
 import time
 
-from jobqtest import build_dir, get_result, job, qkey, wait_for
+from jobqtest import build_dir, get_result, job, qkey
 
 CALLBACK_SCRIPT = 'cat >> "$JOBQ_ARG_out" && echo >> "$JOBQ_ARG_out" && echo null'
 

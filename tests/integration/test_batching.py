@@ -3,7 +3,6 @@ but a batch never makes other workers wait: idle workers take one job at a
 time, and the unstarted rest of a batch that turns slow goes back to the
 head of its queue."""
 
-import time
 
 from jobqtest import get_result, job, qkey, wait_for
 
