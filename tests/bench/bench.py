@@ -540,21 +540,24 @@ class Bench:
                 pipe.execute()
 
     def rq_collect(self, prefix, n, expect_words=None):
-        finished, starts, ends, bad = 0, [], [], 0
+        done, starts, ends, bad = [], [], [], 0
         ids = ["rq:job:%s%d" % (prefix, i) for i in range(n)]
         for base in range(0, n, 1000):
             with self.r.pipeline(transaction=False) as pipe:
                 for k in ids[base:base + 1000]:
                     pipe.hmget(k, "status", "started_at", "ended_at")
-                for status, s, e in pipe.execute():
+                for i, (status, s, e) in enumerate(pipe.execute(), base):
                     if status == "finished" and s and e:
-                        finished += 1
+                        done.append(i)
                         starts.append(parse_rq_time(s))
                         ends.append(parse_rq_time(e))
+        finished = len(done)
         if expect_words is not None and finished:
             from rq.job import Job
             raw = redis.Redis(unix_socket_path=self.sock, socket_timeout=30)
-            for i in range(0, n, max(1, n // 20)):  # a sample of 20 results
+            # A sample of 20 of the finished jobs (an unfinished one has no
+            # result to check: the time limit, not a wrong count).
+            for i in done[::max(1, finished // 20)][:20]:
                 try:
                     v = Job.fetch("%s%d" % (prefix, i), connection=raw).return_value()
                     if not isinstance(v, dict) or v.get("words") != expect_words:
@@ -603,7 +606,7 @@ class Bench:
         elif finished != n:
             self.note("%s: %d of %d jobs finished" % (name, finished, n))
         if bad:
-            self.note("%s: %d of 20 sampled results had the wrong word count" % (name, bad))
+            self.note("%s: %d of %d sampled finished results had the wrong word count" % (name, bad, min(20, finished)))
         if rate:
             self.note("%s: %d jobs, %.3f s first start -> last end; redis CPU %.2f s (%.0f%%)" %
                       (name, finished, window, redis_cpu, 100 * redis_cpu / window))
