@@ -44,7 +44,7 @@ LDLIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(TLS_LIBS) -lev -l
 
 # The shared core (job model, config, URL, JSON) and the Redis protocol,
 # built once into an archive: each binary links only the members it uses.
-CORE_OBJS  := core/err core/log core/config core/config_sections core/redis_url core/json_writer core/job core/backoff \
+CORE_OBJS  := core/err core/log core/config core/config_sections core/config_secrets core/redis_url core/json_writer core/job core/backoff \
               core/random core/cronspec core/weights protocol/keys protocol/node protocol/tls protocol/cluster \
               protocol/sentinel protocol/redis protocol/commands protocol/scripts protocol/functions \
               protocol/documents protocol/outcome protocol/histo protocol/queue protocol/daemons protocol/jobs \
@@ -149,7 +149,7 @@ FUZZ_CFLAGS  := -O1 -g -std=c11 -Wall -Wextra -Werror -Wformat=2 -Wstrict-protot
                 -DJOBQ_PLUGIN_DIR='"$(PLUGINDIR)"' $(FUZZ_SAN) \
                 $(shell pkg-config --cflags jansson inih 2>/dev/null)
 FUZZ_LDLIBS  := $(shell pkg-config --libs jansson inih 2>/dev/null) -lresolv -lm
-FUZZ_OBJS    := core/err core/log core/config core/config_sections core/cronspec core/redis_url core/json_writer \
+FUZZ_OBJS    := core/err core/log core/config core/config_sections core/config_secrets core/cronspec core/redis_url core/json_writer \
                 core/job core/random \
                 protocol/documents
 FUZZERS      := fuzz_job fuzz_config fuzz_url

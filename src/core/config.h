@@ -197,6 +197,9 @@ double jobq_config_io_timeout(const jobq_config *cfg, double cap);
  * (startup and SIGHUP). The password is never logged or printed. */
 int jobq_config_load_secrets(jobq_config *cfg, jobq_err *err);
 
+/* Zero and free the secret *secret (a password), and set it to NULL. */
+void jobq_config_wipe_secret(char **secret);
+
 /* Write the effective configuration as INI: the Redis password in the URL
  * shown as ***, password_file as a path only (never the password), and each
  * [queue.NAME] section with the keys it sets (what it inherits as comments).
