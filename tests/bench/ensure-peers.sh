@@ -78,45 +78,37 @@ apt_install() { # packages...: install the missing ones; 0 when all are there af
     return 0
 }
 
-peer_rq() {
-    if ! apt_install python3-rq python3-redis; then
-        record "rq skipped: Debian python3-rq could not be installed"
+# debian_peer NAME PACKAGE VERSION_FN PACKAGES...: install what is missing of
+# PACKAGES (PACKAGE is the peer's own), then record "NAME ok <what
+# VERSION_FN prints>", or why NAME is skipped (VERSION_FN fails when the
+# peer does not load).
+debian_peer() {
+    local name=$1 package=$2 version_fn=$3
+    shift 3
+    if ! apt_install "$@"; then
+        record "$name skipped: Debian $package could not be installed"
         return
     fi
     local v
-    if v=$("$py" -c 'import rq; print(rq.__version__)' 2>/dev/null); then
-        record "rq ok $v"
+    if v=$("$version_fn" 2>/dev/null); then
+        record "$name ok $v"
     else
-        record "rq skipped: python3-rq is installed but 'import rq' fails"
+        record "$name skipped: $package is installed but does not load"
     fi
 }
 
-peer_celery() {
-    if ! apt_install python3-celery python3-redis; then
-        record "celery skipped: Debian python3-celery could not be installed"
-        return
-    fi
-    local v
-    if v=$("$py" -c 'import celery, kombu; print(celery.__version__, "(kombu", kombu.__version__ + ")")' 2>/dev/null); then
-        record "celery ok $v"
-    else
-        record "celery skipped: python3-celery is installed but 'import celery' fails"
-    fi
+rq_version() { "$py" -c 'import rq; print(rq.__version__)'; }
+celery_version() {
+    "$py" -c 'import celery, kombu; print(celery.__version__, "(kombu", kombu.__version__ + ")")'
+}
+sidekiq_version() {
+    command -v sidekiq >/dev/null &&
+        ruby -e 'require "sidekiq"; require "redis"; print Sidekiq::VERSION, " (redis-rb ", Redis::VERSION, ", ", RUBY_DESCRIPTION.split[0..1].join(" "), ")"'
 }
 
-peer_sidekiq() {
-    if ! apt_install ruby ruby-sidekiq; then
-        record "sidekiq skipped: Debian ruby-sidekiq could not be installed"
-        return
-    fi
-    local v
-    if v=$(ruby -e 'require "sidekiq"; require "redis"; print Sidekiq::VERSION, " (redis-rb ", Redis::VERSION, ", ", RUBY_DESCRIPTION.split[0..1].join(" "), ")"' 2>/dev/null) &&
-        command -v sidekiq >/dev/null; then
-        record "sidekiq ok $v"
-    else
-        record "sidekiq skipped: ruby-sidekiq is installed but does not load"
-    fi
-}
+peer_rq() { debian_peer rq python3-rq rq_version python3-rq python3-redis; }
+peer_celery() { debian_peer celery python3-celery celery_version python3-celery python3-redis; }
+peer_sidekiq() { debian_peer sidekiq ruby-sidekiq sidekiq_version ruby ruby-sidekiq; }
 
 peer_bullmq() {
     if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
