@@ -400,11 +400,5 @@ def figures(test, **values):
             v = "%.3f" % v
         parts.append("%s=%s" % (k, v))
     line = "%s %s: %s" % (time.strftime("%Y-%m-%dT%H:%M:%S"), test, " ".join(parts))
-    print("\n[fault figures] " + line)
-    path = jobqtest.build_dir() / "fault-figures.txt"
-    try:
-        with open(path, "a") as f:
-            f.write(line + "\n")
-    except OSError as e:
-        print("cannot append to %s: %s" % (path, e))
+    jobqtest.record_figure("fault-figures.txt", line)
     return line

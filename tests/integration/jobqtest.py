@@ -389,6 +389,19 @@ class Daemon:
 
 # ---------------------------------------------------------------- jobs
 
+def record_figure(name, text):
+    """Print a line of measured figures (pytest -s shows it) and append it
+    to <build>/NAME, kept across the suite's runs; a file that cannot be
+    written is said, not fatal."""
+    print("\n[%s] %s" % (name, text))
+    path = build_dir() / name
+    try:
+        with open(path, "a") as f:
+            f.write(text + "\n")
+    except OSError as e:
+        print("cannot append to %s: %s" % (path, e))
+
+
 def jobq_cli(redis_url, *args, timeout=20):
     """Run the jobq command against redis_url (prefix jobq); the
     CompletedProcess, output as text."""

@@ -21,13 +21,8 @@ import jobqtest
 from faultlib import CountingHttpServer
 from jobqtest import wait_for
 
-FIGURES = jobqtest.build_dir() / "cluster-figures.txt"
-
-
 def figure(text):
-    with open(FIGURES, "a") as f:
-        f.write(text + "\n")
-    print(text)
+    jobqtest.record_figure("cluster-figures.txt", text)
 
 
 @pytest.fixture

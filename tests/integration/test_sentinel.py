@@ -19,13 +19,8 @@ import sentinellib
 from faultlib import CountingHttpServer
 from jobqtest import wait_for
 
-FIGURES = jobqtest.build_dir() / "sentinel-figures.txt"
-
-
 def figure(text):
-    with open(FIGURES, "a") as f:
-        f.write(text + "\n")
-    print(text)
+    jobqtest.record_figure("sentinel-figures.txt", text)
 
 
 @pytest.fixture
