@@ -268,6 +268,11 @@ def test_write_actions_need_the_token(r, redis_server, web):
     # With the token: each action works.
     assert w.post("/api/auth") == (200, {"ok": True})
     assert w.post("/api/job/w1/cancel") == (200, {"id": "w1", "cancelled": "removed", "queue": "default"})
+    # A parked job (waiting for the jobs it depends on) is cancelled too.
+    r.hset("jobq:{default}:parked", "p1", json.dumps({"id": "p1", "handler": "noop", "depends_on": ["x"]}))
+    assert w.post("/api/job/p1/cancel") == (200, {"id": "p1", "cancelled": "removed", "queue": "default"})
+    assert r.hlen("jobq:{default}:parked") == 0
+    assert json.loads(r.get("jobq:result:p1"))["error"] == "cancelled"
     assert w.post("/api/dead/retry", {"id": "d1"}) == (200, {"retried": "d1", "queue": "default"})
     assert w.post("/api/dead/retry", {"id": "d1"})[0] == 404
     r.lpush("jobq:{default}:dead", dead_doc("d2"))
@@ -333,11 +338,13 @@ def test_get_never_changes_state(r, redis_server, web):
     r.rpush("jobq:{default}:queue", json.dumps({"id": "w1", "handler": "noop"}))
     r.zadd("jobq:{default}:scheduled", {json.dumps({"id": "s1", "handler": "noop"}): time.time() + 3600})
     r.set("jobq:result:done-1", json.dumps({"id": "done-1", "status": "ok", "result": None}), ex=3600)
+    r.hset("jobq:{default}:parked", "p1", json.dumps({"id": "p1", "handler": "noop", "depends_on": ["x"]}))
     w = web()
     time.sleep(0.6)  # a sample or two of the history
     before = everything(r)
     gets = ["/", "/index.html", "/app.js", "/app.css", "/favicon.svg", "/api/snapshot", "/api/history",
-            "/api/dead", "/api/dead?queue=default&limit=1", "/api/job/w1", "/api/job/s1", "/api/job/done-1",
+            "/api/dead", "/api/dead?queue=default&limit=1", "/api/job/w1", "/api/job/s1", "/api/job/p1",
+            "/api/job/done-1",
             "/api/job/nope", "/metrics", "/healthz",
             # the write actions' paths, by GET: refused, nothing done
             "/api/dead/retry", "/api/dead/purge", "/api/job/w1/cancel", "/api/auth"]
@@ -355,6 +362,9 @@ def test_get_never_changes_state(r, redis_server, web):
                          headers={"Authorization": "Bearer " + TOKEN})[0] == 405
     assert w.get_json("/api/job/w1")["state"] == "waiting"
     assert w.get_json("/api/job/s1")["state"] == "scheduled"
+    parked = w.get_json("/api/job/p1")
+    assert (parked["state"], parked["queue"], parked["payload"]["depends_on"]) == ("parked", "default", ["x"])
+    assert w.get_json("/api/snapshot")["totals"]["parked"] == 1
     assert w.get_json("/api/job/done-1")["state"] == "finished"
     history = w.get_json("/api/history")
     assert history["interval"] == 0.5 and history["points"]
