@@ -612,10 +612,10 @@ static int cancel_found(jobq_cli *c, const char *id, const found *f, bool quiet)
         }
         return 1;
     }
-    enum jobq_waiting_in where = f->kind == FOUND_SCHEDULED ? JOBQ_WAITING_SCHEDULED
-                                 : f->kind == FOUND_PARKED  ? JOBQ_WAITING_PARKED
-                                                            : JOBQ_WAITING_QUEUE;
-    int done = jobq_jobs_cancel_waiting(c->r, c->key_prefix, f->queue, where, json_string_value(f->raw),
+    static const enum jobq_waiting_in waits_in[] = {[FOUND_WAITING] = JOBQ_WAITING_QUEUE,
+                                                    [FOUND_SCHEDULED] = JOBQ_WAITING_SCHEDULED,
+                                                    [FOUND_PARKED] = JOBQ_WAITING_PARKED};
+    int done = jobq_jobs_cancel_waiting(c->r, c->key_prefix, f->queue, waits_in[f->kind], json_string_value(f->raw),
                                         json_string_length(f->raw), &err);
     if (done < 0) return jobq_cli_redis_error(c, &err);
     if (done && !quiet) {

@@ -308,17 +308,18 @@ static void print_queues(json_t *s) {
     json_t *q, *totals = json_object_get(s, "totals");
     bool any_paused = false;
     json_array_foreach(json_object_get(s, "queues"), i, q) any_paused = any_paused || json_is_true(json_object_get(q, "paused"));
-    /* The count columns, PARKED only when some job is parked. */
+    /* The count columns; an optional one only when its total is not 0. */
     static const struct {
         const char *field, *title;
-    } all[] = {{"waiting", "WAITING"}, {"inflight", "IN-FLIGHT"}, {"scheduled", "SCHEDULED"},
-               {"parked", "PARKED"},   {"dead", "DEAD"}};
-    const char *fields[6], *row[7];
+        bool optional;
+    } all[] = {{"waiting", "WAITING", false}, {"inflight", "IN-FLIGHT", false}, {"scheduled", "SCHEDULED", false},
+               {"parked", "PARKED", true},    {"dead", "DEAD", false}};
+    enum { NALL = sizeof all / sizeof *all };
+    const char *fields[NALL], *row[1 + NALL + 1]; /* QUEUE, the counts, STATE */
     int ncounts = 0;
     row[0] = "QUEUE";
-    for (size_t j = 0; j < sizeof all / sizeof *all; j++) {
-        bool none_parked = json_integer_value(json_object_get(totals, "parked")) == 0;
-        if (strcmp(all[j].field, "parked") == 0 && none_parked) continue;
+    for (size_t j = 0; j < NALL; j++) {
+        if (all[j].optional && json_integer_value(json_object_get(totals, all[j].field)) == 0) continue;
         fields[ncounts] = all[j].field;
         row[1 + ncounts++] = all[j].title;
     }
@@ -327,7 +328,7 @@ static void print_queues(json_t *s) {
     jobq_cli_table t;
     jobq_cli_table_init(&t, ncols, ((1u << ncounts) - 1) << 1);
     jobq_cli_table_add_row(&t, row);
-    char n[6][24];
+    char n[NALL][24];
     /* The queues' rows, then the totals' (a NULL queue). */
     json_t *queues = json_object_get(s, "queues");
     for (i = 0; i <= json_array_size(queues); i++) {

@@ -57,15 +57,6 @@ void jobq_daemons_free(jobq_daemon_entry *d, size_t n) {
     free(d);
 }
 
-static char *copy_string(const redisReply *e) {
-    size_t len = jobq_reply_is_string(e) ? e->len : 0;
-    char *s = malloc(len + 1);
-    if (!s) return NULL;
-    if (len) memcpy(s, e->str, len);
-    s[len] = '\0';
-    return s;
-}
-
 int jobq_daemons_list(jobq_redis *r, const char *prefix, jobq_daemon_entry **out, size_t *n, jobq_err *err) {
     *out = NULL;
     *n = 0;
@@ -79,8 +70,8 @@ int jobq_daemons_list(jobq_redis *r, const char *prefix, jobq_daemon_entry **out
     int rc = d ? 0 : -1;
     if (!d) jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
     for (size_t i = 0; rc == 0 && i < count; i++) {
-        d[i].id = copy_string(all->element[2 * i]);
-        d[i].info = copy_string(all->element[2 * i + 1]);
+        d[i].id = jobq_reply_copy(all->element[2 * i]);
+        d[i].info = jobq_reply_copy(all->element[2 * i + 1]);
         if (!d[i].id || !d[i].info) {
             jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
             rc = -1;

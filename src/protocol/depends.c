@@ -122,14 +122,12 @@ int jobq_depends_scan(jobq_redis *r, const jobq_qkeys *k, unsigned long long *cu
     for (size_t i = 0; i < count; i++) {
         const redisReply *f = pairs->element[2 * i], *v = pairs->element[2 * i + 1];
         if (!jobq_reply_is_string(f) || !jobq_reply_is_string(v)) continue;
-        char *id = strndup(f->str, f->len), *payload = malloc(v->len + 1);
+        char *id = jobq_reply_copy(f), *payload = jobq_reply_copy(v);
         if (!id || !payload) {
             free(id);
             free(payload);
             goto nomem;
         }
-        memcpy(payload, v->str, v->len);
-        payload[v->len] = '\0';
         (*ids)[*n] = id;
         (*payloads)[*n] = payload;
         (*lens)[*n] = v->len;

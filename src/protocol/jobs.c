@@ -57,15 +57,9 @@ static int read_string(jobq_redis *r, const char *what, int argc, const char **a
     if (!reply) return -1;
     int rc = 0;
     if (reply->type == REDIS_REPLY_STRING) {
-        if ((*text = malloc(reply->len + 1))) {
-            memcpy(*text, reply->str, reply->len);
-            (*text)[reply->len] = '\0';
-            *len = reply->len;
-            rc = 1;
-        } else {
-            jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
-            rc = -1;
-        }
+        *len = reply->len;
+        rc = (*text = jobq_reply_copy(reply)) ? 1 : -1;
+        if (!*text) jobq_err_set(err, JOBQ_E_NOMEM, "out of memory");
     } else if (reply->type != REDIS_REPLY_NIL) {
         rc = unexpected(err, what);
     }
@@ -112,12 +106,12 @@ int jobq_jobs_cancel_waiting(jobq_redis *r, const char *prefix, const char *queu
     }
     jobq_qkeys k;
     jobq_qkeys_init(&k, r, prefix, queue, NULL);
-    static const char *const kinds[] = {[JOBQ_WAITING_QUEUE] = "l", [JOBQ_WAITING_SCHEDULED] = "z",
-                                        [JOBQ_WAITING_PARKED] = "h"};
-    const char *from[] = {[JOBQ_WAITING_QUEUE] = k.queue, [JOBQ_WAITING_SCHEDULED] = k.scheduled,
-                          [JOBQ_WAITING_PARKED] = k.parked};
-    const char *keys[] = {from[where], k.unique};
-    const char *args[] = {payload, kinds[where], job.id, out.event_json, k.events, k.publish};
+    const struct {
+        const char *key, *kind; /* the key it waits in, and the cancel script's name for its type */
+    } in[] = {[JOBQ_WAITING_QUEUE] = {k.queue, "l"}, [JOBQ_WAITING_SCHEDULED] = {k.scheduled, "z"},
+              [JOBQ_WAITING_PARKED] = {k.parked, "h"}};
+    const char *keys[] = {in[where].key, k.unique};
+    const char *args[] = {payload, in[where].kind, job.id, out.event_json, k.events, k.publish};
     size_t lens[] = {len, 1, strlen(job.id), strlen(out.event_json), strlen(k.events), strlen(k.publish)};
     int rc = -1;
     redisReply *reply = jobq_redis_eval(r, err, JOBQ_SCRIPT_CANCEL, 2, keys, 6, args, lens);

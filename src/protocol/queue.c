@@ -667,14 +667,10 @@ static int copy_array(const redisReply *reply, size_t from, size_t step, char **
     if (!*items || (lens && !*lens)) goto nomem;
     for (size_t i = from; i < reply->elements; i += step) {
         const redisReply *e = reply->element[i];
-        bool str = jobq_reply_is_string(e);
-        size_t len = str ? e->len : 0;
-        char *copy = malloc(len + 1);
+        char *copy = jobq_reply_copy(e);
         if (!copy) goto nomem;
-        if (len) memcpy(copy, e->str, len);
-        copy[len] = '\0';
         (*items)[*n] = copy;
-        if (lens) (*lens)[*n] = len;
+        if (lens) (*lens)[*n] = jobq_reply_is_string(e) ? e->len : 0;
         (*n)++;
     }
     return 0;

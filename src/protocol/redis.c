@@ -456,6 +456,15 @@ int jobq_redis_reply_error(jobq_err *err, const char *what, const redisReply *re
     return -1;
 }
 
+char *jobq_reply_copy(const redisReply *r) {
+    size_t len = jobq_reply_is_string(r) ? r->len : 0;
+    char *s = malloc(len + 1);
+    if (!s) return NULL;
+    if (len) memcpy(s, r->str, len);
+    s[len] = '\0';
+    return s;
+}
+
 bool jobq_reply_is_noscript(const redisReply *reply) {
     return reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0;
 }

@@ -95,6 +95,9 @@ static inline bool jobq_reply_is_string(const redisReply *r) {
     return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
 }
 bool jobq_reply_is_noscript(const redisReply *reply);
+/* A string reply's bytes as a new NUL-terminated string (the caller frees;
+ * "" for a reply of another type), or NULL when memory ran out. */
+char *jobq_reply_copy(const redisReply *r);
 /* An integer reply, or a string holding one; false otherwise. */
 bool jobq_reply_integer(const redisReply *r, long long *out);
 
